@@ -1,0 +1,318 @@
+//! The schedule controller: the single token, the step counter, spin and deadlock
+//! detection, the verdict, and the event stream.
+//!
+//! Every scheduling point of every vCPU comes through [`Controller::decide`], which asks the
+//! strategy who performs the next operation. Only one vCPU executes guest code at a time,
+//! so the controller is plain single-threaded state shared by the vCPUs' hooks.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+
+use weft_recorder::{Point, Strategy, VcpuSet};
+use weft_trace::{
+    AccessKind, Event, EventSink, GuestAddr, MachineOptions, Step, Verdict, VcpuEndReason, VcpuId,
+};
+
+/// What a vCPU at a scheduling point does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Go on: it keeps the token.
+    Continue,
+    /// Hand the token to this vCPU.
+    Switch(VcpuId),
+    /// The run is over; stop executing.
+    Stop,
+}
+
+/// How many recent (address, value) reads a vCPU remembers for spin detection.
+const RECENT_READS: usize = 4;
+
+/// Per-vCPU scheduling state.
+#[derive(Clone, Debug, Default)]
+struct VcpuState {
+    /// Recent distinct reads; reading one of them again with the same value is a spin.
+    recent: [(u64, u64); RECENT_READS],
+    recent_next: usize,
+    /// Consecutive spin events (PAUSE, YIELD, unchanged re-reads, writes of the same value).
+    spin: u32,
+    /// Decisions this vCPU was picked for.
+    points: u64,
+    /// RIP at its latest scheduling point (reported where it deadlocks).
+    last_rip: u64,
+}
+
+/// Shared sink handle: the caller keeps its own clone to finish the sink after the run.
+pub type SharedSink = Rc<RefCell<dyn EventSink>>;
+
+/// Called now and then with the number of steps taken, for progress displays.
+pub type ProgressFn = Box<dyn FnMut(u64)>;
+
+pub(crate) struct Controller {
+    opts: MachineOptions,
+    strategy: Box<dyn Strategy>,
+    sink: SharedSink,
+    /// Whether the sink wants `Access` events (a plain run does not).
+    pub log_accesses: bool,
+    echo_console: bool,
+    progress: Option<ProgressFn>,
+    /// Steps taken so far; the next decision gets this step number.
+    next_step: u64,
+    runnable: VcpuSet,
+    run_vcpu: Option<VcpuId>,
+    run_len: u64,
+    switches: u64,
+    vcpus: Vec<VcpuState>,
+    last_progress: u64,
+    verdict: Option<Verdict>,
+    /// Set once the run is over: every later hook does nothing.
+    pub stopping: bool,
+    /// The sink failed: the run stopped with this message.
+    pub sink_error: Option<String>,
+    /// The strategy picked a vCPU that cannot run (a replay schedule that diverged or ran out).
+    pub bad_pick: Option<(Step, VcpuId)>,
+}
+
+/// Counters a finished run reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Scheduling decisions made (the step count).
+    pub steps: u64,
+    /// Decisions each vCPU was picked for.
+    pub points: Vec<u64>,
+    /// Times the token moved from one vCPU to another.
+    pub switches: u64,
+}
+
+impl Controller {
+    pub fn new(
+        opts: MachineOptions,
+        strategy: Box<dyn Strategy>,
+        sink: SharedSink,
+        echo_console: bool,
+        progress: Option<ProgressFn>,
+    ) -> Controller {
+        let log_accesses = sink.borrow().wants_accesses();
+        let n = opts.vcpus;
+        Controller {
+            vcpus: vec![VcpuState::default(); n as usize],
+            runnable: VcpuSet::first(n),
+            opts,
+            strategy,
+            sink,
+            log_accesses,
+            echo_console,
+            progress,
+            next_step: 0,
+            run_vcpu: None,
+            run_len: 0,
+            switches: 0,
+            last_progress: 0,
+            verdict: None,
+            stopping: false,
+            sink_error: None,
+            bad_pick: None,
+        }
+    }
+
+    /// The step of the latest decision: the step every event of the running vCPU carries.
+    pub fn step(&self) -> Step {
+        Step(self.next_step.saturating_sub(1))
+    }
+
+    pub fn options(&self) -> &MachineOptions {
+        &self.opts
+    }
+
+    /// A scheduling point: `current` wants to perform its next operation (or nobody holds
+    /// the token, at the start and after a vCPU ended). `spin_hint` says the operation is
+    /// itself a spin (PAUSE, YIELD).
+    pub fn decide(&mut self, current: Option<VcpuId>, rip: u64, spin_hint: bool) -> Decision {
+        if self.stopping {
+            return Decision::Stop;
+        }
+        if self.opts.max_steps != 0 && self.next_step >= self.opts.max_steps {
+            self.finish(Verdict::Budget { max_steps: self.opts.max_steps });
+            return Decision::Stop;
+        }
+        let mut spinning = false;
+        if let Some(v) = current {
+            let st = &mut self.vcpus[v.0 as usize];
+            st.last_rip = rip;
+            if spin_hint {
+                st.spin = st.spin.saturating_add(1);
+            }
+            spinning = spin_hint || st.spin >= self.opts.spin_threshold;
+            if spinning && self.no_progress_anywhere() {
+                let vcpus =
+                    self.runnable.iter().map(|v| (v, self.vcpus[v.0 as usize].last_rip)).collect();
+                self.finish(Verdict::Deadlock { vcpus });
+                return Decision::Stop;
+            }
+        }
+        let step = Step(self.next_step);
+        let pick =
+            self.strategy.pick(&Point { step, current, runnable: self.runnable, spinning });
+        if !self.runnable.contains(pick) {
+            self.bad_pick = Some((step, pick));
+            self.stopping = true;
+            return Decision::Stop;
+        }
+        self.next_step += 1;
+        self.vcpus[pick.0 as usize].points += 1;
+        if self.run_vcpu == Some(pick) {
+            self.run_len += 1;
+        } else {
+            self.flush_run();
+            if self.run_vcpu.is_some() {
+                self.switches += 1;
+            }
+            self.run_vcpu = Some(pick);
+            self.run_len = 1;
+        }
+        if self.next_step & 0xF_FFFF == 0 {
+            if let Some(p) = self.progress.as_mut() {
+                p(self.next_step);
+            }
+        }
+        if current == Some(pick) {
+            Decision::Continue
+        } else {
+            Decision::Switch(pick)
+        }
+    }
+
+    /// Whether every live vCPU spins and nothing changed for `deadlock_window` steps.
+    fn no_progress_anywhere(&self) -> bool {
+        self.next_step - self.last_progress >= self.opts.deadlock_window
+            && self
+                .runnable
+                .iter()
+                .all(|v| self.vcpus[v.0 as usize].spin >= self.opts.spin_threshold)
+    }
+
+    /// Record something that moved the run forward: resets the deadlock clock.
+    pub fn progress(&mut self, vcpu: VcpuId) {
+        self.last_progress = self.next_step;
+        self.vcpus[vcpu.0 as usize].spin = 0;
+    }
+
+    /// Account for a memory access that just got the token; logs it when wanted.
+    #[allow(clippy::too_many_arguments)]
+    pub fn access(
+        &mut self,
+        vcpu: VcpuId,
+        rip: u64,
+        addr: u64,
+        size: u8,
+        kind: AccessKind,
+        value: u64,
+        old: u64,
+    ) {
+        let st = &mut self.vcpus[vcpu.0 as usize];
+        if kind.is_write() {
+            if value != old {
+                self.last_progress = self.next_step;
+                st.spin = 0;
+            } else {
+                st.spin = st.spin.saturating_add(1);
+            }
+        } else if st.recent.contains(&(addr, value)) {
+            st.spin = st.spin.saturating_add(1);
+        } else {
+            st.spin = 0;
+            st.recent[st.recent_next] = (addr, value);
+            st.recent_next = (st.recent_next + 1) % RECENT_READS;
+        }
+        if self.log_accesses {
+            let step = self.step();
+            self.emit(&Event::Access { step, vcpu, rip, addr: GuestAddr(addr), size, kind, value });
+        }
+    }
+
+    /// Console bytes from `vcpu`.
+    pub fn console(&mut self, vcpu: VcpuId, bytes: &[u8]) {
+        if self.echo_console {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(bytes);
+            if bytes.contains(&b'\n') {
+                let _ = out.flush();
+            }
+        }
+        self.progress(vcpu);
+        let step = self.step();
+        self.emit(&Event::Console { step, vcpu, bytes: bytes.to_vec() });
+    }
+
+    /// A vCPU ended; the others go on.
+    pub fn vcpu_ended(&mut self, vcpu: VcpuId, reason: VcpuEndReason) {
+        self.runnable.remove(vcpu);
+        self.last_progress = self.next_step;
+        let step = self.step();
+        self.emit(&Event::VcpuEnd { step, vcpu, reason });
+    }
+
+    /// Whether any vCPU is still live.
+    pub fn any_runnable(&self) -> bool {
+        !self.runnable.is_empty()
+    }
+
+    /// Give the event to the sink; a sink error ends the run.
+    pub fn emit(&mut self, event: &Event) {
+        if self.sink_error.is_some() {
+            return;
+        }
+        if let Err(e) = self.sink.borrow_mut().event(event) {
+            self.sink_error = Some(e.to_string());
+            self.stopping = true;
+        }
+    }
+
+    /// End the run with `verdict` (the first verdict wins).
+    pub fn finish(&mut self, verdict: Verdict) {
+        if self.verdict.is_none() && !self.stopping {
+            self.verdict = Some(verdict);
+        }
+        self.stopping = true;
+    }
+
+    fn flush_run(&mut self) {
+        if let Some(v) = self.run_vcpu {
+            if self.run_len > 0 {
+                let points = self.run_len;
+                self.run_len = 0;
+                self.emit(&Event::Run { vcpu: v, points });
+            }
+        }
+    }
+
+    /// Close the event stream (last `Run`, then `End`) and hand back the outcome.
+    pub fn end_run(&mut self) -> (Option<Verdict>, RunStats) {
+        if self.verdict.is_none() && !self.runnable.is_empty() {
+            // Stopped by a sink error or a bad pick: no verdict of the guest's own.
+        } else if self.verdict.is_none() {
+            self.verdict = Some(Verdict::Pass);
+        }
+        // A sink error already happened: nothing more can be written.
+        let sink_failed = self.sink_error.is_some();
+        if !sink_failed {
+            self.flush_run();
+            if let Some(v) = self.verdict.clone() {
+                let step = Step(self.next_step);
+                self.emit(&Event::End { step, verdict: v });
+            }
+        }
+        let stats = RunStats {
+            steps: self.next_step,
+            points: self.vcpus.iter().map(|v| v.points).collect(),
+            switches: self.switches,
+        };
+        (self.verdict.clone(), stats)
+    }
+
+    /// Virtual time stamp counter: deterministic, strictly increasing per vCPU because each
+    /// read is a scheduling point with its own step.
+    pub fn tsc(&self) -> u64 {
+        (self.next_step + 1) * 1000
+    }
+}

@@ -1,0 +1,225 @@
+//! Loading a static ELF64 x86-64 executable onto the weft board.
+//!
+//! Only what the board needs is parsed: the file header and the program headers. Every
+//! field read from the file is bounds-checked, so a broken image gets a clear error and
+//! never a panic.
+
+use super::memory::GuestMemory;
+
+/// Why an image cannot be loaded. Messages read as sentences about the image.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ElfError {
+    #[error("not an ELF file (bad magic)")]
+    NotElf,
+    #[error("a 32-bit ELF; weft runs ELF64 x86-64 executables")]
+    Not64Bit,
+    #[error("a big-endian ELF; weft runs little-endian x86-64 executables")]
+    BigEndian,
+    #[error("an ELF for machine {0}, not x86-64 (62)")]
+    WrongMachine(u16),
+    #[error("{0}; weft runs static executables (build with -static -no-pie)")]
+    NotExecutable(&'static str),
+    #[error("the ELF is truncated or malformed: {0}")]
+    Malformed(String),
+    #[error("segment {index} ({addr:#x}..{end:#x}) does not fit below the vCPU stacks, which start at {stacks:#x}; use a larger --ram or fewer/smaller stacks")]
+    DoesNotFit { index: usize, addr: u64, end: u64, stacks: u64 },
+    #[error("the entry point {0:#x} is not inside any loaded segment")]
+    EntryOutside(u64),
+    #[error("the ELF has no loadable segment")]
+    NoSegments,
+}
+
+/// A loadable segment, as the machine needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Guest address (p_paddr).
+    pub addr: u64,
+    /// Size in memory (p_memsz); bytes past `data.len()` are zero.
+    pub mem_size: u64,
+    /// File contents (p_filesz bytes).
+    pub data: Vec<u8>,
+    pub executable: bool,
+}
+
+/// A parsed, validated guest image.
+#[derive(Clone, Debug)]
+pub struct ElfImage {
+    pub entry: u64,
+    pub segments: Vec<Segment>,
+}
+
+fn field<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], ElfError> {
+    bytes
+        .get(at..at + N)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| ElfError::Malformed(format!("header field at byte {at} is past the end")))
+}
+fn u16_at(b: &[u8], at: usize) -> Result<u16, ElfError> {
+    field::<2>(b, at).map(u16::from_le_bytes)
+}
+fn u32_at(b: &[u8], at: usize) -> Result<u32, ElfError> {
+    field::<4>(b, at).map(u32::from_le_bytes)
+}
+fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
+    field::<8>(b, at).map(u64::from_le_bytes)
+}
+
+const PT_LOAD: u32 = 1;
+const PF_X: u32 = 1;
+
+impl ElfImage {
+    /// Parse and check an image. `limit` is the first guest address that segments must stay
+    /// below (the bottom of the vCPU stacks).
+    pub fn parse(bytes: &[u8], limit: u64) -> Result<ElfImage, ElfError> {
+        if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+            return Err(ElfError::NotElf);
+        }
+        match bytes.get(4) {
+            Some(2) => {}
+            Some(1) => return Err(ElfError::Not64Bit),
+            _ => return Err(ElfError::Malformed("unknown ELF class".into())),
+        }
+        if bytes.get(5) != Some(&1) {
+            return Err(ElfError::BigEndian);
+        }
+        let e_type = u16_at(bytes, 16)?;
+        let machine = u16_at(bytes, 18)?;
+        if machine != 62 {
+            return Err(ElfError::WrongMachine(machine));
+        }
+        match e_type {
+            2 => {}
+            3 => return Err(ElfError::NotExecutable("a position-independent or shared object")),
+            1 => return Err(ElfError::NotExecutable("a relocatable object file, not linked")),
+            4 => return Err(ElfError::NotExecutable("a core dump")),
+            _ => return Err(ElfError::NotExecutable("not an executable")),
+        }
+        let entry = u64_at(bytes, 24)?;
+        let phoff = u64_at(bytes, 32)?;
+        let phentsize = u16_at(bytes, 54)? as u64;
+        let phnum = u16_at(bytes, 56)? as u64;
+        if phnum > 0 && phentsize < 56 {
+            return Err(ElfError::Malformed(format!("program header size {phentsize} < 56")));
+        }
+        let mut segments = Vec::new();
+        for i in 0..phnum {
+            let at = phoff
+                .checked_add(i * phentsize)
+                .filter(|a| a.checked_add(56).is_some_and(|e| e <= bytes.len() as u64))
+                .ok_or_else(|| {
+                    ElfError::Malformed(format!("program header {i} lies past the end of the file"))
+                })? as usize;
+            if u32_at(bytes, at)? != PT_LOAD {
+                continue;
+            }
+            let flags = u32_at(bytes, at + 4)?;
+            let offset = u64_at(bytes, at + 8)?;
+            let paddr = u64_at(bytes, at + 24)?;
+            let filesz = u64_at(bytes, at + 32)?;
+            let memsz = u64_at(bytes, at + 40)?;
+            if filesz > memsz {
+                return Err(ElfError::Malformed(format!(
+                    "segment {i} has file size {filesz:#x} larger than memory size {memsz:#x}"
+                )));
+            }
+            let data = offset
+                .checked_add(filesz)
+                .filter(|e| *e <= bytes.len() as u64)
+                .map(|e| bytes[offset as usize..e as usize].to_vec())
+                .ok_or_else(|| {
+                    ElfError::Malformed(format!("segment {i} data lies past the end of the file"))
+                })?;
+            let end = paddr.checked_add(memsz).filter(|e| *e <= limit).ok_or(
+                ElfError::DoesNotFit {
+                    index: i as usize,
+                    addr: paddr,
+                    end: paddr.saturating_add(memsz),
+                    stacks: limit,
+                },
+            )?;
+            let _ = end;
+            segments.push(Segment { addr: paddr, mem_size: memsz, data, executable: flags & PF_X != 0 });
+        }
+        if segments.is_empty() {
+            return Err(ElfError::NoSegments);
+        }
+        if !segments.iter().any(|s| entry >= s.addr && entry < s.addr + s.mem_size) {
+            return Err(ElfError::EntryOutside(entry));
+        }
+        Ok(ElfImage { entry, segments })
+    }
+
+    /// Copy every segment into guest RAM (memory beyond the file size is zeroed).
+    pub fn load(&self, mem: &GuestMemory) {
+        for s in &self.segments {
+            // Both writes are within `limit` <= RAM size, checked by `parse`.
+            mem.write(s.addr, &s.data);
+            let zeros = vec![0u8; (s.mem_size - s.data.len() as u64) as usize];
+            mem.write(s.addr + s.data.len() as u64, &zeros);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 executable with one PT_LOAD segment holding `code` at 0x400000.
+    pub fn tiny_elf(code: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 64 + 56];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[6] = 1;
+        f[16..18].copy_from_slice(&2u16.to_le_bytes());
+        f[18..20].copy_from_slice(&62u16.to_le_bytes());
+        f[24..32].copy_from_slice(&0x400078u64.to_le_bytes());
+        f[32..40].copy_from_slice(&64u64.to_le_bytes());
+        f[52..54].copy_from_slice(&64u16.to_le_bytes());
+        f[54..56].copy_from_slice(&56u16.to_le_bytes());
+        f[56..58].copy_from_slice(&1u16.to_le_bytes());
+        let ph = 64;
+        f[ph..ph + 4].copy_from_slice(&1u32.to_le_bytes());
+        f[ph + 4..ph + 8].copy_from_slice(&5u32.to_le_bytes());
+        f[ph + 16..ph + 24].copy_from_slice(&0x400000u64.to_le_bytes());
+        f[ph + 24..ph + 32].copy_from_slice(&0x400000u64.to_le_bytes());
+        let total = (64 + 56 + code.len()) as u64;
+        f[ph + 32..ph + 40].copy_from_slice(&total.to_le_bytes());
+        f[ph + 40..ph + 48].copy_from_slice(&(total + 0x100).to_le_bytes());
+        f.extend_from_slice(code);
+        f
+    }
+
+    #[test]
+    fn parses_a_minimal_executable() {
+        let img = ElfImage::parse(&tiny_elf(&[0xf4]), 1 << 26).unwrap();
+        assert_eq!(img.entry, 0x400078);
+        assert_eq!(img.segments.len(), 1);
+        assert!(img.segments[0].executable);
+        assert_eq!(img.segments[0].mem_size, 64 + 56 + 1 + 0x100);
+    }
+
+    #[test]
+    fn rejects_bad_images_with_reasons() {
+        assert_eq!(ElfImage::parse(b"hello", 1 << 26).unwrap_err(), ElfError::NotElf);
+        let mut e = tiny_elf(&[0xf4]);
+        e[4] = 1;
+        assert_eq!(ElfImage::parse(&e, 1 << 26).unwrap_err(), ElfError::Not64Bit);
+        let mut e = tiny_elf(&[0xf4]);
+        e[18] = 3;
+        assert_eq!(ElfImage::parse(&e, 1 << 26).unwrap_err(), ElfError::WrongMachine(3));
+        let mut e = tiny_elf(&[0xf4]);
+        e[16] = 3;
+        assert!(matches!(ElfImage::parse(&e, 1 << 26), Err(ElfError::NotExecutable(_))));
+        let e = tiny_elf(&[0xf4]);
+        assert!(matches!(ElfImage::parse(&e, 0x400010), Err(ElfError::DoesNotFit { .. })));
+        let mut e = tiny_elf(&[0xf4]);
+        e[24..32].copy_from_slice(&0x10u64.to_le_bytes());
+        assert_eq!(ElfImage::parse(&e, 1 << 26).unwrap_err(), ElfError::EntryOutside(0x10));
+        // Every truncation of a valid image is an error, never a panic.
+        let e = tiny_elf(&[0xf4]);
+        for cut in 0..e.len() {
+            assert!(ElfImage::parse(&e[..cut], 1 << 26).is_err(), "cut at {cut}");
+        }
+    }
+}

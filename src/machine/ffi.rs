@@ -1,0 +1,80 @@
+//! The few raw unicorn calls the safe crate API does not offer (or offers wrongly):
+//! instruction hooks whose callbacks must return "skip", TCG buffer sizing, and register
+//! access from those raw callbacks. Every `unsafe` block of the machine that talks to
+//! unicorn directly lives here.
+
+use std::ffi::{c_int, c_void};
+
+use unicorn_engine::hook::sys as uc_sys;
+use unicorn_engine::hook::uc_engine;
+use unicorn_engine::{ControlType, RegisterX86, Unicorn, X86Insn};
+
+/// A raw x86 instruction hook callback: returns 1 to skip the instruction.
+pub type InsnCallback = extern "C" fn(*mut uc_engine, *mut c_void) -> c_int;
+
+/// Hook `insn` (CPUID, RDTSC, RDTSCP) with a raw callback that may skip it.
+///
+/// The crate's `add_insn_sys_hook` gives callbacks returning `()` where unicorn reads an int
+/// for these instructions, so CPUID would be skipped with garbage results.
+pub fn add_insn_hook<D>(
+    uc: &mut Unicorn<'_, D>,
+    insn: X86Insn,
+    callback: InsnCallback,
+    user_data: *mut c_void,
+) -> Result<(), unicorn_engine::uc_error> {
+    let mut hook: uc_sys::uc_hook = 0;
+    // SAFETY: the handle is a live unicorn instance; `callback` has the C signature unicorn
+    // calls for UC_HOOK_INSN with these instructions; `user_data` points at data owned by the
+    // same instance (its `D`), which lives as long as the instance and so as the hook.
+    let err = unsafe {
+        uc_sys::uc_hook_add(
+            uc.get_handle(),
+            &mut hook,
+            unicorn_engine::HookType::INSN.0 as c_int,
+            callback as *mut c_void,
+            user_data,
+            1,
+            0,
+            insn as c_int,
+        )
+    };
+    if err == unicorn_engine::uc_error::OK {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Size unicorn's translation buffer (it reserves 1 GiB per instance otherwise, which adds
+/// up at 64 vCPUs). Must be called right after the instance is created.
+pub fn set_tcg_buffer_size<D>(uc: &mut Unicorn<'_, D>, bytes: u32) -> Result<(), unicorn_engine::uc_error> {
+    // UC_CTL_WRITE(UC_CTL_TCG_BUFFER_SIZE, 1): type | nr_args << 26 | IO_WRITE << 30.
+    let control = ControlType(ControlType::TCG_BUFFER_SIZE.0 | (1 << 26) | (1 << 30));
+    // SAFETY: a live handle; this control takes exactly one uint32_t argument.
+    let err = unsafe { uc_sys::uc_ctl(uc.get_handle(), control, bytes) };
+    if err == unicorn_engine::uc_error::OK {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Read a register through a raw handle (inside a raw hook).
+pub fn reg_read(uc: *mut uc_engine, reg: RegisterX86) -> u64 {
+    let mut v: u64 = 0;
+    // SAFETY: `uc` is the live instance that called the hook; x86 GPRs are 8 bytes.
+    unsafe { uc_sys::uc_reg_read(uc, reg as c_int, (&mut v as *mut u64).cast()) };
+    v
+}
+
+/// Write a register through a raw handle (inside a raw hook).
+pub fn reg_write(uc: *mut uc_engine, reg: RegisterX86, value: u64) {
+    // SAFETY: as in `reg_read`.
+    unsafe { uc_sys::uc_reg_write(uc, reg as c_int, (&value as *const u64).cast()) };
+}
+
+/// Ask the instance to stop after the current instruction.
+pub fn emu_stop(uc: *mut uc_engine) {
+    // SAFETY: a live handle; uc_emu_stop may be called from inside hooks.
+    unsafe { uc_sys::uc_emu_stop(uc) };
+}

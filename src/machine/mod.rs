@@ -1,0 +1,214 @@
+//! The weft machine: guest RAM shared by one unicorn instance per vCPU, run under the
+//! schedule controller, one vCPU at a time, each in its own coroutine on one host thread.
+
+mod controller;
+mod cpuid;
+mod elf;
+mod ffi;
+mod hypercall;
+pub mod isa;
+mod memory;
+mod vcpu;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use corosensei::CoroutineResult;
+use weft_recorder::Strategy;
+use weft_trace::{MachineOptions, Verdict, VcpuId, MAX_VCPUS};
+
+pub use controller::{ProgressFn, RunStats, SharedSink};
+pub use elf::{ElfError, ElfImage, Segment};
+pub use memory::{GuestMemory, PAGE};
+
+use controller::{Controller, Decision};
+use vcpu::{Resume, VcpuCoroutine, VcpuExit, Yield};
+
+/// Why a machine cannot be built from an image and options.
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error("{0}")]
+    Elf(#[from] ElfError),
+    #[error("invalid options: {0}")]
+    Options(String),
+    #[error("unicorn could not create vCPU {vcpu}: {err:?}")]
+    Unicorn { vcpu: u32, err: unicorn_engine::uc_error },
+}
+
+/// State every vCPU's hooks share.
+pub(crate) struct Shared {
+    pub ctl: RefCell<Controller>,
+    pub mem: GuestMemory,
+    /// Direct-mapped cache: RIP -> whether the instruction there is atomic (LOCK/XCHG).
+    atomic_cache: Box<[Cell<(u64, bool)>]>,
+}
+
+const ATOMIC_CACHE: usize = 4096;
+
+impl Shared {
+    /// Whether the instruction at `rip` is indivisible (decoded once per RIP, then cached).
+    pub fn insn_atomic(&self, rip: u64) -> bool {
+        let slot = &self.atomic_cache[((rip ^ (rip >> 12)) as usize) & (ATOMIC_CACHE - 1)];
+        let (r, a) = slot.get();
+        if r == rip && rip != 0 {
+            return a;
+        }
+        let mut bytes = [0u8; isa::MAX_INSN_LEN];
+        let got = self.mem.read_up_to(rip, bytes.len());
+        bytes[..got.len()].copy_from_slice(&got);
+        let a = isa::decode(&bytes[..got.len()], rip).is_some_and(|i| isa::is_atomic(&i));
+        slot.set((rip, a));
+        a
+    }
+}
+
+/// Check options against the board's limits.
+pub fn validate_options(opts: &MachineOptions) -> Result<(), MachineError> {
+    let bad = |m: String| Err(MachineError::Options(m));
+    if opts.vcpus == 0 || opts.vcpus > MAX_VCPUS {
+        return bad(format!("--vcpus must be 1..={MAX_VCPUS}, not {}", opts.vcpus));
+    }
+    if opts.ram_bytes == 0 || opts.ram_bytes % PAGE != 0 || opts.ram_bytes > 1 << 40 {
+        return bad(format!("--ram must be a non-zero multiple of 4 KiB up to 1 TiB, not {}", opts.ram_bytes));
+    }
+    if opts.stack_bytes < PAGE || opts.stack_bytes % PAGE != 0 {
+        return bad(format!("--stack must be a multiple of 4 KiB, at least 4 KiB, not {}", opts.stack_bytes));
+    }
+    let stacks = opts.stack_bytes.checked_mul(opts.vcpus as u64);
+    if stacks.is_none_or(|s| s >= opts.ram_bytes) {
+        return bad(format!(
+            "{} stacks of {} bytes do not fit in {} bytes of RAM",
+            opts.vcpus, opts.stack_bytes, opts.ram_bytes
+        ));
+    }
+    if opts.spin_threshold == 0 {
+        return bad("the spin threshold must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// What a finished run reports.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The guest's verdict; `None` when the run was cut short by the sink or the strategy.
+    pub verdict: Option<Verdict>,
+    pub stats: RunStats,
+    /// The sink failed (e.g. disk full); the run stopped there.
+    pub sink_error: Option<String>,
+    /// The strategy picked a vCPU that could not run at this step (replay divergence or
+    /// the end of a recorded schedule).
+    pub bad_pick: Option<(weft_trace::Step, VcpuId)>,
+}
+
+/// How a run reports while it goes.
+#[derive(Default)]
+pub struct RunConfig {
+    /// Print console output to stdout as it happens.
+    pub echo_console: bool,
+    /// Called every 2^20 steps with the step count.
+    pub progress: Option<ProgressFn>,
+}
+
+/// A loaded guest, ready to run once.
+pub struct Machine {
+    image: ElfImage,
+    opts: MachineOptions,
+}
+
+impl Machine {
+    /// Parse and check `elf` for a board with `opts`.
+    pub fn new(elf: &[u8], opts: &MachineOptions) -> Result<Machine, MachineError> {
+        validate_options(opts)?;
+        let limit = opts.ram_bytes - opts.stack_bytes * opts.vcpus as u64;
+        let image = ElfImage::parse(elf, limit)?;
+        Ok(Machine { image, opts: opts.clone() })
+    }
+
+    pub fn options(&self) -> &MachineOptions {
+        &self.opts
+    }
+
+    /// Run the guest to its end under `strategy`, sending events to `sink`.
+    pub fn run(
+        &self,
+        strategy: Box<dyn Strategy>,
+        sink: SharedSink,
+        config: RunConfig,
+    ) -> Result<RunOutcome, MachineError> {
+        let mem = GuestMemory::new(self.opts.ram_bytes)
+            .ok_or_else(|| MachineError::Options(format!("cannot allocate {} bytes of RAM", self.opts.ram_bytes)))?;
+        self.image.load(&mem);
+        let mut sites = Vec::new();
+        for s in self.image.segments.iter().filter(|s| s.executable) {
+            sites.extend(isa::find_sites(&s.data, s.addr));
+        }
+        let ctl = Controller::new(self.opts.clone(), strategy, sink, config.echo_console, config.progress);
+        let shared = Rc::new(Shared {
+            ctl: RefCell::new(ctl),
+            mem,
+            atomic_cache: (0..ATOMIC_CACHE).map(|_| Cell::new((0, false))).collect(),
+        });
+        let mut coros: Vec<VcpuCoroutine> = Vec::with_capacity(self.opts.vcpus as usize);
+        for i in 0..self.opts.vcpus {
+            let c = vcpu::spawn(VcpuId(i), &shared, self.image.entry, &sites)
+                .map_err(|err| MachineError::Unicorn { vcpu: i, err })?;
+            coros.push(c);
+        }
+        schedule(&shared, &mut coros);
+        let (verdict, stats) = shared.ctl.borrow_mut().end_run();
+        let ctl = shared.ctl.borrow();
+        Ok(RunOutcome {
+            verdict: if ctl.sink_error.is_some() || ctl.bad_pick.is_some() { None } else { verdict },
+            stats,
+            sink_error: ctl.sink_error.clone(),
+            bad_pick: ctl.bad_pick,
+        })
+    }
+}
+
+/// The scheduler loop: resume whichever vCPU holds the token until the run is over, then
+/// let every suspended vCPU stop cleanly (a suspended coroutine holds unicorn's C frames
+/// and must finish, not be dropped).
+fn schedule(shared: &Rc<Shared>, coros: &mut [VcpuCoroutine]) {
+    let mut started = vec![false; coros.len()];
+    let mut done = vec![false; coros.len()];
+    let first = shared.ctl.borrow_mut().decide(None, 0, false);
+    let mut cur = match first {
+        Decision::Switch(v) => Some(v),
+        _ => None,
+    };
+    while let Some(v) = cur {
+        let i = v.0 as usize;
+        started[i] = true;
+        cur = match coros[i].resume(Resume::Go) {
+            CoroutineResult::Yield(Yield::SwitchTo(next)) => Some(next),
+            CoroutineResult::Return(exit) => {
+                done[i] = true;
+                let mut ctl = shared.ctl.borrow_mut();
+                match exit {
+                    VcpuExit::Ended(reason) => ctl.vcpu_ended(v, reason),
+                    VcpuExit::Crashed(info) => ctl.finish(Verdict::Crash(*info)),
+                    VcpuExit::Stopped => {}
+                }
+                if ctl.stopping {
+                    None
+                } else if !ctl.any_runnable() {
+                    ctl.finish(Verdict::Pass);
+                    None
+                } else {
+                    match ctl.decide(None, 0, false) {
+                        Decision::Switch(n) => Some(n),
+                        _ => None,
+                    }
+                }
+            }
+        };
+    }
+    shared.ctl.borrow_mut().stopping = true;
+    for (i, c) in coros.iter_mut().enumerate() {
+        if started[i] && !done[i] {
+            // Its hook sees Stop, asks unicorn to stop, and emu_start returns.
+            while let CoroutineResult::Yield(_) = c.resume(Resume::Stop) {}
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! One vCPU: a unicorn instance over the shared RAM, its hooks, and the coroutine it runs in.
+//!
+//! Each vCPU runs `emu_start` inside its own stackful coroutine. At a scheduling point a
+//! hook asks the controller who goes next; to hand the token over it suspends the coroutine
+//! right there, inside the hook, and the machine resumes the chosen vCPU's coroutine. This is
+//! ~250x cheaper than OS threads passing a token (see docs/architecture.md), and since the
+//! access completes only after the hook returns, no instruction is ever executed twice.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_int, c_void};
+use std::rc::Rc;
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, Yielder};
+use unicorn_engine::hook::uc_engine;
+use unicorn_engine::{Arch, HookType, MemType, Mode, Prot, RegisterX86, Unicorn, X86Insn};
+use weft_trace::{AccessKind, CrashInfo, Event, FenceKind, VcpuEndReason, VcpuId, Verdict};
+
+use super::controller::{Controller, Decision};
+use super::hypercall;
+use super::isa::{self, SiteKind};
+use super::memory::GuestMemory;
+use super::{ffi, Shared};
+
+/// Where `_start` returns to: outside RAM, so reaching it ends the vCPU.
+pub(crate) const RETURN_ADDR: u64 = 0x7fff_ffff_f000;
+
+/// Host stack of each vCPU coroutine (unicorn's C frames run on it).
+const COROUTINE_STACK: usize = 1 << 20;
+
+/// TCG translation buffer per vCPU.
+const TCG_BUFFER: u32 = 16 << 20;
+
+/// What the machine says when it resumes a vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    Go,
+    /// The run is over: stop at once.
+    Stop,
+}
+
+/// What a suspended vCPU asks of the machine.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Yield {
+    SwitchTo(VcpuId),
+}
+
+/// How a vCPU's emulation ended.
+#[derive(Debug)]
+pub(crate) enum VcpuExit {
+    Ended(VcpuEndReason),
+    Crashed(Box<CrashInfo>),
+    /// Stopped because the run is over (verdict, budget, replay end).
+    Stopped,
+}
+
+/// Why emulation stopped, noted by a hook before unicorn returns.
+#[derive(Clone, Debug)]
+enum StopCause {
+    Returned,
+    HaltCall,
+    Stop,
+    Fault(String),
+}
+
+/// State each vCPU's hooks reach through the unicorn instance.
+pub(crate) struct VcpuData {
+    pub id: VcpuId,
+    pub shared: Rc<Shared>,
+    /// The coroutine's yielder while emulation runs (null before).
+    yielder: Cell<*const Yielder<Resume, Yield>>,
+    /// This vCPU's own stack, `[lo, hi)`: private unless `trace_stack`.
+    private: (u64, u64),
+    cause: RefCell<Option<StopCause>>,
+    /// RIP of an atomic instruction whose read half was seen: its write is not a new point.
+    atomic_rip: Cell<u64>,
+}
+
+pub(crate) type VcpuCoroutine = Coroutine<Resume, Yield, VcpuExit, DefaultStack>;
+
+impl VcpuData {
+    fn ctl(&self) -> std::cell::RefMut<'_, Controller> {
+        self.shared.ctl.borrow_mut()
+    }
+
+    fn mem(&self) -> &GuestMemory {
+        &self.shared.mem
+    }
+
+    /// A scheduling point of this vCPU. Returns `false` if the run is over and the vCPU
+    /// must stop (emulation has been asked to stop).
+    fn point(&self, uc: *mut uc_engine, rip: u64, spin_hint: bool) -> bool {
+        let decision = self.ctl().decide(Some(self.id), rip, spin_hint);
+        match decision {
+            Decision::Continue => true,
+            Decision::Switch(next) => {
+                let y = self.yielder.get();
+                // SAFETY: hooks only run inside `emu_start`, which only runs inside this vCPU's
+                // coroutine body, where the yielder lives; `yielder` was set before it started.
+                let resume = unsafe { &*y }.suspend(Yield::SwitchTo(next));
+                match resume {
+                    Resume::Go => true,
+                    Resume::Stop => self.stop(uc, StopCause::Stop),
+                }
+            }
+            Decision::Stop => self.stop(uc, StopCause::Stop),
+        }
+    }
+
+    fn stop(&self, uc: *mut uc_engine, cause: StopCause) -> bool {
+        let mut c = self.cause.borrow_mut();
+        if c.is_none() {
+            *c = Some(cause);
+        }
+        ffi::emu_stop(uc);
+        false
+    }
+
+    /// End the run with a guest crash at the current instruction.
+    pub fn crash(&self, uc: *mut uc_engine, what: String) -> bool {
+        self.stop(uc, StopCause::Fault(what))
+    }
+
+    fn is_private(&self, addr: u64) -> bool {
+        addr >= self.private.0 && addr < self.private.1
+    }
+
+    fn on_access(&self, uc: &mut Unicorn<'_, VcpuData>, ty: MemType, addr: u64, size: usize, value: i64) {
+        if self.is_private(addr) || self.shared.ctl.borrow().stopping {
+            return;
+        }
+        let h = uc.get_handle();
+        let rip = uc.pc_read().unwrap_or(0);
+        let write = ty == MemType::WRITE;
+        let atomic = if write {
+            self.atomic_rip.replace(0) == rip && rip != 0
+        } else {
+            let a = self.shared.insn_atomic(rip);
+            self.atomic_rip.set(if a { rip } else { 0 });
+            a
+        };
+        // The write half of an atomic instruction is not a point: nothing may come between.
+        if !(write && atomic) && !self.point(h, rip, false) {
+            return;
+        }
+        let size = size.min(8);
+        let old = self.mem().read_uint(addr, size).unwrap_or(0);
+        let (kind, val) = match (write, atomic) {
+            (false, false) => (AccessKind::Read, old),
+            (false, true) => (AccessKind::AtomicRead, old),
+            (true, false) => (AccessKind::Write, mask(value as u64, size)),
+            (true, true) => (AccessKind::AtomicWrite, mask(value as u64, size)),
+        };
+        self.ctl().access(self.id, rip, addr, size as u8, kind, val, old);
+    }
+}
+
+fn mask(v: u64, size: usize) -> u64 {
+    if size >= 8 {
+        v
+    } else {
+        v & ((1u64 << (size * 8)) - 1)
+    }
+}
+
+/// General registers in `CrashInfo::regs` order.
+const CRASH_REGS: [RegisterX86; 17] = [
+    RegisterX86::RAX,
+    RegisterX86::RBX,
+    RegisterX86::RCX,
+    RegisterX86::RDX,
+    RegisterX86::RSI,
+    RegisterX86::RDI,
+    RegisterX86::RBP,
+    RegisterX86::RSP,
+    RegisterX86::R8,
+    RegisterX86::R9,
+    RegisterX86::R10,
+    RegisterX86::R11,
+    RegisterX86::R12,
+    RegisterX86::R13,
+    RegisterX86::R14,
+    RegisterX86::R15,
+    RegisterX86::RFLAGS,
+];
+
+/// Create vCPU `id`'s unicorn instance over `shared.mem`, set its entry state, install its
+/// hooks and wrap it in a coroutine that runs it from `entry`.
+pub(crate) fn spawn(
+    id: VcpuId,
+    shared: &Rc<Shared>,
+    entry: u64,
+    sites: &[(u64, SiteKind)],
+) -> Result<VcpuCoroutine, unicorn_engine::uc_error> {
+    let opts = shared.ctl.borrow().options().clone();
+    let ram = shared.mem.len();
+    let stack_top = ram - id.0 as u64 * opts.stack_bytes;
+    let private = if opts.trace_stack { (0, 0) } else { (stack_top - opts.stack_bytes, stack_top) };
+    let data = VcpuData {
+        id,
+        shared: shared.clone(),
+        yielder: Cell::new(std::ptr::null()),
+        private,
+        cause: RefCell::new(None),
+        atomic_rip: Cell::new(0),
+    };
+    let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, data)?;
+    ffi::set_tcg_buffer_size(&mut uc, TCG_BUFFER)?;
+    // SAFETY: the buffer is RAM-sized, page-aligned and outlives every instance: `Shared`
+    // owns it and each instance holds an `Rc<Shared>` in its data, dropped with the instance.
+    unsafe { uc.mem_map_ptr(0, ram, Prot::ALL, shared.mem.host_ptr().cast())? };
+
+    // Entry state (board ABI v1).
+    let rsp = stack_top - 8;
+    shared.mem.write_u64(rsp, RETURN_ADDR);
+    uc.reg_write(RegisterX86::RIP, entry)?;
+    uc.reg_write(RegisterX86::RSP, rsp)?;
+    uc.reg_write(RegisterX86::RDI, id.0 as u64)?;
+    uc.reg_write(RegisterX86::RSI, opts.vcpus as u64)?;
+    uc.reg_write(RegisterX86::RFLAGS, 0x2)?;
+    let cr0 = uc.reg_read(RegisterX86::CR0)?;
+    uc.reg_write(RegisterX86::CR0, (cr0 | 0x2) & !0x4)?; // MP=1, EM=0
+    let cr4 = uc.reg_read(RegisterX86::CR4)?;
+    uc.reg_write(RegisterX86::CR4, cr4 | (1 << 9) | (1 << 10))?; // OSFXSR, OSXMMEXCPT
+
+    install_hooks(&mut uc, ram, sites)?;
+
+    let coroutine = Coroutine::with_stack(
+        DefaultStack::new(COROUTINE_STACK).map_err(|_| unicorn_engine::uc_error::NOMEM)?,
+        move |yielder: &Yielder<Resume, Yield>, first: Resume| {
+            if first == Resume::Stop {
+                return VcpuExit::Stopped;
+            }
+            uc.get_data().yielder.set(yielder as *const _);
+            let result = uc.emu_start(entry, RETURN_ADDR, 0, 0);
+            let exit = classify(&uc, result);
+            uc.get_data().yielder.set(std::ptr::null());
+            exit
+        },
+    );
+    Ok(coroutine)
+}
+
+fn install_hooks(
+    uc: &mut Unicorn<'static, VcpuData>,
+    ram: u64,
+    sites: &[(u64, SiteKind)],
+) -> Result<(), unicorn_engine::uc_error> {
+    uc.add_mem_hook(HookType::MEM_READ | HookType::MEM_WRITE, 0, ram - 1, |uc, ty, addr, size, value| {
+        let data: *const VcpuData = uc.get_data();
+        // SAFETY: the data lives inside the instance, which outlives this call; the reference
+        // is only used for this hook call, and the data is only touched through `Cell`s.
+        unsafe { &*data }.on_access(uc, ty, addr, size, value);
+        true
+    })?;
+    uc.add_mem_hook(HookType::MEM_UNMAPPED | HookType::MEM_PROT, 1, 0, move |uc, ty, addr, size, _| {
+        let d = uc.get_data();
+        if ty == MemType::FETCH_UNMAPPED && addr == RETURN_ADDR {
+            *d.cause.borrow_mut() = Some(StopCause::Returned);
+            return false;
+        }
+        let what = match ty {
+            MemType::READ_UNMAPPED => "read of",
+            MemType::WRITE_UNMAPPED => "write to",
+            MemType::FETCH_UNMAPPED => "instruction fetch from",
+            _ => "forbidden access to",
+        };
+        let msg = format!("{what} unmapped address {addr:#x} ({size} bytes; RAM ends at {ram:#x})");
+        d.cause.borrow_mut().get_or_insert(StopCause::Fault(msg));
+        false
+    })?;
+    uc.add_intr_hook(|uc, intno| {
+        let what = match intno {
+            0 => "#DE divide error".to_string(),
+            1 => "#DB debug exception".to_string(),
+            3 => "#BP breakpoint (int3)".to_string(),
+            4 => "#OF overflow".to_string(),
+            5 => "#BR bound range exceeded".to_string(),
+            6 => "#UD invalid opcode".to_string(),
+            7 => "#NM device not available".to_string(),
+            8 => "#DF double fault".to_string(),
+            10 => "#TS invalid TSS".to_string(),
+            11 => "#NP segment not present".to_string(),
+            12 => "#SS stack-segment fault".to_string(),
+            13 => "#GP general protection fault".to_string(),
+            14 => "#PF page fault".to_string(),
+            16 => "#MF x87 floating-point error".to_string(),
+            17 => "#AC alignment check".to_string(),
+            19 => "#XM SIMD floating-point exception".to_string(),
+            n => format!("interrupt or exception vector {n} (no handlers on the weft board)"),
+        };
+        let h = uc.get_handle();
+        uc.get_data().crash(h, what);
+    })?;
+    uc.add_insn_invalid_hook(|uc| {
+        let h = uc.get_handle();
+        let rip = uc.pc_read().unwrap_or(0);
+        let d: *const VcpuData = uc.get_data();
+        // SAFETY: as in the memory hook.
+        let d = unsafe { &*d };
+        let mut bytes = [0u8; isa::MAX_INSN_LEN];
+        let n = d.shared.mem.read_up_to(rip, bytes.len());
+        bytes[..n.len()].copy_from_slice(&n);
+        match isa::decode(&bytes[..n.len()], rip) {
+            Some(i) if i.code() == iced_x86::Code::Vmcall => hypercall::vmcall(d, uc, h, rip),
+            Some(i) if matches!(i.mnemonic(), iced_x86::Mnemonic::Xend | iced_x86::Mnemonic::Xabort | iced_x86::Mnemonic::Xtest) => {
+                d.crash(h, format!("{}: transactional memory (RTM) is not emulated in this version of weft", isa::format(&i)))
+            }
+            _ => d.crash(h, "#UD invalid opcode".to_string()),
+        }
+    })?;
+    uc.add_insn_out_hook(|uc, port, size, value| {
+        let h = uc.get_handle();
+        let d: *const VcpuData = uc.get_data();
+        // SAFETY: as in the memory hook.
+        let d = unsafe { &*d };
+        let rip = uc.pc_read().unwrap_or(0);
+        if d.shared.ctl.borrow().stopping || !d.point(h, rip, false) {
+            return;
+        }
+        match port {
+            0xE9 => d.ctl().console(d.id, &[value as u8]),
+            0xF4 => {
+                let status = (value & 0xFF) as u64;
+                let verdict = if status == 0 {
+                    Verdict::Pass
+                } else {
+                    Verdict::ExitStatus { vcpu: d.id, status }
+                };
+                d.ctl().finish(verdict);
+                d.stop(h, StopCause::Stop);
+            }
+            _ => {
+                let mut c = d.ctl();
+                let step = c.step();
+                c.emit(&Event::Warning {
+                    step,
+                    vcpu: d.id,
+                    rip,
+                    message: format!("OUT of {size} byte(s) {value:#x} to port {port:#x}: no device there; ignored"),
+                });
+            }
+        }
+    })?;
+    uc.add_insn_in_hook(|uc, port, size| {
+        let h = uc.get_handle();
+        let d: *const VcpuData = uc.get_data();
+        // SAFETY: as in the memory hook.
+        let d = unsafe { &*d };
+        let rip = uc.pc_read().unwrap_or(0);
+        if d.shared.ctl.borrow().stopping || !d.point(h, rip, false) {
+            return 0;
+        }
+        let mut c = d.ctl();
+        let step = c.step();
+        c.emit(&Event::Warning {
+            step,
+            vcpu: d.id,
+            rip,
+            message: format!("IN of {size} byte(s) from port {port:#x}: no device there; reads all ones"),
+        });
+        u32::MAX
+    })?;
+    let user: *mut c_void = (uc.get_data() as *const VcpuData).cast_mut().cast();
+    ffi::add_insn_hook(uc, X86Insn::CPUID, on_cpuid, user)?;
+    ffi::add_insn_hook(uc, X86Insn::RDTSC, on_rdtsc, user)?;
+    ffi::add_insn_hook(uc, X86Insn::RDTSCP, on_rdtsc, user)?;
+    for &(addr, kind) in sites {
+        uc.add_code_hook(addr, addr, move |uc, _addr, _size| {
+            let h = uc.get_handle();
+            let d: *const VcpuData = uc.get_data();
+            // SAFETY: as in the memory hook.
+            let d = unsafe { &*d };
+            if d.shared.ctl.borrow().stopping {
+                return;
+            }
+            let fence = match kind {
+                SiteKind::Pause => {
+                    d.point(h, addr, true);
+                    return;
+                }
+                SiteKind::Xbegin => {
+                    d.crash(h, "xbegin: transactional memory (RTM) is not emulated in this version of weft".into());
+                    return;
+                }
+                SiteKind::Mfence => FenceKind::Mfence,
+                SiteKind::Sfence => FenceKind::Sfence,
+                SiteKind::Lfence => FenceKind::Lfence,
+            };
+            let mut c = d.ctl();
+            if c.log_accesses {
+                let step = c.step();
+                c.emit(&Event::Fence { step, vcpu: d.id, rip: addr, kind: fence });
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// RDTSC / RDTSCP: deterministic virtual time; each read is a scheduling point.
+extern "C" fn on_rdtsc(uc: *mut uc_engine, user: *mut c_void) -> c_int {
+    // SAFETY: `user` is this instance's `VcpuData` (see `install_hooks`), alive while it runs.
+    let d = unsafe { &*(user as *const VcpuData) };
+    let rip = ffi::reg_read(uc, RegisterX86::RIP);
+    if d.shared.ctl.borrow().stopping || !d.point(uc, rip, false) {
+        return 1;
+    }
+    let tsc = d.shared.ctl.borrow().tsc();
+    ffi::reg_write(uc, RegisterX86::RAX, tsc & 0xFFFF_FFFF);
+    ffi::reg_write(uc, RegisterX86::RDX, tsc >> 32);
+    // RDTSCP also loads IA32_TSC_AUX, which the board sets to the vCPU id. Both instructions
+    // share this hook; RDTSCP is 0F 01 F9, RDTSC 0F 31.
+    if d.shared.mem.read_uint(rip, 3) == Some(0xF9010F) {
+        ffi::reg_write(uc, RegisterX86::RCX, d.id.0 as u64);
+    }
+    1
+}
+
+/// CPUID: the board's deterministic identity (GenuineIntel, RTM and HLE, vCPU topology).
+extern "C" fn on_cpuid(uc: *mut uc_engine, user: *mut c_void) -> c_int {
+    // SAFETY: as in `on_rdtsc`.
+    let d = unsafe { &*(user as *const VcpuData) };
+    let leaf = ffi::reg_read(uc, RegisterX86::RAX) as u32;
+    let sub = ffi::reg_read(uc, RegisterX86::RCX) as u32;
+    let n = d.shared.ctl.borrow().options().vcpus;
+    let [a, b, c, dx] = super::cpuid::leaf(leaf, sub, d.id.0, n);
+    ffi::reg_write(uc, RegisterX86::RAX, a as u64);
+    ffi::reg_write(uc, RegisterX86::RBX, b as u64);
+    ffi::reg_write(uc, RegisterX86::RCX, c as u64);
+    ffi::reg_write(uc, RegisterX86::RDX, dx as u64);
+    1
+}
+
+/// Turn the end of `emu_start` into a vCPU exit.
+fn classify(uc: &Unicorn<'static, VcpuData>, result: Result<(), unicorn_engine::uc_error>) -> VcpuExit {
+    let d = uc.get_data();
+    let rip = uc.pc_read().unwrap_or(0);
+    let cause = d.cause.borrow_mut().take();
+    match cause {
+        Some(StopCause::Returned) => return VcpuExit::Ended(VcpuEndReason::Returned),
+        Some(StopCause::HaltCall) => return VcpuExit::Ended(VcpuEndReason::HaltCall),
+        Some(StopCause::Stop) => return VcpuExit::Stopped,
+        Some(StopCause::Fault(what)) => return VcpuExit::Crashed(Box::new(crash_info(uc, what))),
+        None => {}
+    }
+    if rip == RETURN_ADDR {
+        return VcpuExit::Ended(VcpuEndReason::Returned);
+    }
+    match result {
+        Ok(()) => VcpuExit::Ended(VcpuEndReason::Hlt),
+        Err(e) => VcpuExit::Crashed(Box::new(crash_info(uc, format!("emulation error: {e:?}")))),
+    }
+}
+
+fn crash_info(uc: &Unicorn<'static, VcpuData>, what: String) -> CrashInfo {
+    let d = uc.get_data();
+    let rip = uc.pc_read().unwrap_or(0);
+    let bytes = d.shared.mem.read_up_to(rip, isa::MAX_INSN_LEN);
+    let mut regs = [0u64; 17];
+    for (r, reg) in regs.iter_mut().zip(CRASH_REGS) {
+        *r = uc.reg_read(reg).unwrap_or(0);
+    }
+    let instruction = if bytes.is_empty() { String::new() } else { isa::disassemble(&bytes, rip) };
+    CrashInfo { vcpu: d.id, rip, what, instruction, regs }
+}
+
+impl VcpuData {
+    /// End this vCPU only (HALT hypercall).
+    pub fn halt_call(&self, uc: *mut uc_engine) -> bool {
+        self.stop(uc, StopCause::HaltCall)
+    }
+
+    /// Stop emulation because the run is over (a verdict was given).
+    pub fn stop_run(&self, uc: *mut uc_engine) -> bool {
+        self.stop(uc, StopCause::Stop)
+    }
+
+    /// The hypercall path's scheduling point.
+    pub fn hypercall_point(&self, uc: *mut uc_engine, rip: u64, spin_hint: bool) -> bool {
+        self.point(uc, rip, spin_hint)
+    }
+}
