@@ -1,0 +1,110 @@
+//! Strategy specs: the text form users type (`--strategy pct:seed=3,depth=2`) and traces
+//! store, parsed and printed so that the two round-trip.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Pct, Random, RoundRobin, Strategy};
+
+/// A strategy and its parameters, as a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StrategySpec {
+    RoundRobin { quantum: u64 },
+    Random { seed: u64 },
+    Pct { seed: u64, depth: u32, steps: u64 },
+}
+
+pub const DEFAULT_QUANTUM: u64 = 1000;
+pub const DEFAULT_DEPTH: u32 = 3;
+pub const DEFAULT_PCT_STEPS: u64 = 100_000;
+
+const ACCEPTED: &str = "round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K]";
+
+/// Why a spec string was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid strategy `{spec}`: {why} (accepted: {ACCEPTED})")]
+pub struct SpecError {
+    spec: String,
+    why: String,
+}
+
+impl StrategySpec {
+    /// A fresh strategy for this spec.
+    pub fn build(&self) -> Box<dyn Strategy> {
+        match *self {
+            StrategySpec::RoundRobin { quantum } => Box::new(RoundRobin::new(quantum)),
+            StrategySpec::Random { seed } => Box::new(Random::new(seed)),
+            StrategySpec::Pct { seed, depth, steps } => Box::new(Pct::new(seed, depth, steps)),
+        }
+    }
+
+    /// The same spec with `seed` (round-robin has none and is returned unchanged).
+    pub fn with_seed(self, seed: u64) -> StrategySpec {
+        match self {
+            StrategySpec::Random { .. } => StrategySpec::Random { seed },
+            StrategySpec::Pct { depth, steps, .. } => StrategySpec::Pct { seed, depth, steps },
+            rr => rr,
+        }
+    }
+}
+
+impl fmt::Display for StrategySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StrategySpec::RoundRobin { quantum } => write!(f, "round-robin:quantum={quantum}"),
+            StrategySpec::Random { seed } => write!(f, "random:seed={seed}"),
+            StrategySpec::Pct { seed, depth, steps } => {
+                write!(f, "pct:seed={seed},depth={depth},steps={steps}")
+            }
+        }
+    }
+}
+
+impl FromStr for StrategySpec {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        let err = |why: String| SpecError { spec: s.to_string(), why };
+        let (name, params) = s.split_once(':').unwrap_or((s, ""));
+        let mut kv = Vec::new();
+        for part in params.split(',').filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').ok_or_else(|| err(format!("`{part}` is not key=value")))?;
+            let n: u64 = v.parse().map_err(|_| err(format!("`{v}` is not a number")))?;
+            kv.push((k.to_string(), n));
+        }
+        let allow = |keys: &[&str]| -> Result<(), SpecError> {
+            match kv.iter().find(|(k, _)| !keys.contains(&k.as_str())) {
+                Some((k, _)) => Err(err(format!("`{name}` has no parameter `{k}`"))),
+                None => Ok(()),
+            }
+        };
+        let get = |k: &str, d: u64| kv.iter().rev().find(|(key, _)| key == k).map_or(d, |(_, v)| *v);
+        match name {
+            "round-robin" | "rr" => {
+                allow(&["quantum"])?;
+                let quantum = get("quantum", DEFAULT_QUANTUM);
+                if quantum == 0 {
+                    return Err(err("quantum must be at least 1".into()));
+                }
+                Ok(StrategySpec::RoundRobin { quantum })
+            }
+            "random" => {
+                allow(&["seed"])?;
+                Ok(StrategySpec::Random { seed: get("seed", 0) })
+            }
+            "pct" => {
+                allow(&["seed", "depth", "steps"])?;
+                let depth = get("depth", DEFAULT_DEPTH as u64);
+                if depth == 0 || depth > 64 {
+                    return Err(err("depth must be 1..=64".into()));
+                }
+                Ok(StrategySpec::Pct {
+                    seed: get("seed", 0),
+                    depth: depth as u32,
+                    steps: get("steps", DEFAULT_PCT_STEPS).max(1),
+                })
+            }
+            other => Err(err(format!("unknown strategy `{other}`"))),
+        }
+    }
+}
