@@ -1,0 +1,288 @@
+//! The event schema: everything a recording says about a run.
+//!
+//! Time in weft is the global *step*: the index of a scheduling point. At each point the
+//! schedule controller decides which vCPU performs its next operation; every event carries
+//! the step of the decision it belongs to (several events may share a step, e.g. the read
+//! and write halves of one locked instruction).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Index of a scheduling point: the one time axis of weft.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Step(pub u64);
+
+/// A guest vCPU (0-based). The board supports up to [`MAX_VCPUS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VcpuId(pub u32);
+
+/// A guest physical (= virtual, the board is flat) address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GuestAddr(pub u64);
+
+/// Most vCPUs one machine can have.
+pub const MAX_VCPUS: u32 = 64;
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+impl fmt::Display for VcpuId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "vcpu{}", self.0)
+    }
+}
+impl fmt::Display for GuestAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// What a memory access did. `Atomic*` are the halves of one indivisible instruction
+/// (LOCK-prefixed read-modify-write or XCHG with memory): the read comes first, the
+/// write follows at the same step with no other vCPU in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AccessKind {
+    Read,
+    Write,
+    AtomicRead,
+    AtomicWrite,
+}
+
+impl AccessKind {
+    pub fn is_write(self) -> bool {
+        matches!(self, AccessKind::Write | AccessKind::AtomicWrite)
+    }
+    pub fn is_atomic(self) -> bool {
+        matches!(self, AccessKind::AtomicRead | AccessKind::AtomicWrite)
+    }
+    /// Short name used in listings: R, W, aR, aW.
+    pub fn short(self) -> &'static str {
+        match self {
+            AccessKind::Read => "R",
+            AccessKind::Write => "W",
+            AccessKind::AtomicRead => "aR",
+            AccessKind::AtomicWrite => "aW",
+        }
+    }
+}
+
+/// Memory-ordering instructions, recorded for happens-before analysis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FenceKind {
+    Mfence,
+    Sfence,
+    Lfence,
+}
+
+/// Why a single vCPU stopped while the machine went on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VcpuEndReason {
+    /// `_start` returned.
+    Returned,
+    /// The vCPU executed HLT.
+    Hlt,
+    /// The HALT hypercall.
+    HaltCall,
+}
+
+/// How a run ended. Everything but `Pass` is a failure (CLI exit code 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Every vCPU ended, or EXIT/port 0xF4 with status 0.
+    Pass,
+    /// EXIT hypercall or a write to port 0xF4 with a non-zero status.
+    ExitStatus { vcpu: VcpuId, status: u64 },
+    /// ASSERT_FAIL hypercall.
+    Assertion { vcpu: VcpuId, rip: u64, message: String },
+    /// A CPU exception or invalid memory access outside a transaction.
+    Crash(CrashInfo),
+    /// Every live vCPU is spinning (or blocked) without any progress.
+    Deadlock { vcpus: Vec<(VcpuId, u64)> },
+    /// `--max-steps` reached.
+    Budget { max_steps: u64 },
+}
+
+impl Verdict {
+    pub fn is_pass(&self) -> bool {
+        matches!(self, Verdict::Pass)
+    }
+    /// One word naming the verdict class: pass, exit-status, assertion, crash, deadlock, budget.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::ExitStatus { .. } => "exit-status",
+            Verdict::Assertion { .. } => "assertion",
+            Verdict::Crash(_) => "crash",
+            Verdict::Deadlock { .. } => "deadlock",
+            Verdict::Budget { .. } => "budget",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Pass => write!(f, "pass"),
+            Verdict::ExitStatus { vcpu, status } => {
+                write!(f, "exit status {status} (from {vcpu})")
+            }
+            Verdict::Assertion { vcpu, rip, message } => {
+                write!(f, "assertion failed on {vcpu} at rip {rip:#x}: {message}")
+            }
+            Verdict::Crash(c) => write!(f, "{c}"),
+            Verdict::Deadlock { vcpus } => {
+                write!(f, "deadlock: every live vCPU spins without progress (")?;
+                for (i, (v, rip)) in vcpus.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{v} at {rip:#x}")?;
+                }
+                write!(f, ")")
+            }
+            Verdict::Budget { max_steps } => {
+                write!(f, "budget exceeded: {max_steps} steps (--max-steps)")
+            }
+        }
+    }
+}
+
+/// A guest crash: where, what, and the machine state at that moment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashInfo {
+    pub vcpu: VcpuId,
+    pub rip: u64,
+    /// What went wrong, e.g. "#UD invalid opcode" or "read of unmapped address 0x...".
+    pub what: String,
+    /// The faulting instruction, disassembled (Intel syntax), or "" when unreadable.
+    pub instruction: String,
+    /// General-purpose registers, RFLAGS: rax rbx rcx rdx rsi rdi rbp rsp r8..r15 rflags.
+    pub regs: [u64; 17],
+}
+
+/// Register names in the order of [`CrashInfo::regs`].
+pub const CRASH_REG_NAMES: [&str; 17] = [
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
+    "r13", "r14", "r15", "rflags",
+];
+
+impl fmt::Display for CrashInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "guest crash on {} at rip {:#x}: {}", self.vcpu, self.rip, self.what)?;
+        if !self.instruction.is_empty() {
+            write!(f, " [{}]", self.instruction)?;
+        }
+        Ok(())
+    }
+}
+
+/// One recorded event. Events are stored in step order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// Run-length encoded schedule: `vcpu` made the next `points` scheduling decisions.
+    /// Emitted when the running vCPU changes and at the end of the run, so the steps of
+    /// all `Run` events add up to the run's step count.
+    Run { vcpu: VcpuId, points: u64 },
+    /// A memory access that may be shared (anything but the vCPU's own stack).
+    Access {
+        step: Step,
+        vcpu: VcpuId,
+        rip: u64,
+        addr: GuestAddr,
+        size: u8,
+        kind: AccessKind,
+        /// The value read or written, little-endian, zero-extended.
+        value: u64,
+    },
+    /// Bytes for the console (port 0xE9, or the WRITE hypercall).
+    Console { step: Step, vcpu: VcpuId, bytes: Vec<u8> },
+    /// A hypercall (VMCALL) and its result; `nr` is RAX, `args` RDI, RSI, RDX.
+    Hypercall { step: Step, vcpu: VcpuId, rip: u64, nr: u64, args: [u64; 3], ret: u64 },
+    /// A memory fence instruction.
+    Fence { step: Step, vcpu: VcpuId, rip: u64, kind: FenceKind },
+    /// The MARK hypercall: a label the guest put on this moment.
+    Mark { step: Step, vcpu: VcpuId, label: String },
+    /// Something odd the guest did that did not stop it (e.g. an unknown hypercall).
+    Warning { step: Step, vcpu: VcpuId, rip: u64, message: String },
+    /// One vCPU stopped; the others go on.
+    VcpuEnd { step: Step, vcpu: VcpuId, reason: VcpuEndReason },
+    /// The run ended: always the last event of a complete trace.
+    End { step: Step, verdict: Verdict },
+}
+
+impl Event {
+    /// The step this event belongs to; `None` for `Run`, which spans steps.
+    pub fn step(&self) -> Option<Step> {
+        match self {
+            Event::Run { .. } => None,
+            Event::Access { step, .. }
+            | Event::Console { step, .. }
+            | Event::Hypercall { step, .. }
+            | Event::Fence { step, .. }
+            | Event::Mark { step, .. }
+            | Event::Warning { step, .. }
+            | Event::VcpuEnd { step, .. }
+            | Event::End { step, .. } => Some(*step),
+        }
+    }
+
+    /// The vCPU this event belongs to; `None` for `End`.
+    pub fn vcpu(&self) -> Option<VcpuId> {
+        match self {
+            Event::Run { vcpu, .. }
+            | Event::Access { vcpu, .. }
+            | Event::Console { vcpu, .. }
+            | Event::Hypercall { vcpu, .. }
+            | Event::Fence { vcpu, .. }
+            | Event::Mark { vcpu, .. }
+            | Event::Warning { vcpu, .. }
+            | Event::VcpuEnd { vcpu, .. } => Some(*vcpu),
+            Event::End { .. } => None,
+        }
+    }
+}
+
+/// Where events go while a machine runs: a trace file, a replay checker, or nowhere.
+/// Called on the hot path: implementations must not allocate per event where avoidable.
+pub trait EventSink {
+    /// Take one event. An error stops the run (e.g. the disk is full).
+    fn event(&mut self, event: &Event) -> Result<(), SinkError>;
+    /// Whether this sink wants `Access` events at all (a plain `weft run` does not).
+    fn wants_accesses(&self) -> bool {
+        true
+    }
+}
+
+/// Why a sink refused an event; the run stops with this message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// A sink that drops everything: the fastest way to run.
+#[derive(Debug, Default)]
+pub struct NullSink;
+
+impl EventSink for NullSink {
+    fn event(&mut self, _event: &Event) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn wants_accesses(&self) -> bool {
+        false
+    }
+}
+
+/// A sink that keeps every event in memory (tests, small runs).
+#[derive(Debug, Default)]
+pub struct VecSink(pub Vec<Event>);
+
+impl EventSink for VecSink {
+    fn event(&mut self, event: &Event) -> Result<(), SinkError> {
+        self.0.push(event.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! The trace header: everything needed to re-create the machine of a recording.
+
+use serde::{Deserialize, Serialize};
+
+/// Options that shape a run. Same guest + same options + same schedule = same trace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineOptions {
+    /// Number of vCPUs (1..=MAX_VCPUS).
+    pub vcpus: u32,
+    /// Guest RAM size in bytes (mapped at address 0).
+    pub ram_bytes: u64,
+    /// Stack size per vCPU in bytes; vCPU i's stack ends at ram_bytes - i * stack_bytes.
+    pub stack_bytes: u64,
+    /// Stop with a budget verdict after this many steps (0 = no limit).
+    pub max_steps: u64,
+    /// Spin iterations (PAUSE or re-reads of an unchanged value) after which a vCPU counts
+    /// as spinning: the strategy is told to run someone else.
+    pub spin_threshold: u32,
+    /// Steps without progress (no value-changing write, output or vCPU end) while every
+    /// live vCPU spins, after which the run ends with a deadlock verdict.
+    pub deadlock_window: u64,
+    /// Log and schedule on accesses to a vCPU's own stack too (off: own stack is private).
+    pub trace_stack: bool,
+}
+
+impl Default for MachineOptions {
+    fn default() -> Self {
+        MachineOptions {
+            vcpus: 2,
+            ram_bytes: 64 << 20,
+            stack_bytes: 64 << 10,
+            max_steps: 0,
+            spin_threshold: 64,
+            deadlock_window: 1_000_000,
+            trace_stack: false,
+        }
+    }
+}
+
+/// The guest ELF, embedded so that a trace is self-contained.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestImage {
+    /// File name the guest was loaded from (informative).
+    pub name: String,
+    /// SHA-256 of `elf`.
+    pub sha256: [u8; 32],
+    /// The ELF file, byte for byte.
+    pub elf: Vec<u8>,
+}
+
+impl GuestImage {
+    /// Wrap an ELF image, computing its hash.
+    pub fn new(name: impl Into<String>, elf: Vec<u8>) -> GuestImage {
+        use sha2::Digest;
+        let sha256: [u8; 32] = sha2::Sha256::digest(&elf).into();
+        GuestImage { name: name.into(), sha256, elf }
+    }
+
+    /// Hex form of the hash, as printed by `weft inspect`.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The header at the start of every trace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceHeader {
+    /// Version of weft that wrote the trace (informative; compatibility is by format version).
+    pub weft_version: String,
+    pub guest: GuestImage,
+    pub options: MachineOptions,
+    /// The strategy that made the schedule, as a spec string (e.g. "random:seed=7").
+    pub strategy: String,
+}
