@@ -7,4 +7,17 @@
 //! (weft-trace) take the events, the replayer (weft-replayer) checks a re-execution against
 //! a trace. The `weft` binary is a thin command line over these.
 
+pub mod codemap;
 pub mod machine;
+pub mod session;
+
+/// The built-in example guests, compiled from examples/*.c by build.rs.
+pub mod examples {
+    include!(concat!(env!("OUT_DIR"), "/examples.rs"));
+
+    /// The built-in example named `name` (file stem, `-` or `_`).
+    pub fn find(name: &str) -> Option<(&'static str, &'static str, &'static [u8])> {
+        let want = name.replace('-', "_");
+        EXAMPLES.iter().copied().find(|(n, _, _)| *n == want)
+    }
+}

@@ -55,7 +55,11 @@ impl VcpuSet {
         if self.0 == 0 {
             return None;
         }
-        let above = if v.0 >= 63 { 0 } else { self.0 & (u64::MAX << (v.0 + 1)) };
+        let above = if v.0 >= 63 {
+            0
+        } else {
+            self.0 & (u64::MAX << (v.0 + 1))
+        };
         let m = if above != 0 { above } else { self.0 };
         Some(VcpuId(m.trailing_zeros()))
     }
@@ -116,9 +120,18 @@ mod tests {
                 return Some(picks);
             }
             let spinning = current == Some(VcpuId(0)) && ran1 < wait && spins >= 3;
-            let p = Point { step: Step(step), current, runnable, spinning };
+            let p = Point {
+                step: Step(step),
+                current,
+                runnable,
+                spinning,
+            };
             let v = s.pick(&p);
-            assert!(runnable.contains(v), "{} picked {v:?} outside {runnable:?}", s.spec());
+            assert!(
+                runnable.contains(v),
+                "{} picked {v:?} outside {runnable:?}",
+                s.spec()
+            );
             picks.push(v.0);
             if v.0 == 0 && ran1 < wait {
                 spins += 1; // spinning: no progress
@@ -144,9 +157,15 @@ mod tests {
 
     fn all_specs(seed: u64) -> Vec<StrategySpec> {
         vec![
-            StrategySpec::RoundRobin { quantum: 1 + seed % 5 },
+            StrategySpec::RoundRobin {
+                quantum: 1 + seed % 5,
+            },
             StrategySpec::Random { seed },
-            StrategySpec::Pct { seed, depth: 1 + (seed % 4) as u32, steps: 50 },
+            StrategySpec::Pct {
+                seed,
+                depth: 1 + (seed % 4) as u32,
+                steps: 50,
+            },
         ]
     }
 
@@ -163,7 +182,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_picks_different_seed_different_picks() {
-        for spec in [StrategySpec::Random { seed: 3 }, StrategySpec::Pct { seed: 3, depth: 3, steps: 40 }] {
+        for spec in [
+            StrategySpec::Random { seed: 3 },
+            StrategySpec::Pct {
+                seed: 3,
+                depth: 3,
+                steps: 40,
+            },
+        ] {
             let a = simulate(spec.build().as_mut(), &[20, 20, 20], 0, 10_000).unwrap();
             let b = simulate(spec.build().as_mut(), &[20, 20, 20], 0, 10_000).unwrap();
             assert_eq!(a, b, "{spec}");
@@ -204,13 +230,27 @@ mod tests {
             assert_eq!(text.parse::<StrategySpec>().unwrap(), spec);
             assert_eq!(spec.build().spec(), text);
         }
-        assert_eq!("rr".parse(), Ok(StrategySpec::RoundRobin { quantum: DEFAULT_QUANTUM }));
+        assert_eq!(
+            "rr".parse(),
+            Ok(StrategySpec::RoundRobin {
+                quantum: DEFAULT_QUANTUM
+            })
+        );
         assert_eq!("random".parse(), Ok(StrategySpec::Random { seed: 0 }));
         let e = "fastest".parse::<StrategySpec>().unwrap_err().to_string();
-        assert!(e.contains("unknown strategy `fastest`") && e.contains("accepted"), "{e}");
-        let e = "random:depth=2".parse::<StrategySpec>().unwrap_err().to_string();
+        assert!(
+            e.contains("unknown strategy `fastest`") && e.contains("accepted"),
+            "{e}"
+        );
+        let e = "random:depth=2"
+            .parse::<StrategySpec>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no parameter `depth`"), "{e}");
-        let e = "pct:seed=x".parse::<StrategySpec>().unwrap_err().to_string();
+        let e = "pct:seed=x"
+            .parse::<StrategySpec>()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a number"), "{e}");
         assert!("round-robin:quantum=0".parse::<StrategySpec>().is_err());
     }

@@ -43,10 +43,19 @@ impl Pct {
             let j = rng.below(i as u64 + 1) as usize;
             prio.swap(i, j);
         }
-        let mut changes: Vec<(u64, i64)> =
-            (1..depth).map(|i| (1 + rng.below(steps), (depth - i) as i64)).collect();
+        let mut changes: Vec<(u64, i64)> = (1..depth)
+            .map(|i| (1 + rng.below(steps), (depth - i) as i64))
+            .collect();
         changes.sort_unstable();
-        Pct { seed, depth, steps, prio, changes, next_change: 0, spin_floor: 0 }
+        Pct {
+            seed,
+            depth,
+            steps,
+            prio,
+            changes,
+            next_change: 0,
+            spin_floor: 0,
+        }
     }
 
     fn highest(&self, set: VcpuSet) -> Option<VcpuId> {
@@ -56,12 +65,19 @@ impl Pct {
 
 impl Strategy for Pct {
     fn spec(&self) -> String {
-        StrategySpec::Pct { seed: self.seed, depth: self.depth, steps: self.steps }.to_string()
+        StrategySpec::Pct {
+            seed: self.seed,
+            depth: self.depth,
+            steps: self.steps,
+        }
+        .to_string()
     }
 
     fn pick(&mut self, p: &Point) -> VcpuId {
         if let Some(c) = p.current {
-            while self.next_change < self.changes.len() && self.changes[self.next_change].0 <= p.step.0 {
+            while self.next_change < self.changes.len()
+                && self.changes[self.next_change].0 <= p.step.0
+            {
                 self.prio[c.0 as usize] = self.changes[self.next_change].1;
                 self.next_change += 1;
             }

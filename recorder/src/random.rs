@@ -12,7 +12,10 @@ pub struct Random {
 
 impl Random {
     pub fn new(seed: u64) -> Random {
-        Random { seed, rng: Rng::new(seed) }
+        Random {
+            seed,
+            rng: Rng::new(seed),
+        }
     }
 }
 

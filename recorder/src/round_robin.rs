@@ -12,13 +12,19 @@ pub struct RoundRobin {
 
 impl RoundRobin {
     pub fn new(quantum: u64) -> RoundRobin {
-        RoundRobin { quantum: quantum.max(1), used: 0 }
+        RoundRobin {
+            quantum: quantum.max(1),
+            used: 0,
+        }
     }
 }
 
 impl Strategy for RoundRobin {
     fn spec(&self) -> String {
-        StrategySpec::RoundRobin { quantum: self.quantum }.to_string()
+        StrategySpec::RoundRobin {
+            quantum: self.quantum,
+        }
+        .to_string()
     }
 
     fn pick(&mut self, p: &Point) -> VcpuId {

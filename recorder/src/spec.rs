@@ -64,12 +64,19 @@ impl FromStr for StrategySpec {
     type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, SpecError> {
-        let err = |why: String| SpecError { spec: s.to_string(), why };
+        let err = |why: String| SpecError {
+            spec: s.to_string(),
+            why,
+        };
         let (name, params) = s.split_once(':').unwrap_or((s, ""));
         let mut kv = Vec::new();
         for part in params.split(',').filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| err(format!("`{part}` is not key=value")))?;
-            let n: u64 = v.parse().map_err(|_| err(format!("`{v}` is not a number")))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| err(format!("`{part}` is not key=value")))?;
+            let n: u64 = v
+                .parse()
+                .map_err(|_| err(format!("`{v}` is not a number")))?;
             kv.push((k.to_string(), n));
         }
         let allow = |keys: &[&str]| -> Result<(), SpecError> {
@@ -78,7 +85,12 @@ impl FromStr for StrategySpec {
                 None => Ok(()),
             }
         };
-        let get = |k: &str, d: u64| kv.iter().rev().find(|(key, _)| key == k).map_or(d, |(_, v)| *v);
+        let get = |k: &str, d: u64| {
+            kv.iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map_or(d, |(_, v)| *v)
+        };
         match name {
             "round-robin" | "rr" => {
                 allow(&["quantum"])?;
@@ -90,7 +102,9 @@ impl FromStr for StrategySpec {
             }
             "random" => {
                 allow(&["seed"])?;
-                Ok(StrategySpec::Random { seed: get("seed", 0) })
+                Ok(StrategySpec::Random {
+                    seed: get("seed", 0),
+                })
             }
             "pct" => {
                 allow(&["seed", "depth", "steps"])?;

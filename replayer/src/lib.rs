@@ -28,7 +28,11 @@ pub struct ScheduleReplay<I: Iterator<Item = (VcpuId, u64)>> {
 impl<I: Iterator<Item = (VcpuId, u64)>> ScheduleReplay<I> {
     /// Replay the `(vcpu, points)` runs in order.
     pub fn new(runs: I) -> Self {
-        ScheduleReplay { runs, current: None, left: 0 }
+        ScheduleReplay {
+            runs,
+            current: None,
+            left: 0,
+        }
     }
 }
 
@@ -103,7 +107,13 @@ impl<I: Iterator<Item = Event>> Checker<I> {
     /// Check against `expected`; results accumulate in the returned shared state.
     pub fn new(expected: I) -> (Self, Rc<RefCell<CheckState>>) {
         let state = Rc::new(RefCell::new(CheckState::default()));
-        (Checker { expected: expected.peekable(), state: state.clone() }, state)
+        (
+            Checker {
+                expected: expected.peekable(),
+                state: state.clone(),
+            },
+            state,
+        )
     }
 
     /// After the run: the recording must have no events left, or the replay stopped early.
@@ -140,7 +150,12 @@ impl<I: Iterator<Item = Event>> EventSink for Checker<I> {
                     (Some(a), Some(b)) => a.min(b),
                     (a, b) => a.or(b).unwrap_or_default(),
                 };
-                let d = Divergence { step, vcpu: event.vcpu().or(e.vcpu()), expected: Some(e), got: Some(event.clone()) };
+                let d = Divergence {
+                    step,
+                    vcpu: event.vcpu().or(e.vcpu()),
+                    expected: Some(e),
+                    got: Some(event.clone()),
+                };
                 let msg = d.to_string();
                 st.divergence = Some(d);
                 Err(SinkError(msg))
@@ -160,12 +175,18 @@ mod tests {
     use weft_trace::{AccessKind, GuestAddr};
 
     fn point(step: u64) -> Point {
-        Point { step: Step(step), current: None, runnable: VcpuSet::first(2), spinning: false }
+        Point {
+            step: Step(step),
+            current: None,
+            runnable: VcpuSet::first(2),
+            spinning: false,
+        }
     }
 
     #[test]
     fn schedule_replays_runs_then_ends() {
-        let mut s = ScheduleReplay::new(vec![(VcpuId(0), 2), (VcpuId(1), 1), (VcpuId(0), 1)].into_iter());
+        let mut s =
+            ScheduleReplay::new(vec![(VcpuId(0), 2), (VcpuId(1), 1), (VcpuId(0), 1)].into_iter());
         let picks: Vec<u32> = (0..5).map(|i| s.pick(&point(i)).0).collect();
         assert_eq!(picks, vec![0, 0, 1, 0, u32::MAX]);
     }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use weft_recorder::{Point, Strategy, VcpuSet};
 use weft_trace::{
-    AccessKind, Event, EventSink, GuestAddr, MachineOptions, Step, Verdict, VcpuEndReason, VcpuId,
+    AccessKind, Event, EventSink, GuestAddr, MachineOptions, Step, VcpuEndReason, VcpuId, Verdict,
 };
 
 /// What a vCPU at a scheduling point does next.
@@ -132,7 +132,9 @@ impl Controller {
             return Decision::Stop;
         }
         if self.opts.max_steps != 0 && self.next_step >= self.opts.max_steps {
-            self.finish(Verdict::Budget { max_steps: self.opts.max_steps });
+            self.finish(Verdict::Budget {
+                max_steps: self.opts.max_steps,
+            });
             return Decision::Stop;
         }
         let mut spinning = false;
@@ -144,15 +146,22 @@ impl Controller {
             }
             spinning = spin_hint || st.spin >= self.opts.spin_threshold;
             if spinning && self.no_progress_anywhere() {
-                let vcpus =
-                    self.runnable.iter().map(|v| (v, self.vcpus[v.0 as usize].last_rip)).collect();
+                let vcpus = self
+                    .runnable
+                    .iter()
+                    .map(|v| (v, self.vcpus[v.0 as usize].last_rip))
+                    .collect();
                 self.finish(Verdict::Deadlock { vcpus });
                 return Decision::Stop;
             }
         }
         let step = Step(self.next_step);
-        let pick =
-            self.strategy.pick(&Point { step, current, runnable: self.runnable, spinning });
+        let pick = self.strategy.pick(&Point {
+            step,
+            current,
+            runnable: self.runnable,
+            spinning,
+        });
         if !self.runnable.contains(pick) {
             self.bad_pick = Some((step, pick));
             self.stopping = true;
@@ -226,7 +235,15 @@ impl Controller {
         }
         if self.log_accesses {
             let step = self.step();
-            self.emit(&Event::Access { step, vcpu, rip, addr: GuestAddr(addr), size, kind, value });
+            self.emit(&Event::Access {
+                step,
+                vcpu,
+                rip,
+                addr: GuestAddr(addr),
+                size,
+                kind,
+                value,
+            });
         }
     }
 
@@ -241,7 +258,11 @@ impl Controller {
         }
         self.progress(vcpu);
         let step = self.step();
-        self.emit(&Event::Console { step, vcpu, bytes: bytes.to_vec() });
+        self.emit(&Event::Console {
+            step,
+            vcpu,
+            bytes: bytes.to_vec(),
+        });
     }
 
     /// A vCPU ended; the others go on.

@@ -34,7 +34,7 @@ pub fn leaf(leaf: u32, sub: u32, id: u32, count: u32) -> [u32; 4] {
             // SMT level: one thread per core.
             0 => [0, 1, 0x100, id],
             // Core level: every vCPU is a core of one package.
-            1 => [count.next_power_of_two().trailing_zeros(), count, 0x201 , id],
+            1 => [count.next_power_of_two().trailing_zeros(), count, 0x201, id],
             _ => [0, 0, sub, id],
         },
         0x8000_0000 => [MAX_EXT, 0, 0, 0],

@@ -22,7 +22,12 @@ pub enum ElfError {
     #[error("the ELF is truncated or malformed: {0}")]
     Malformed(String),
     #[error("segment {index} ({addr:#x}..{end:#x}) does not fit below the vCPU stacks, which start at {stacks:#x}; use a larger --ram or fewer/smaller stacks")]
-    DoesNotFit { index: usize, addr: u64, end: u64, stacks: u64 },
+    DoesNotFit {
+        index: usize,
+        addr: u64,
+        end: u64,
+        stacks: u64,
+    },
     #[error("the entry point {0:#x} is not inside any loaded segment")]
     EntryOutside(u64),
     #[error("the ELF has no loadable segment")]
@@ -89,8 +94,16 @@ impl ElfImage {
         }
         match e_type {
             2 => {}
-            3 => return Err(ElfError::NotExecutable("a position-independent or shared object")),
-            1 => return Err(ElfError::NotExecutable("a relocatable object file, not linked")),
+            3 => {
+                return Err(ElfError::NotExecutable(
+                    "a position-independent or shared object",
+                ))
+            }
+            1 => {
+                return Err(ElfError::NotExecutable(
+                    "a relocatable object file, not linked",
+                ))
+            }
             4 => return Err(ElfError::NotExecutable("a core dump")),
             _ => return Err(ElfError::NotExecutable("not an executable")),
         }
@@ -99,7 +112,9 @@ impl ElfImage {
         let phentsize = u16_at(bytes, 54)? as u64;
         let phnum = u16_at(bytes, 56)? as u64;
         if phnum > 0 && phentsize < 56 {
-            return Err(ElfError::Malformed(format!("program header size {phentsize} < 56")));
+            return Err(ElfError::Malformed(format!(
+                "program header size {phentsize} < 56"
+            )));
         }
         let mut segments = Vec::new();
         for i in 0..phnum {
@@ -129,21 +144,31 @@ impl ElfImage {
                 .ok_or_else(|| {
                     ElfError::Malformed(format!("segment {i} data lies past the end of the file"))
                 })?;
-            let end = paddr.checked_add(memsz).filter(|e| *e <= limit).ok_or(
-                ElfError::DoesNotFit {
-                    index: i as usize,
-                    addr: paddr,
-                    end: paddr.saturating_add(memsz),
-                    stacks: limit,
-                },
-            )?;
+            let end =
+                paddr
+                    .checked_add(memsz)
+                    .filter(|e| *e <= limit)
+                    .ok_or(ElfError::DoesNotFit {
+                        index: i as usize,
+                        addr: paddr,
+                        end: paddr.saturating_add(memsz),
+                        stacks: limit,
+                    })?;
             let _ = end;
-            segments.push(Segment { addr: paddr, mem_size: memsz, data, executable: flags & PF_X != 0 });
+            segments.push(Segment {
+                addr: paddr,
+                mem_size: memsz,
+                data,
+                executable: flags & PF_X != 0,
+            });
         }
         if segments.is_empty() {
             return Err(ElfError::NoSegments);
         }
-        if !segments.iter().any(|s| entry >= s.addr && entry < s.addr + s.mem_size) {
+        if !segments
+            .iter()
+            .any(|s| entry >= s.addr && entry < s.addr + s.mem_size)
+        {
             return Err(ElfError::EntryOutside(entry));
         }
         Ok(ElfImage { entry, segments })
@@ -201,21 +226,39 @@ mod tests {
 
     #[test]
     fn rejects_bad_images_with_reasons() {
-        assert_eq!(ElfImage::parse(b"hello", 1 << 26).unwrap_err(), ElfError::NotElf);
+        assert_eq!(
+            ElfImage::parse(b"hello", 1 << 26).unwrap_err(),
+            ElfError::NotElf
+        );
         let mut e = tiny_elf(&[0xf4]);
         e[4] = 1;
-        assert_eq!(ElfImage::parse(&e, 1 << 26).unwrap_err(), ElfError::Not64Bit);
+        assert_eq!(
+            ElfImage::parse(&e, 1 << 26).unwrap_err(),
+            ElfError::Not64Bit
+        );
         let mut e = tiny_elf(&[0xf4]);
         e[18] = 3;
-        assert_eq!(ElfImage::parse(&e, 1 << 26).unwrap_err(), ElfError::WrongMachine(3));
+        assert_eq!(
+            ElfImage::parse(&e, 1 << 26).unwrap_err(),
+            ElfError::WrongMachine(3)
+        );
         let mut e = tiny_elf(&[0xf4]);
         e[16] = 3;
-        assert!(matches!(ElfImage::parse(&e, 1 << 26), Err(ElfError::NotExecutable(_))));
+        assert!(matches!(
+            ElfImage::parse(&e, 1 << 26),
+            Err(ElfError::NotExecutable(_))
+        ));
         let e = tiny_elf(&[0xf4]);
-        assert!(matches!(ElfImage::parse(&e, 0x400010), Err(ElfError::DoesNotFit { .. })));
+        assert!(matches!(
+            ElfImage::parse(&e, 0x400010),
+            Err(ElfError::DoesNotFit { .. })
+        ));
         let mut e = tiny_elf(&[0xf4]);
         e[24..32].copy_from_slice(&0x10u64.to_le_bytes());
-        assert_eq!(ElfImage::parse(&e, 1 << 26).unwrap_err(), ElfError::EntryOutside(0x10));
+        assert_eq!(
+            ElfImage::parse(&e, 1 << 26).unwrap_err(),
+            ElfError::EntryOutside(0x10)
+        );
         // Every truncation of a valid image is an error, never a panic.
         let e = tiny_elf(&[0xf4]);
         for cut in 0..e.len() {

@@ -47,7 +47,10 @@ pub fn add_insn_hook<D>(
 
 /// Size unicorn's translation buffer (it reserves 1 GiB per instance otherwise, which adds
 /// up at 64 vCPUs). Must be called right after the instance is created.
-pub fn set_tcg_buffer_size<D>(uc: &mut Unicorn<'_, D>, bytes: u32) -> Result<(), unicorn_engine::uc_error> {
+pub fn set_tcg_buffer_size<D>(
+    uc: &mut Unicorn<'_, D>,
+    bytes: u32,
+) -> Result<(), unicorn_engine::uc_error> {
     // UC_CTL_WRITE(UC_CTL_TCG_BUFFER_SIZE, 1): type | nr_args << 26 | IO_WRITE << 30.
     let control = ControlType(ControlType::TCG_BUFFER_SIZE.0 | (1 << 26) | (1 << 30));
     // SAFETY: a live handle; this control takes exactly one uint32_t argument.

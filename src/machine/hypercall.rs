@@ -27,7 +27,12 @@ const VMCALL_LEN: u64 = 3;
 
 /// Execute the hypercall at `rip`. Returns what unicorn's invalid-instruction hook must
 /// return: `true` to go on after the VMCALL, `false` when emulation stops.
-pub(crate) fn vmcall(d: &VcpuData, uc: &mut Unicorn<'_, VcpuData>, h: *mut uc_engine, rip: u64) -> bool {
+pub(crate) fn vmcall(
+    d: &VcpuData,
+    uc: &mut Unicorn<'_, VcpuData>,
+    h: *mut uc_engine,
+    rip: u64,
+) -> bool {
     if d.shared.ctl.borrow().stopping {
         return false;
     }
@@ -53,7 +58,8 @@ pub(crate) fn vmcall(d: &VcpuData, uc: &mut Unicorn<'_, VcpuData>, h: *mut uc_en
         }
     };
     let text = |ptr: u64, len: u64| -> String {
-        let mut s = String::from_utf8_lossy(&mem.read_up_to(ptr, len.min(MAX_TEXT) as usize)).into_owned();
+        let mut s =
+            String::from_utf8_lossy(&mem.read_up_to(ptr, len.min(MAX_TEXT) as usize)).into_owned();
         if len > MAX_TEXT {
             s.push_str("...");
         }
@@ -62,14 +68,24 @@ pub(crate) fn vmcall(d: &VcpuData, uc: &mut Unicorn<'_, VcpuData>, h: *mut uc_en
     let log = |ret: u64| {
         let mut c = d.shared.ctl.borrow_mut();
         let step = c.step();
-        c.emit(&Event::Hypercall { step, vcpu: d.id, rip, nr, args, ret });
+        c.emit(&Event::Hypercall {
+            step,
+            vcpu: d.id,
+            rip,
+            nr,
+            args,
+            ret,
+        });
     };
     let ret: u64 = match nr {
         EXIT => {
             log(0);
             let status = args[0];
-            let verdict =
-                if status == 0 { Verdict::Pass } else { Verdict::ExitStatus { vcpu: d.id, status } };
+            let verdict = if status == 0 {
+                Verdict::Pass
+            } else {
+                Verdict::ExitStatus { vcpu: d.id, status }
+            };
             d.shared.ctl.borrow_mut().finish(verdict);
             d.stop_run(h);
             return false;
@@ -89,7 +105,11 @@ pub(crate) fn vmcall(d: &VcpuData, uc: &mut Unicorn<'_, VcpuData>, h: *mut uc_en
             }
             log(0);
             let message = text(args[0], args[1]);
-            d.shared.ctl.borrow_mut().finish(Verdict::Assertion { vcpu: d.id, rip, message });
+            d.shared.ctl.borrow_mut().finish(Verdict::Assertion {
+                vcpu: d.id,
+                rip,
+                message,
+            });
             d.stop_run(h);
             return false;
         }
@@ -110,7 +130,11 @@ pub(crate) fn vmcall(d: &VcpuData, uc: &mut Unicorn<'_, VcpuData>, h: *mut uc_en
             let label = text(args[0], args[1]);
             let mut c = d.shared.ctl.borrow_mut();
             let step = c.step();
-            c.emit(&Event::Mark { step, vcpu: d.id, label });
+            c.emit(&Event::Mark {
+                step,
+                vcpu: d.id,
+                label,
+            });
             drop(c);
             0
         }
@@ -137,4 +161,3 @@ pub(crate) fn vmcall(d: &VcpuData, uc: &mut Unicorn<'_, VcpuData>, h: *mut uc_en
     let _ = uc.reg_write(RegisterX86::RIP, rip + VMCALL_LEN);
     true
 }
-

@@ -1,7 +1,9 @@
 //! x86-64 instruction knowledge weft needs beyond unicorn: disassembly for reports, which
 //! instructions are indivisible, and where the instructions unicorn cannot hook live.
 
-use iced_x86::{Code, Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, Mnemonic, OpKind};
+use iced_x86::{
+    Code, Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, Mnemonic, OpKind,
+};
 
 /// Longest x86 instruction.
 pub const MAX_INSN_LEN: usize = 15;
@@ -29,7 +31,12 @@ pub fn disassemble(bytes: &[u8], rip: u64) -> String {
         None if bytes.is_empty() => "(unreadable)".to_string(),
         None => format!(
             "(invalid: {})",
-            bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+            bytes
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
     }
 }
@@ -75,11 +82,16 @@ pub fn find_sites(code: &[u8], base: u64) -> Vec<(u64, SiteKind)> {
     // to 4 prefix bytes before the opcode.
     let mut sites = Vec::new();
     let mut i = 0;
-    while i + 1 < code.len() {
+    while i < code.len() {
         let b = code[i];
         let candidate = (b == 0x90 && i >= 1 && code[i - 1] == 0xF3)
-            || (b == 0xAE && i >= 1 && code[i - 1] == 0x0F && code.get(i + 1).is_some_and(|m| matches!(m, 0xE8 | 0xF0 | 0xF8)))
-            || (b == 0xC7 && code[i + 1] == 0xF8);
+            || (b == 0xAE
+                && i >= 1
+                && code[i - 1] == 0x0F
+                && code
+                    .get(i + 1)
+                    .is_some_and(|m| matches!(m, 0xE8 | 0xF0 | 0xF8)))
+            || (b == 0xC7 && code.get(i + 1) == Some(&0xF8));
         if candidate {
             let opcode_at = if b == 0xC7 { i } else { i - 1 };
             for start in opcode_at.saturating_sub(4)..=opcode_at {

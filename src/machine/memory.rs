@@ -25,7 +25,10 @@ impl GuestMemory {
         let layout = Layout::from_size_align(len as usize, PAGE as usize).ok()?;
         // SAFETY: the layout has a non-zero size (checked above).
         let ptr = unsafe { alloc::alloc_zeroed(layout) };
-        Some(GuestMemory { base: NonNull::new(ptr)?, len })
+        Some(GuestMemory {
+            base: NonNull::new(ptr)?,
+            len,
+        })
     }
 
     pub fn len(&self) -> u64 {
@@ -53,7 +56,11 @@ impl GuestMemory {
         // time on one host thread, so no unicorn instance writes the buffer concurrently, and
         // no Rust reference to the buffer exists while we copy from it.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.base.as_ptr().add(addr as usize), buf.as_mut_ptr(), size)
+            std::ptr::copy_nonoverlapping(
+                self.base.as_ptr().add(addr as usize),
+                buf.as_mut_ptr(),
+                size,
+            )
         };
         Some(u64::from_le_bytes(buf))
     }

@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use corosensei::CoroutineResult;
 use weft_recorder::Strategy;
-use weft_trace::{MachineOptions, Verdict, VcpuId, MAX_VCPUS};
+use weft_trace::{MachineOptions, VcpuId, Verdict, MAX_VCPUS};
 
 pub use controller::{ProgressFn, RunStats, SharedSink};
 pub use elf::{ElfError, ElfImage, Segment};
@@ -32,7 +32,10 @@ pub enum MachineError {
     #[error("invalid options: {0}")]
     Options(String),
     #[error("unicorn could not create vCPU {vcpu}: {err:?}")]
-    Unicorn { vcpu: u32, err: unicorn_engine::uc_error },
+    Unicorn {
+        vcpu: u32,
+        err: unicorn_engine::uc_error,
+    },
 }
 
 /// State every vCPU's hooks share.
@@ -66,13 +69,22 @@ impl Shared {
 pub fn validate_options(opts: &MachineOptions) -> Result<(), MachineError> {
     let bad = |m: String| Err(MachineError::Options(m));
     if opts.vcpus == 0 || opts.vcpus > MAX_VCPUS {
-        return bad(format!("--vcpus must be 1..={MAX_VCPUS}, not {}", opts.vcpus));
+        return bad(format!(
+            "--vcpus must be 1..={MAX_VCPUS}, not {}",
+            opts.vcpus
+        ));
     }
     if opts.ram_bytes == 0 || opts.ram_bytes % PAGE != 0 || opts.ram_bytes > 1 << 40 {
-        return bad(format!("--ram must be a non-zero multiple of 4 KiB up to 1 TiB, not {}", opts.ram_bytes));
+        return bad(format!(
+            "--ram must be a non-zero multiple of 4 KiB up to 1 TiB, not {}",
+            opts.ram_bytes
+        ));
     }
     if opts.stack_bytes < PAGE || opts.stack_bytes % PAGE != 0 {
-        return bad(format!("--stack must be a multiple of 4 KiB, at least 4 KiB, not {}", opts.stack_bytes));
+        return bad(format!(
+            "--stack must be a multiple of 4 KiB, at least 4 KiB, not {}",
+            opts.stack_bytes
+        ));
     }
     let stacks = opts.stack_bytes.checked_mul(opts.vcpus as u64);
     if stacks.is_none_or(|s| s >= opts.ram_bytes) {
@@ -121,7 +133,10 @@ impl Machine {
         validate_options(opts)?;
         let limit = opts.ram_bytes - opts.stack_bytes * opts.vcpus as u64;
         let image = ElfImage::parse(elf, limit)?;
-        Ok(Machine { image, opts: opts.clone() })
+        Ok(Machine {
+            image,
+            opts: opts.clone(),
+        })
     }
 
     pub fn options(&self) -> &MachineOptions {
@@ -135,14 +150,24 @@ impl Machine {
         sink: SharedSink,
         config: RunConfig,
     ) -> Result<RunOutcome, MachineError> {
-        let mem = GuestMemory::new(self.opts.ram_bytes)
-            .ok_or_else(|| MachineError::Options(format!("cannot allocate {} bytes of RAM", self.opts.ram_bytes)))?;
+        let mem = GuestMemory::new(self.opts.ram_bytes).ok_or_else(|| {
+            MachineError::Options(format!(
+                "cannot allocate {} bytes of RAM",
+                self.opts.ram_bytes
+            ))
+        })?;
         self.image.load(&mem);
         let mut sites = Vec::new();
         for s in self.image.segments.iter().filter(|s| s.executable) {
             sites.extend(isa::find_sites(&s.data, s.addr));
         }
-        let ctl = Controller::new(self.opts.clone(), strategy, sink, config.echo_console, config.progress);
+        let ctl = Controller::new(
+            self.opts.clone(),
+            strategy,
+            sink,
+            config.echo_console,
+            config.progress,
+        );
         let shared = Rc::new(Shared {
             ctl: RefCell::new(ctl),
             mem,
@@ -158,7 +183,11 @@ impl Machine {
         let (verdict, stats) = shared.ctl.borrow_mut().end_run();
         let ctl = shared.ctl.borrow();
         Ok(RunOutcome {
-            verdict: if ctl.sink_error.is_some() || ctl.bad_pick.is_some() { None } else { verdict },
+            verdict: if ctl.sink_error.is_some() || ctl.bad_pick.is_some() {
+                None
+            } else {
+                verdict
+            },
             stats,
             sink_error: ctl.sink_error.clone(),
             bad_pick: ctl.bad_pick,

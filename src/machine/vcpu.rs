@@ -125,7 +125,14 @@ impl VcpuData {
         addr >= self.private.0 && addr < self.private.1
     }
 
-    fn on_access(&self, uc: &mut Unicorn<'_, VcpuData>, ty: MemType, addr: u64, size: usize, value: i64) {
+    fn on_access(
+        &self,
+        uc: &mut Unicorn<'_, VcpuData>,
+        ty: MemType,
+        addr: u64,
+        size: usize,
+        value: i64,
+    ) {
         if self.is_private(addr) || self.shared.ctl.borrow().stopping {
             return;
         }
@@ -151,7 +158,8 @@ impl VcpuData {
             (true, false) => (AccessKind::Write, mask(value as u64, size)),
             (true, true) => (AccessKind::AtomicWrite, mask(value as u64, size)),
         };
-        self.ctl().access(self.id, rip, addr, size as u8, kind, val, old);
+        self.ctl()
+            .access(self.id, rip, addr, size as u8, kind, val, old);
     }
 }
 
@@ -195,7 +203,11 @@ pub(crate) fn spawn(
     let opts = shared.ctl.borrow().options().clone();
     let ram = shared.mem.len();
     let stack_top = ram - id.0 as u64 * opts.stack_bytes;
-    let private = if opts.trace_stack { (0, 0) } else { (stack_top - opts.stack_bytes, stack_top) };
+    let private = if opts.trace_stack {
+        (0, 0)
+    } else {
+        (stack_top - opts.stack_bytes, stack_top)
+    };
     let data = VcpuData {
         id,
         shared: shared.clone(),
@@ -246,29 +258,40 @@ fn install_hooks(
     ram: u64,
     sites: &[(u64, SiteKind)],
 ) -> Result<(), unicorn_engine::uc_error> {
-    uc.add_mem_hook(HookType::MEM_READ | HookType::MEM_WRITE, 0, ram - 1, |uc, ty, addr, size, value| {
-        let data: *const VcpuData = uc.get_data();
-        // SAFETY: the data lives inside the instance, which outlives this call; the reference
-        // is only used for this hook call, and the data is only touched through `Cell`s.
-        unsafe { &*data }.on_access(uc, ty, addr, size, value);
-        true
-    })?;
-    uc.add_mem_hook(HookType::MEM_UNMAPPED | HookType::MEM_PROT, 1, 0, move |uc, ty, addr, size, _| {
-        let d = uc.get_data();
-        if ty == MemType::FETCH_UNMAPPED && addr == RETURN_ADDR {
-            *d.cause.borrow_mut() = Some(StopCause::Returned);
-            return false;
-        }
-        let what = match ty {
-            MemType::READ_UNMAPPED => "read of",
-            MemType::WRITE_UNMAPPED => "write to",
-            MemType::FETCH_UNMAPPED => "instruction fetch from",
-            _ => "forbidden access to",
-        };
-        let msg = format!("{what} unmapped address {addr:#x} ({size} bytes; RAM ends at {ram:#x})");
-        d.cause.borrow_mut().get_or_insert(StopCause::Fault(msg));
-        false
-    })?;
+    uc.add_mem_hook(
+        HookType::MEM_READ | HookType::MEM_WRITE,
+        0,
+        ram - 1,
+        |uc, ty, addr, size, value| {
+            let data: *const VcpuData = uc.get_data();
+            // SAFETY: the data lives inside the instance, which outlives this call; the reference
+            // is only used for this hook call, and the data is only touched through `Cell`s.
+            unsafe { &*data }.on_access(uc, ty, addr, size, value);
+            true
+        },
+    )?;
+    uc.add_mem_hook(
+        HookType::MEM_UNMAPPED | HookType::MEM_PROT,
+        1,
+        0,
+        move |uc, ty, addr, size, _| {
+            let d = uc.get_data();
+            if ty == MemType::FETCH_UNMAPPED && addr == RETURN_ADDR {
+                *d.cause.borrow_mut() = Some(StopCause::Returned);
+                return false;
+            }
+            let what = match ty {
+                MemType::READ_UNMAPPED => "read of",
+                MemType::WRITE_UNMAPPED => "write to",
+                MemType::FETCH_UNMAPPED => "instruction fetch from",
+                _ => "forbidden access to",
+            };
+            let msg =
+                format!("{what} unmapped address {addr:#x} ({size} bytes; RAM ends at {ram:#x})");
+            d.cause.borrow_mut().get_or_insert(StopCause::Fault(msg));
+            false
+        },
+    )?;
     uc.add_intr_hook(|uc, intno| {
         let what = match intno {
             0 => "#DE divide error".to_string(),
@@ -303,8 +326,21 @@ fn install_hooks(
         bytes[..n.len()].copy_from_slice(&n);
         match isa::decode(&bytes[..n.len()], rip) {
             Some(i) if i.code() == iced_x86::Code::Vmcall => hypercall::vmcall(d, uc, h, rip),
-            Some(i) if matches!(i.mnemonic(), iced_x86::Mnemonic::Xend | iced_x86::Mnemonic::Xabort | iced_x86::Mnemonic::Xtest) => {
-                d.crash(h, format!("{}: transactional memory (RTM) is not emulated in this version of weft", isa::format(&i)))
+            Some(i)
+                if matches!(
+                    i.mnemonic(),
+                    iced_x86::Mnemonic::Xend
+                        | iced_x86::Mnemonic::Xabort
+                        | iced_x86::Mnemonic::Xtest
+                ) =>
+            {
+                d.crash(
+                    h,
+                    format!(
+                        "{}: transactional memory (RTM) is not emulated in this version of weft",
+                        isa::format(&i)
+                    ),
+                )
             }
             _ => d.crash(h, "#UD invalid opcode".to_string()),
         }
@@ -357,7 +393,9 @@ fn install_hooks(
             step,
             vcpu: d.id,
             rip,
-            message: format!("IN of {size} byte(s) from port {port:#x}: no device there; reads all ones"),
+            message: format!(
+                "IN of {size} byte(s) from port {port:#x}: no device there; reads all ones"
+            ),
         });
         u32::MAX
     })?;
@@ -432,7 +470,10 @@ extern "C" fn on_cpuid(uc: *mut uc_engine, user: *mut c_void) -> c_int {
 }
 
 /// Turn the end of `emu_start` into a vCPU exit.
-fn classify(uc: &Unicorn<'static, VcpuData>, result: Result<(), unicorn_engine::uc_error>) -> VcpuExit {
+fn classify(
+    uc: &Unicorn<'static, VcpuData>,
+    result: Result<(), unicorn_engine::uc_error>,
+) -> VcpuExit {
     let d = uc.get_data();
     let rip = uc.pc_read().unwrap_or(0);
     let cause = d.cause.borrow_mut().take();
@@ -460,8 +501,18 @@ fn crash_info(uc: &Unicorn<'static, VcpuData>, what: String) -> CrashInfo {
     for (r, reg) in regs.iter_mut().zip(CRASH_REGS) {
         *r = uc.reg_read(reg).unwrap_or(0);
     }
-    let instruction = if bytes.is_empty() { String::new() } else { isa::disassemble(&bytes, rip) };
-    CrashInfo { vcpu: d.id, rip, what, instruction, regs }
+    let instruction = if bytes.is_empty() {
+        String::new()
+    } else {
+        isa::disassemble(&bytes, rip)
+    };
+    CrashInfo {
+        vcpu: d.id,
+        rip,
+        what,
+        instruction,
+        regs,
+    }
 }
 
 impl VcpuData {

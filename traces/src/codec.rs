@@ -30,7 +30,9 @@ pub enum CodecError {
 }
 
 fn bincode_opts() -> impl Options {
-    bincode::DefaultOptions::new().with_varint_encoding().with_limit(1 << 24)
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_limit(1 << 24)
 }
 
 #[derive(Clone, Copy, Default)]
@@ -50,7 +52,11 @@ pub struct CodecState {
 
 impl Default for CodecState {
     fn default() -> Self {
-        CodecState { step: 0, vcpu: 0, last: [Last::default(); MAX_VCPUS as usize] }
+        CodecState {
+            step: 0,
+            vcpu: 0,
+            last: [Last::default(); MAX_VCPUS as usize],
+        }
     }
 }
 
@@ -101,9 +107,15 @@ impl CodecState {
             }
         }
         match e {
-            Event::Access { step, vcpu, rip, addr, size, kind, value }
-                if matches!(size, 1 | 2 | 4 | 8) =>
-            {
+            Event::Access {
+                step,
+                vcpu,
+                rip,
+                addr,
+                size,
+                kind,
+                value,
+            } if matches!(size, 1 | 2 | 4 | 8) => {
                 let same = vcpu.0 == self.vcpu;
                 let tag = TAG_ACCESS
                     | if same { SAME_VCPU } else { 0 }
@@ -118,7 +130,11 @@ impl CodecState {
                 put_varint(out, zigzag(rip.wrapping_sub(l.rip)));
                 put_varint(out, zigzag(addr.0.wrapping_sub(l.addr)));
                 put_varint(out, zigzag(value.wrapping_sub(l.value)));
-                *l = Last { rip: *rip, addr: addr.0, value: *value };
+                *l = Last {
+                    rip: *rip,
+                    addr: addr.0,
+                    value: *value,
+                };
                 self.step = step.0;
                 self.vcpu = vcpu.0;
             }
@@ -150,7 +166,10 @@ impl CodecState {
                 if vcpu >= MAX_VCPUS as u64 {
                     return Err(CodecError::BadVcpu(vcpu));
                 }
-                Ok(Event::Run { vcpu: VcpuId(vcpu as u32), points: get_varint(buf)? })
+                Ok(Event::Run {
+                    vcpu: VcpuId(vcpu as u32),
+                    points: get_varint(buf)?,
+                })
             }
             TAG_OTHER => {
                 let e: Event = bincode_opts()
@@ -168,7 +187,11 @@ impl CodecState {
             }
             t if t & TAG_ACCESS != 0 && t & 0x20 == 0 => {
                 let step = self.step.wrapping_add(get_varint(buf)?);
-                let vcpu = if t & SAME_VCPU != 0 { self.vcpu as u64 } else { get_varint(buf)? };
+                let vcpu = if t & SAME_VCPU != 0 {
+                    self.vcpu as u64
+                } else {
+                    get_varint(buf)?
+                };
                 if vcpu >= MAX_VCPUS as u64 {
                     return Err(CodecError::BadVcpu(vcpu));
                 }
@@ -203,7 +226,9 @@ impl CodecState {
 
 /// Serialize a header (bincode, varint).
 pub fn encode_header(h: &crate::TraceHeader) -> Result<Vec<u8>, CodecError> {
-    bincode_opts().serialize(h).map_err(|e| CodecError::Bincode(e.to_string()))
+    bincode_opts()
+        .serialize(h)
+        .map_err(|e| CodecError::Bincode(e.to_string()))
 }
 
 /// Deserialize a header of at most `limit` bytes.
@@ -235,7 +260,9 @@ mod tests {
             let len = (seed % 40) as usize;
             let mut bytes = Vec::with_capacity(len);
             for _ in 0..len {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 bytes.push((seed >> 56) as u8);
             }
             let mut st = CodecState::default();

@@ -9,17 +9,23 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Index of a scheduling point: the one time axis of weft.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Step(pub u64);
 
 /// A guest vCPU (0-based). The board supports up to [`MAX_VCPUS`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct VcpuId(pub u32);
 
 /// A guest physical (= virtual, the board is flat) address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct GuestAddr(pub u64);
 
@@ -98,7 +104,11 @@ pub enum Verdict {
     /// EXIT hypercall or a write to port 0xF4 with a non-zero status.
     ExitStatus { vcpu: VcpuId, status: u64 },
     /// ASSERT_FAIL hypercall.
-    Assertion { vcpu: VcpuId, rip: u64, message: String },
+    Assertion {
+        vcpu: VcpuId,
+        rip: u64,
+        message: String,
+    },
     /// A CPU exception or invalid memory access outside a transaction.
     Crash(CrashInfo),
     /// Every live vCPU is spinning (or blocked) without any progress.
@@ -167,13 +177,17 @@ pub struct CrashInfo {
 
 /// Register names in the order of [`CrashInfo::regs`].
 pub const CRASH_REG_NAMES: [&str; 17] = [
-    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
-    "r13", "r14", "r15", "rflags",
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15", "rflags",
 ];
 
 impl fmt::Display for CrashInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "guest crash on {} at rip {:#x}: {}", self.vcpu, self.rip, self.what)?;
+        write!(
+            f,
+            "guest crash on {} at rip {:#x}: {}",
+            self.vcpu, self.rip, self.what
+        )?;
         if !self.instruction.is_empty() {
             write!(f, " [{}]", self.instruction)?;
         }
@@ -200,17 +214,46 @@ pub enum Event {
         value: u64,
     },
     /// Bytes for the console (port 0xE9, or the WRITE hypercall).
-    Console { step: Step, vcpu: VcpuId, bytes: Vec<u8> },
+    Console {
+        step: Step,
+        vcpu: VcpuId,
+        bytes: Vec<u8>,
+    },
     /// A hypercall (VMCALL) and its result; `nr` is RAX, `args` RDI, RSI, RDX.
-    Hypercall { step: Step, vcpu: VcpuId, rip: u64, nr: u64, args: [u64; 3], ret: u64 },
+    Hypercall {
+        step: Step,
+        vcpu: VcpuId,
+        rip: u64,
+        nr: u64,
+        args: [u64; 3],
+        ret: u64,
+    },
     /// A memory fence instruction.
-    Fence { step: Step, vcpu: VcpuId, rip: u64, kind: FenceKind },
+    Fence {
+        step: Step,
+        vcpu: VcpuId,
+        rip: u64,
+        kind: FenceKind,
+    },
     /// The MARK hypercall: a label the guest put on this moment.
-    Mark { step: Step, vcpu: VcpuId, label: String },
+    Mark {
+        step: Step,
+        vcpu: VcpuId,
+        label: String,
+    },
     /// Something odd the guest did that did not stop it (e.g. an unknown hypercall).
-    Warning { step: Step, vcpu: VcpuId, rip: u64, message: String },
+    Warning {
+        step: Step,
+        vcpu: VcpuId,
+        rip: u64,
+        message: String,
+    },
     /// One vCPU stopped; the others go on.
-    VcpuEnd { step: Step, vcpu: VcpuId, reason: VcpuEndReason },
+    VcpuEnd {
+        step: Step,
+        vcpu: VcpuId,
+        reason: VcpuEndReason,
+    },
     /// The run ended: always the last event of a complete trace.
     End { step: Step, verdict: Verdict },
 }

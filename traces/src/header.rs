@@ -53,7 +53,11 @@ impl GuestImage {
     pub fn new(name: impl Into<String>, elf: Vec<u8>) -> GuestImage {
         use sha2::Digest;
         let sha256: [u8; 32] = sha2::Sha256::digest(&elf).into();
-        GuestImage { name: name.into(), sha256, elf }
+        GuestImage {
+            name: name.into(),
+            sha256,
+            elf,
+        }
     }
 
     /// Hex form of the hash, as printed by `weft inspect`.

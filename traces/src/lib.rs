@@ -30,7 +30,10 @@ pub use writer::{TraceWriter, WriteSummary, CHUNK_EVENTS};
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: not a weft trace ({why})", path.display())]
     NotATrace { path: PathBuf, why: String },
     #[error("{}: trace format version {found} is not supported (this weft reads version {FORMAT_VERSION})", path.display())]

@@ -36,46 +36,75 @@ impl TraceReader {
     /// Open and validate `path`: magic, version, header checksum, then index or chunk scan.
     pub fn open(path: &Path) -> Result<TraceReader, TraceError> {
         let p = path.to_path_buf();
-        let io = |source| TraceError::Io { path: p.clone(), source };
-        let corrupt = |what: String| TraceError::Corrupt { path: p.clone(), what };
+        let io = |source| TraceError::Io {
+            path: p.clone(),
+            source,
+        };
+        let corrupt = |what: String| TraceError::Corrupt {
+            path: p.clone(),
+            what,
+        };
         let f = File::open(path).map_err(io)?;
         let len = f.metadata().map_err(io)?.len();
         let mut file = BufReader::with_capacity(1 << 16, f);
         if len == 0 {
-            return Err(TraceError::NotATrace { path: p, why: "the file is empty".into() });
+            return Err(TraceError::NotATrace {
+                path: p,
+                why: "the file is empty".into(),
+            });
         }
         let mut front = [0u8; FILE_HEADER_LEN as usize];
         let got = read_up_to(&mut file, &mut front).map_err(io)?;
         if got < 8 || front[..8] != MAGIC {
-            return Err(TraceError::NotATrace { path: p, why: "bad magic".into() });
+            return Err(TraceError::NotATrace {
+                path: p,
+                why: "bad magic".into(),
+            });
         }
         if got < FILE_HEADER_LEN as usize {
             return Err(corrupt("the trace header is cut short".into()));
         }
         let version = u32::from_le_bytes([front[8], front[9], front[10], front[11]]);
         if version != FORMAT_VERSION {
-            return Err(TraceError::Version { path: p, found: version });
+            return Err(TraceError::Version {
+                path: p,
+                found: version,
+            });
         }
         let hlen = u32::from_le_bytes([front[12], front[13], front[14], front[15]]) as u64;
         if hlen > MAX_HEADER as u64 || FILE_HEADER_LEN + hlen + 4 > len {
-            return Err(corrupt(format!("the trace header ({hlen} bytes) is cut short or damaged")));
+            return Err(corrupt(format!(
+                "the trace header ({hlen} bytes) is cut short or damaged"
+            )));
         }
         let mut hbytes = vec![0u8; hlen as usize + 4];
         file.read_exact(&mut hbytes).map_err(io)?;
         let (hbody, hcrc) = hbytes.split_at(hlen as usize);
         if crc32fast::hash(hbody).to_le_bytes() != hcrc {
-            return Err(corrupt("the trace header is corrupt (checksum mismatch)".into()));
+            return Err(corrupt(
+                "the trace header is corrupt (checksum mismatch)".into(),
+            ));
         }
-        let header = decode_header(hbody).map_err(|e| corrupt(format!("the trace header does not decode: {e}")))?;
+        let header = decode_header(hbody)
+            .map_err(|e| corrupt(format!("the trace header does not decode: {e}")))?;
         let data_start = FILE_HEADER_LEN + hlen + 4;
-        let mut r =
-            TraceReader { path: p.clone(), file, len, header, chunks: Vec::new(), indexed: false, warning: None };
+        let mut r = TraceReader {
+            path: p.clone(),
+            file,
+            len,
+            header,
+            chunks: Vec::new(),
+            indexed: false,
+            warning: None,
+        };
         match r.read_index(data_start) {
             Some(chunks) => {
                 r.chunks = chunks;
                 r.indexed = true;
             }
-            None => r.scan(data_start).map_err(|source| TraceError::Io { path: p, source })?,
+            None => r
+                .scan(data_start)
+                .map_err(|source| TraceError::Io { path: p, source })?,
         }
         Ok(r)
     }
@@ -118,7 +147,10 @@ impl TraceReader {
                 events: u32::from_le_bytes(e[24..28].try_into().unwrap_or_default()),
             })
             .collect();
-        chunks.iter().all(|c| c.offset >= data_start && c.offset < at).then_some(chunks)
+        chunks
+            .iter()
+            .all(|c| c.offset >= data_start && c.offset < at)
+            .then_some(chunks)
     }
 
     /// No usable index: walk the chunks, verifying each, and stop at the first bad one.
@@ -135,10 +167,16 @@ impl TraceReader {
                 return Ok(());
             }
             let mut hb = [0u8; CHUNK_HEADER_LEN as usize];
-            let ok = at + CHUNK_HEADER_LEN <= self.len && read_exact_at(&mut self.file, at, &mut hb).is_ok();
-            let h = if ok { ChunkHeader::from_bytes(&hb) } else { None };
+            let ok = at + CHUNK_HEADER_LEN <= self.len
+                && read_exact_at(&mut self.file, at, &mut hb).is_ok();
+            let h = if ok {
+                ChunkHeader::from_bytes(&hb)
+            } else {
+                None
+            };
             let good = h.filter(|h| {
-                h.raw_len <= MAX_CHUNK_RAW && at + CHUNK_HEADER_LEN + h.payload_len as u64 <= self.len
+                h.raw_len <= MAX_CHUNK_RAW
+                    && at + CHUNK_HEADER_LEN + h.payload_len as u64 <= self.len
             });
             let verified = good.is_some_and(|h| {
                 payload.resize(h.payload_len as usize, 0);
@@ -146,11 +184,20 @@ impl TraceReader {
             });
             match (good, verified) {
                 (Some(h), true) => {
-                    self.chunks.push(ChunkInfo { offset: at, first_step: h.first_step, last_step: h.last_step, events: h.events });
+                    self.chunks.push(ChunkInfo {
+                        offset: at,
+                        first_step: h.first_step,
+                        last_step: h.last_step,
+                        events: h.events,
+                    });
                     at += CHUNK_HEADER_LEN + h.payload_len as u64;
                 }
                 _ => {
-                    let tail = if hb[..4] == INDEX_MAGIC { "its index is damaged" } else { "the rest is lost" };
+                    let tail = if hb[..4] == INDEX_MAGIC {
+                        "its index is damaged"
+                    } else {
+                        "the rest is lost"
+                    };
                     self.warning = Some(format!(
                         "the trace is truncated or damaged at byte {at}: read {} chunks{}; {tail}",
                         self.chunks.len(),
@@ -201,12 +248,24 @@ impl TraceReader {
     /// least `step` is among them, preceded by at most one chunk's worth of earlier events
     /// (callers filter). `Run` events carry no step and are yielded where they stand.
     pub fn events_from(self, step: u64) -> Events {
-        let i = self.chunks.iter().position(|c| c.last_step >= step).unwrap_or(self.chunks.len());
+        let i = self
+            .chunks
+            .iter()
+            .position(|c| c.last_step >= step)
+            .unwrap_or(self.chunks.len());
         self.events_from_chunk(i)
     }
 
     fn events_from_chunk(self, chunk: usize) -> Events {
-        Events { reader: self, chunk, raw: Vec::new(), pos: 0, left: 0, state: CodecState::default(), done: false }
+        Events {
+            reader: self,
+            chunk,
+            raw: Vec::new(),
+            pos: 0,
+            left: 0,
+            state: CodecState::default(),
+            done: false,
+        }
     }
 }
 
@@ -234,24 +293,36 @@ pub struct Events {
 
 impl Events {
     fn load(&mut self) -> Result<bool, TraceError> {
-        let Some(info) = self.reader.chunks.get(self.chunk).copied() else { return Ok(false) };
+        let Some(info) = self.reader.chunks.get(self.chunk).copied() else {
+            return Ok(false);
+        };
         let path = self.reader.path.clone();
         let bad = |what: String| TraceError::Corrupt {
             path: path.clone(),
-            what: format!("chunk {} at byte {} is corrupt ({what})", self.chunk, info.offset),
+            what: format!(
+                "chunk {} at byte {} is corrupt ({what})",
+                self.chunk, info.offset
+            ),
         };
         let mut hb = [0u8; CHUNK_HEADER_LEN as usize];
-        read_exact_at(&mut self.reader.file, info.offset, &mut hb).map_err(|e| bad(e.to_string()))?;
+        read_exact_at(&mut self.reader.file, info.offset, &mut hb)
+            .map_err(|e| bad(e.to_string()))?;
         let h = ChunkHeader::from_bytes(&hb).ok_or_else(|| bad("bad chunk magic".into()))?;
-        if h.raw_len > MAX_CHUNK_RAW || info.offset + CHUNK_HEADER_LEN + h.payload_len as u64 > self.reader.len {
+        if h.raw_len > MAX_CHUNK_RAW
+            || info.offset + CHUNK_HEADER_LEN + h.payload_len as u64 > self.reader.len
+        {
             return Err(bad("impossible length".into()));
         }
         let mut payload = vec![0u8; h.payload_len as usize];
-        self.reader.file.read_exact(&mut payload).map_err(|e| bad(e.to_string()))?;
+        self.reader
+            .file
+            .read_exact(&mut payload)
+            .map_err(|e| bad(e.to_string()))?;
         if crc32fast::hash(&payload) != h.crc32 {
             return Err(bad("checksum mismatch".into()));
         }
-        self.raw = zstd::bulk::decompress(&payload, h.raw_len as usize).map_err(|e| bad(e.to_string()))?;
+        self.raw =
+            zstd::bulk::decompress(&payload, h.raw_len as usize).map_err(|e| bad(e.to_string()))?;
         if self.raw.len() != h.raw_len as usize {
             return Err(bad("wrong decompressed length".into()));
         }
@@ -295,7 +366,10 @@ impl Iterator for Events {
                 self.done = true;
                 Some(Err(TraceError::Corrupt {
                     path: self.reader.path.clone(),
-                    what: format!("chunk {} does not decode: {err}", self.chunk.saturating_sub(1)),
+                    what: format!(
+                        "chunk {} does not decode: {err}",
+                        self.chunk.saturating_sub(1)
+                    ),
                 }))
             }
         }

@@ -15,21 +15,96 @@ fn header() -> TraceHeader {
 fn every_variant() -> Vec<Event> {
     let v = VcpuId(1);
     vec![
-        Event::Access { step: Step(1), vcpu: v, rip: 0x401000, addr: GuestAddr(0x403000), size: 8, kind: AccessKind::Read, value: 5 },
-        Event::Access { step: Step(2), vcpu: v, rip: 0x401007, addr: GuestAddr(0x403000), size: 8, kind: AccessKind::Write, value: 6 },
-        Event::Access { step: Step(3), vcpu: VcpuId(0), rip: 0x401020, addr: GuestAddr(0x403010), size: 4, kind: AccessKind::AtomicRead, value: u64::MAX },
-        Event::Access { step: Step(3), vcpu: VcpuId(0), rip: 0x401020, addr: GuestAddr(0x403010), size: 4, kind: AccessKind::AtomicWrite, value: 0 },
-        Event::Access { step: Step(4), vcpu: VcpuId(63), rip: 0, addr: GuestAddr(u64::MAX), size: 3, kind: AccessKind::Read, value: 1 },
+        Event::Access {
+            step: Step(1),
+            vcpu: v,
+            rip: 0x401000,
+            addr: GuestAddr(0x403000),
+            size: 8,
+            kind: AccessKind::Read,
+            value: 5,
+        },
+        Event::Access {
+            step: Step(2),
+            vcpu: v,
+            rip: 0x401007,
+            addr: GuestAddr(0x403000),
+            size: 8,
+            kind: AccessKind::Write,
+            value: 6,
+        },
+        Event::Access {
+            step: Step(3),
+            vcpu: VcpuId(0),
+            rip: 0x401020,
+            addr: GuestAddr(0x403010),
+            size: 4,
+            kind: AccessKind::AtomicRead,
+            value: u64::MAX,
+        },
+        Event::Access {
+            step: Step(3),
+            vcpu: VcpuId(0),
+            rip: 0x401020,
+            addr: GuestAddr(0x403010),
+            size: 4,
+            kind: AccessKind::AtomicWrite,
+            value: 0,
+        },
+        Event::Access {
+            step: Step(4),
+            vcpu: VcpuId(63),
+            rip: 0,
+            addr: GuestAddr(u64::MAX),
+            size: 3,
+            kind: AccessKind::Read,
+            value: 1,
+        },
         Event::Run { vcpu: v, points: 3 },
-        Event::Console { step: Step(5), vcpu: v, bytes: b"hello\n".to_vec() },
-        Event::Hypercall { step: Step(6), vcpu: v, rip: 0x401100, nr: 1, args: [1, 2, 3], ret: 2 },
-        Event::Fence { step: Step(6), vcpu: v, rip: 0x401104, kind: FenceKind::Mfence },
-        Event::Mark { step: Step(7), vcpu: v, label: "phase 2".into() },
-        Event::Warning { step: Step(8), vcpu: v, rip: 1, message: "unknown hypercall".into() },
-        Event::VcpuEnd { step: Step(9), vcpu: v, reason: VcpuEndReason::Hlt },
+        Event::Console {
+            step: Step(5),
+            vcpu: v,
+            bytes: b"hello\n".to_vec(),
+        },
+        Event::Hypercall {
+            step: Step(6),
+            vcpu: v,
+            rip: 0x401100,
+            nr: 1,
+            args: [1, 2, 3],
+            ret: 2,
+        },
+        Event::Fence {
+            step: Step(6),
+            vcpu: v,
+            rip: 0x401104,
+            kind: FenceKind::Mfence,
+        },
+        Event::Mark {
+            step: Step(7),
+            vcpu: v,
+            label: "phase 2".into(),
+        },
+        Event::Warning {
+            step: Step(8),
+            vcpu: v,
+            rip: 1,
+            message: "unknown hypercall".into(),
+        },
+        Event::VcpuEnd {
+            step: Step(9),
+            vcpu: v,
+            reason: VcpuEndReason::Hlt,
+        },
         Event::End {
             step: Step(10),
-            verdict: Verdict::Crash(CrashInfo { vcpu: v, rip: 3, what: "#UD".into(), instruction: "ud2".into(), regs: [7; 17] }),
+            verdict: Verdict::Crash(CrashInfo {
+                vcpu: v,
+                rip: 3,
+                what: "#UD".into(),
+                instruction: "ud2".into(),
+                regs: [7; 17],
+            }),
         },
     ]
 }
@@ -43,7 +118,11 @@ fn write(path: &Path, events: &[Event]) -> WriteSummary {
 }
 
 fn read_all(path: &Path) -> Vec<Event> {
-    TraceReader::open(path).unwrap().into_events().map(|e| e.unwrap()).collect()
+    TraceReader::open(path)
+        .unwrap()
+        .into_events()
+        .map(|e| e.unwrap())
+        .collect()
 }
 
 /// A realistic loop: a few RIPs, strided addresses, counters, two vCPUs in runs of ~100.
@@ -56,14 +135,33 @@ fn workload(n: usize) -> Vec<Event> {
         let v = (i / 100 % 2) as u32;
         let k = i % 512;
         let c = &mut counters[v as usize];
-        out.push(Event::Access { step: Step(step), vcpu: VcpuId(v), rip: 0x401008, addr: GuestAddr(0x404000 + v as u64 * 4096 + k as u64 * 8), size: 8, kind: AccessKind::Read, value: *c });
+        out.push(Event::Access {
+            step: Step(step),
+            vcpu: VcpuId(v),
+            rip: 0x401008,
+            addr: GuestAddr(0x404000 + v as u64 * 4096 + k as u64 * 8),
+            size: 8,
+            kind: AccessKind::Read,
+            value: *c,
+        });
         step += 1;
         *c += 3;
-        out.push(Event::Access { step: Step(step), vcpu: VcpuId(v), rip: 0x401013, addr: GuestAddr(0x404000 + v as u64 * 4096 + k as u64 * 8), size: 8, kind: AccessKind::Write, value: *c });
+        out.push(Event::Access {
+            step: Step(step),
+            vcpu: VcpuId(v),
+            rip: 0x401013,
+            addr: GuestAddr(0x404000 + v as u64 * 4096 + k as u64 * 8),
+            size: 8,
+            kind: AccessKind::Write,
+            value: *c,
+        });
         step += 1;
         i += 1;
         if i % 100 == 0 {
-            out.push(Event::Run { vcpu: VcpuId(v), points: 200 });
+            out.push(Event::Run {
+                vcpu: VcpuId(v),
+                points: 200,
+            });
         }
     }
     out
@@ -111,7 +209,9 @@ fn a_truncated_trace_yields_a_prefix_with_a_warning() {
     let bytes = std::fs::read(&p).unwrap();
     let header_end = 16 + u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize + 4;
     let cut = d.path().join("cut.weft");
-    let mut cuts: Vec<usize> = (1..24).map(|i| header_end + (bytes.len() - header_end) * i / 24).collect();
+    let mut cuts: Vec<usize> = (1..24)
+        .map(|i| header_end + (bytes.len() - header_end) * i / 24)
+        .collect();
     cuts.extend([header_end, bytes.len() - 1, bytes.len() - 16]);
     for at in cuts {
         std::fs::write(&cut, &bytes[..at]).unwrap();
@@ -124,7 +224,10 @@ fn a_truncated_trace_yields_a_prefix_with_a_warning() {
     // A cut inside the header is an error that names the file.
     for at in [0, 5, 12, 17, header_end - 1] {
         std::fs::write(&cut, &bytes[..at]).unwrap();
-        let e = TraceReader::open(&cut).err().unwrap_or_else(|| panic!("cut at {at} opened")).to_string();
+        let e = TraceReader::open(&cut)
+            .err()
+            .unwrap_or_else(|| panic!("cut at {at} opened"))
+            .to_string();
         assert!(e.contains("cut.weft"), "{e}");
     }
 }
@@ -139,13 +242,19 @@ fn foreign_corrupt_and_other_version_files_are_clear_errors() {
 
     std::fs::write(&bad, b"GIF89a not a trace").unwrap();
     let e = TraceReader::open(&bad).err().unwrap().to_string();
-    assert_eq!(e, format!("{}: not a weft trace (bad magic)", bad.display()));
+    assert_eq!(
+        e,
+        format!("{}: not a weft trace (bad magic)", bad.display())
+    );
 
     let mut v = good.clone();
     v[8] = 7;
     std::fs::write(&bad, &v).unwrap();
     let e = TraceReader::open(&bad).err().unwrap().to_string();
-    assert!(e.contains("version 7 is not supported") && e.contains("version 1"), "{e}");
+    assert!(
+        e.contains("version 7 is not supported") && e.contains("version 1"),
+        "{e}"
+    );
 
     let mut h = good.clone();
     h[30] ^= 0x55;
@@ -159,7 +268,11 @@ fn foreign_corrupt_and_other_version_files_are_clear_errors() {
     c[mid] ^= 0x01;
     std::fs::write(&bad, &c).unwrap();
     let r = TraceReader::open(&bad).unwrap();
-    let err = r.into_events().find_map(|e| e.err()).expect("corruption found").to_string();
+    let err = r
+        .into_events()
+        .find_map(|e| e.err())
+        .expect("corruption found")
+        .to_string();
     assert!(err.contains("corrupt") && err.contains("bad.weft"), "{err}");
 }
 
@@ -174,7 +287,9 @@ fn random_damage_never_panics() {
     for _ in 0..300 {
         let mut b = good.clone();
         for _ in 0..3 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let i = (seed >> 33) as usize % b.len();
             b[i] = (seed >> 20) as u8;
         }
@@ -196,9 +311,19 @@ fn events_from_a_step_include_everything_from_it() {
     let events = workload(300_000);
     write(&p, &events);
     for target in [0u64, 1, 150_000, 299_990, 10_000_000] {
-        let from: Vec<Event> = TraceReader::open(&p).unwrap().events_from(target).map(|e| e.unwrap()).collect();
-        let want: Vec<&Event> = events.iter().filter(|e| e.step().is_some_and(|s| s.0 >= target)).collect();
-        let got: Vec<&Event> = from.iter().filter(|e| e.step().is_some_and(|s| s.0 >= target)).collect();
+        let from: Vec<Event> = TraceReader::open(&p)
+            .unwrap()
+            .events_from(target)
+            .map(|e| e.unwrap())
+            .collect();
+        let want: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.step().is_some_and(|s| s.0 >= target))
+            .collect();
+        let got: Vec<&Event> = from
+            .iter()
+            .filter(|e| e.step().is_some_and(|s| s.0 >= target))
+            .collect();
         assert_eq!(got, want, "from step {target}");
         assert!(from.len() <= want.len() + CHUNK_EVENTS as usize + 2000);
     }
@@ -211,6 +336,9 @@ fn accesses_compress_to_about_a_byte() {
     let events = workload(1_000_000);
     let s = write(&p, &events);
     let per_event = s.bytes as f64 / s.events as f64;
-    println!("{} events in {} bytes: {per_event:.3} bytes/event", s.events, s.bytes);
+    println!(
+        "{} events in {} bytes: {per_event:.3} bytes/event",
+        s.events, s.bytes
+    );
     assert!(per_event < 1.5, "{per_event} bytes per event");
 }

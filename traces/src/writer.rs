@@ -49,11 +49,21 @@ impl TraceWriter {
     }
 
     /// As [`TraceWriter::create`] with a zstd compression level (1..=19).
-    pub fn create_with_level(path: &Path, header: &TraceHeader, level: i32) -> Result<TraceWriter, TraceError> {
-        let io = |source| TraceError::Io { path: path.to_path_buf(), source };
+    pub fn create_with_level(
+        path: &Path,
+        header: &TraceHeader,
+        level: i32,
+    ) -> Result<TraceWriter, TraceError> {
+        let io = |source| TraceError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = File::create(path).map_err(io)?;
         let compressor = zstd::bulk::Compressor::new(level).map_err(io)?;
-        let hdr = encode_header(header).map_err(|e| TraceError::Corrupt { path: path.to_path_buf(), what: e.to_string() })?;
+        let hdr = encode_header(header).map_err(|e| TraceError::Corrupt {
+            path: path.to_path_buf(),
+            what: e.to_string(),
+        })?;
         let mut w = TraceWriter {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 16, file),
@@ -81,9 +91,10 @@ impl TraceWriter {
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), TraceError> {
-        self.out
-            .write_all(bytes)
-            .map_err(|source| TraceError::Io { path: self.path.clone(), source })?;
+        self.out.write_all(bytes).map_err(|source| TraceError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
         self.offset += bytes.len() as u64;
         Ok(())
     }
@@ -91,11 +102,17 @@ impl TraceWriter {
     /// Append one event.
     pub fn write(&mut self, e: &Event) -> Result<(), TraceError> {
         if self.failed {
-            return Err(TraceError::Corrupt { path: self.path.clone(), what: "an earlier write failed".into() });
+            return Err(TraceError::Corrupt {
+                path: self.path.clone(),
+                what: "an earlier write failed".into(),
+            });
         }
         self.state
             .encode(e, &mut self.raw)
-            .map_err(|err| TraceError::Corrupt { path: self.path.clone(), what: err.to_string() })?;
+            .map_err(|err| TraceError::Corrupt {
+                path: self.path.clone(),
+                what: err.to_string(),
+            })?;
         if let Some(s) = e.step() {
             self.chunk_first.get_or_insert(s.0);
             self.chunk_last = s.0;
@@ -114,9 +131,13 @@ impl TraceWriter {
         if self.chunk_events == 0 {
             return Ok(());
         }
-        let io = |path: &Path, source| TraceError::Io { path: path.to_path_buf(), source };
+        let io = |path: &Path, source| TraceError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         self.compressed.clear();
-        self.compressed.reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
         self.compressor
             .compress_to_buffer(&self.raw, &mut self.compressed)
             .map_err(|e| io(&self.path, e))?;
@@ -129,7 +150,12 @@ impl TraceWriter {
             first_step: first,
             last_step: self.chunk_last.max(first),
         };
-        self.index.push(ChunkInfo { offset: self.offset, first_step: h.first_step, last_step: h.last_step, events: h.events });
+        self.index.push(ChunkInfo {
+            offset: self.offset,
+            first_step: h.first_step,
+            last_step: h.last_step,
+            events: h.events,
+        });
         self.put(&h.to_bytes())?;
         let payload = std::mem::take(&mut self.compressed);
         let r = self.put(&payload);
@@ -162,10 +188,23 @@ impl TraceWriter {
         idx.extend_from_slice(&index_offset.to_le_bytes());
         idx.extend_from_slice(&END_MAGIC);
         self.put(&idx)?;
-        let io = |source| TraceError::Io { path: self.path.clone(), source };
+        let io = |source| TraceError::Io {
+            path: self.path.clone(),
+            source,
+        };
         self.out.flush().map_err(io)?;
-        self.out.get_ref().sync_all().map_err(|source| TraceError::Io { path: self.path.clone(), source })?;
-        Ok(WriteSummary { events: self.events, chunks: self.index.len() as u64, bytes: self.offset })
+        self.out
+            .get_ref()
+            .sync_all()
+            .map_err(|source| TraceError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(WriteSummary {
+            events: self.events,
+            chunks: self.index.len() as u64,
+            bytes: self.offset,
+        })
     }
 }
 

@@ -1,0 +1,208 @@
+//! weft-bench: speed and trace-size figures for docs/performance.md.
+//!
+//! Runs the built-in `bench_workload` guest and prints millions of guest instructions per
+//! second for free-running unicorn (no hooks, one vCPU, same code), `weft run`,
+//! `weft record` (round-robin and random), `weft replay`, plus trace bytes per million
+//! instructions, and the ratios that matter, all measured in one run on one machine.
+//! Usage: weft-bench [VCPUS (default 4)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use unicorn_engine::{Arch, Mode, Prot, RegisterX86, Unicorn};
+use weft::machine::{ElfImage, RunConfig};
+use weft::session;
+use weft_recorder::StrategySpec;
+use weft_trace::MachineOptions;
+
+const GUEST: &str = "bench_workload";
+const RAM: u64 = 64 << 20;
+
+/// Run the guest's vCPU 0 alone (as if `vcpu_count` were 1) on bare unicorn, optionally
+/// counting instructions with a code hook. Returns (seconds, instructions counted).
+fn free_run(elf: &[u8], count: bool) -> (f64, u64) {
+    let img = ElfImage::parse(elf, RAM - (64 << 10)).expect("bench guest parses");
+    let mut uc = Unicorn::new(Arch::X86, Mode::MODE_64).expect("unicorn");
+    uc.mem_map(0, RAM, Prot::ALL).expect("map");
+    for s in &img.segments {
+        uc.mem_write(s.addr, &s.data).expect("load");
+    }
+    let rsp = RAM - 8;
+    uc.mem_write(rsp, &0x7fff_ffff_f000u64.to_le_bytes())
+        .unwrap();
+    uc.reg_write(RegisterX86::RSP, rsp).unwrap();
+    uc.reg_write(RegisterX86::RDI, 0).unwrap();
+    uc.reg_write(RegisterX86::RSI, 1).unwrap();
+    let cr4 = uc.reg_read(RegisterX86::CR4).unwrap();
+    uc.reg_write(RegisterX86::CR4, cr4 | (1 << 9) | (1 << 10))
+        .unwrap();
+    let n = Rc::new(RefCell::new(0u64));
+    if count {
+        let n2 = n.clone();
+        uc.add_code_hook(1, 0, move |_, _, _| *n2.borrow_mut() += 1)
+            .unwrap();
+    }
+    let t = Instant::now();
+    // Ends at the guest's first VMCALL or port write (no hooks: an error) or its return.
+    let _ = uc.emu_start(img.entry, 0x7fff_ffff_f000, 0, 0);
+    let secs = t.elapsed().as_secs_f64();
+    let c = *n.borrow();
+    (secs, c)
+}
+
+fn mips(instructions: u64, secs: f64) -> f64 {
+    instructions as f64 / secs / 1e6
+}
+
+fn main() {
+    let vcpus: u32 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4);
+    let (_, _, elf) = weft::examples::find(GUEST).expect("bench_workload is built in");
+    let (_, per_vcpu) = free_run(elf, true);
+    let (free_secs, _) = free_run(elf, false);
+    let total = per_vcpu * vcpus as u64;
+    println!("weft-bench: guest {GUEST}, {vcpus} vCPUs, ~{per_vcpu} instructions per vCPU ({total} total)");
+    println!(
+        "machine: {} cores; {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        cpu_name()
+    );
+    let free = mips(per_vcpu, free_secs);
+    println!("{:<36} {:>8.1} MIPS", "free-running unicorn (1 vCPU)", free);
+
+    let opts = MachineOptions {
+        vcpus,
+        ..MachineOptions::default()
+    };
+    let rr = StrategySpec::RoundRobin { quantum: 1000 };
+    let random = StrategySpec::Random { seed: 1 };
+    let dir = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let t = Instant::now();
+    let out = session::run(GUEST, elf, &opts, &rr, RunConfig::default()).expect("run");
+    let run_secs = t.elapsed().as_secs_f64();
+    assert!(
+        out.verdict.as_ref().is_some_and(|v| v.is_pass()),
+        "bench guest failed: {:?}",
+        out.verdict
+    );
+    let steps = out.stats.steps;
+    line("weft run (round-robin)", total, run_secs, free);
+
+    let trace = dir.join("rr.weft");
+    let t = Instant::now();
+    let rec =
+        session::record(GUEST, elf, &opts, &rr, &trace, RunConfig::default()).expect("record");
+    let rec_secs = t.elapsed().as_secs_f64();
+    line("weft record (round-robin:1000)", total, rec_secs, free);
+
+    let trace_r = dir.join("random.weft");
+    let t = Instant::now();
+    let rec_r = session::record(GUEST, elf, &opts, &random, &trace_r, RunConfig::default())
+        .expect("record");
+    let rnd_secs = t.elapsed().as_secs_f64();
+    line("weft record (random)", total, rnd_secs, free);
+
+    let t = Instant::now();
+    let rep = session::replay(&trace, RunConfig::default()).expect("replay");
+    let rep_secs = t.elapsed().as_secs_f64();
+    assert!(
+        rep.reproduced(),
+        "bench replay diverged: {:?}",
+        rep.divergence
+    );
+    line("weft replay (of round-robin trace)", total, rep_secs, free);
+
+    println!();
+    println!(
+        "scheduling points: {steps} ({:.2} per instruction)",
+        steps as f64 / total as f64
+    );
+    println!(
+        "context switches: round-robin {}, random {}",
+        rec.outcome.stats.switches, rec_r.outcome.stats.switches
+    );
+    for (name, r) in [("round-robin", &rec), ("random", &rec_r)] {
+        println!(
+            "trace ({name}): {} bytes, {} events, {:.3} bytes/instruction, {:.0} bytes per million instructions, {:.2} bytes/event",
+            r.bytes,
+            r.events,
+            r.bytes as f64 / total as f64,
+            r.bytes as f64 * 1e6 / total as f64,
+            r.bytes as f64 / r.events as f64,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (threads, coroutines) = switch_costs(200_000);
+    println!();
+    println!(
+        "token hand-over: OS threads + condvar {threads:.0} ns, coroutines {coroutines:.0} ns ({:.0}x)",
+        threads / coroutines
+    );
+}
+
+fn line(name: &str, instructions: u64, secs: f64, free: f64) {
+    let m = mips(instructions, secs);
+    println!(
+        "{name:<36} {m:>8.1} MIPS  {:>5.2}x free-running  ({secs:.2}s)",
+        m / free
+    );
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The choice behind the machine's design: cost of handing the token between two logical
+/// vCPUs, as OS threads with a Mutex+Condvar token vs stackful coroutines on one thread.
+/// Returns nanoseconds per hand-over for each.
+fn switch_costs(handovers: u64) -> (f64, f64) {
+    use std::sync::{Arc, Condvar, Mutex};
+    // Threads: the token is the id of the thread allowed to run.
+    let token = Arc::new((Mutex::new(0u8), Condvar::new()));
+    let t = Instant::now();
+    let peer = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            for _ in 0..handovers / 2 {
+                let (m, c) = &*token;
+                let mut g = c.wait_while(m.lock().unwrap(), |v| *v != 1).unwrap();
+                *g = 0;
+                c.notify_one();
+            }
+        })
+    };
+    for _ in 0..handovers / 2 {
+        let (m, c) = &*token;
+        let mut g = m.lock().unwrap();
+        *g = 1;
+        c.notify_one();
+        let _g = c.wait_while(g, |v| *v != 0).unwrap();
+    }
+    peer.join().unwrap();
+    let threads = t.elapsed().as_nanos() as f64 / handovers as f64;
+
+    let mut co = corosensei::Coroutine::new(|y: &corosensei::Yielder<(), ()>, ()| loop {
+        y.suspend(());
+    });
+    let t = Instant::now();
+    for _ in 0..handovers / 2 {
+        let _ = co.resume(());
+    }
+    let coroutines = t.elapsed().as_nanos() as f64 / handovers as f64;
+    (threads, coroutines)
+}

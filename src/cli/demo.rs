@@ -1,0 +1,139 @@
+//! `weft demo`: the whole story on a built-in racy guest in under a minute: search schedules
+//! until the lost update shows, record that schedule, replay it to prove it reproduces.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use weft::machine::RunConfig;
+use weft::session;
+use weft_recorder::StrategySpec;
+use weft_trace::MachineOptions;
+
+use super::{verdict_line, EXIT_FAILURE, EXIT_PASS};
+
+/// The built-in guest the demo hunts in.
+const DEMO_GUEST: &str = "racy_counter";
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Directory for the demo's files (the failing trace and the guest)
+    #[arg(long, default_value = "weft-demo")]
+    out: PathBuf,
+    /// vCPUs to run the guest on
+    #[arg(long, default_value_t = 2)]
+    vcpus: u32,
+    /// Most schedules to try before giving up
+    #[arg(long, default_value_t = 1000)]
+    schedules: u64,
+}
+
+pub fn demo(a: DemoArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    let Some((name, _src, elf)) = weft::examples::find(DEMO_GUEST) else {
+        bail!("the built-in guest {DEMO_GUEST} is missing from this build");
+    };
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("{}: cannot create directory", a.out.display()))?;
+    let guest_path = a.out.join(format!("{name}.elf"));
+    std::fs::write(&guest_path, elf)
+        .with_context(|| format!("{}: cannot write", guest_path.display()))?;
+    let opts = MachineOptions {
+        vcpus: a.vcpus,
+        ..MachineOptions::default()
+    };
+
+    println!(
+        "weft demo: {name}, {} vCPUs each incrementing a shared counter without a lock.",
+        a.vcpus
+    );
+    println!("Searching schedules (seeded random) for one that loses an update...");
+    let mut found = None;
+    for seed in 0..a.schedules {
+        let spec = StrategySpec::Random { seed };
+        let out = session::run(name, elf, &opts, &spec, RunConfig::default())?;
+        match out.verdict {
+            Some(v) if !v.is_pass() => {
+                println!("  schedule {:>4} ({spec}): {}", seed + 1, verdict_line(&v));
+                found = Some(spec);
+                break;
+            }
+            v => {
+                if seed < 3 {
+                    let text = v.map(|v| v.to_string()).unwrap_or_default();
+                    println!("  schedule {:>4} ({spec}): {text}", seed + 1);
+                } else if seed == 3 {
+                    println!("  ...");
+                }
+            }
+        }
+    }
+    let Some(spec) = found else {
+        println!(
+            "No failing schedule in {} tries; try --schedules with a larger number.",
+            a.schedules
+        );
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    };
+
+    let trace = a.out.join(format!("{name}.weft"));
+    println!(
+        "\nRecording that schedule to {} (guest console below):",
+        trace.display()
+    );
+    let rec = session::record(
+        name,
+        elf,
+        &opts,
+        &spec,
+        &trace,
+        RunConfig {
+            echo_console: true,
+            progress: None,
+        },
+    )?;
+    let verdict = rec.outcome.verdict.clone();
+    println!(
+        "  {} ({} steps, {} context switches, {} events, {} bytes)",
+        verdict.as_ref().map(verdict_line).unwrap_or_default(),
+        rec.outcome.stats.steps,
+        rec.outcome.stats.switches,
+        rec.events,
+        rec.bytes
+    );
+
+    println!("\nReplaying the trace to check that it reproduces, event for event:");
+    let rep = session::replay(&trace, RunConfig::default())?;
+    if !rep.reproduced() {
+        let why = rep
+            .divergence
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "verdicts differ".into());
+        println!("  NOT reproduced: {why}");
+        return Ok(ExitCode::from(EXIT_FAILURE));
+    }
+    println!(
+        "  reproduced: {} steps, {} events identical, {}",
+        rep.steps,
+        rep.matched,
+        rep.verdict.as_ref().map(verdict_line).unwrap_or_default()
+    );
+
+    let t = trace.display();
+    println!(
+        "\nDone in {:.1}s. Next, try:",
+        start.elapsed().as_secs_f64()
+    );
+    println!("  weft inspect {t}                    # what the trace holds");
+    println!("  weft inspect --events --vcpu 1 {t}  # the accesses, with disassembly");
+    println!("  weft replay {t}                     # re-run it, as often as you like");
+    println!(
+        "  weft record --strategy {spec} --vcpus {} {}",
+        a.vcpus,
+        guest_path.display()
+    );
+    println!("  weft examples --out examples        # every example guest, source and ELF");
+    Ok(ExitCode::from(EXIT_PASS))
+}

@@ -1,0 +1,71 @@
+//! `weft examples`: the built-in example guests, listed or written out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use weft::examples::{EXAMPLES, WEFT_H};
+
+use super::EXIT_PASS;
+
+#[derive(Args, Debug)]
+pub struct ExamplesArgs {
+    /// Write every example's ELF and C source (and include/weft.h) into this directory
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The first sentence of the comment that opens an example's source.
+pub fn summary(source: &str) -> String {
+    let text: Vec<&str> = source
+        .lines()
+        .map(|l| {
+            l.trim()
+                .trim_start_matches("/*")
+                .trim_start_matches("//")
+                .trim_start_matches('*')
+                .trim()
+        })
+        .take_while(|l| !l.starts_with("#include"))
+        .filter(|l| !l.is_empty() && !l.ends_with(".c") && *l != "/")
+        .collect();
+    let joined = text.join(" ");
+    match joined.find(". ") {
+        Some(i) => joined[..=i].to_string(),
+        None => joined.trim_end_matches("*/").trim().to_string(),
+    }
+}
+
+pub fn examples(a: ExamplesArgs) -> Result<ExitCode> {
+    match a.out {
+        None => {
+            for (name, src, elf) in EXAMPLES {
+                println!("{name:<18} {:>6} bytes  {}", elf.len(), summary(src));
+            }
+            println!("\nwrite them out with: weft examples --out DIR");
+        }
+        Some(dir) => {
+            let inc = dir.join("include");
+            std::fs::create_dir_all(&inc)
+                .with_context(|| format!("{}: cannot create directory", inc.display()))?;
+            std::fs::write(inc.join("weft.h"), WEFT_H)
+                .with_context(|| format!("{}: cannot write", inc.join("weft.h").display()))?;
+            for (name, src, elf) in EXAMPLES {
+                for (path, bytes) in [
+                    (dir.join(format!("{name}.elf")), *elf),
+                    (dir.join(format!("{name}.c")), src.as_bytes()),
+                ] {
+                    std::fs::write(&path, bytes)
+                        .with_context(|| format!("{}: cannot write", path.display()))?;
+                }
+            }
+            println!(
+                "wrote {} examples (NAME.elf, NAME.c) and include/weft.h to {}",
+                EXAMPLES.len(),
+                dir.display()
+            );
+        }
+    }
+    Ok(ExitCode::from(EXIT_PASS))
+}

@@ -1,0 +1,280 @@
+//! `weft inspect`: what a trace holds, as a summary or as a list of events.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+use weft::codemap::CodeMap;
+use weft_trace::{Event, TraceReader, VcpuId, Verdict};
+
+use super::{human_bytes, EXIT_PASS};
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The trace to inspect
+    trace: PathBuf,
+    /// List events (with disassembly) instead of the summary
+    #[arg(long)]
+    events: bool,
+    /// With --events: only this vCPU's events
+    #[arg(long)]
+    vcpu: Option<u32>,
+    /// With --events: only events at or after this step
+    #[arg(long)]
+    from: Option<u64>,
+    /// With --events: only events at or before this step
+    #[arg(long)]
+    to: Option<u64>,
+    /// Machine-readable output: a JSON object (summary) or JSON lines (events)
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `weft inspect` reports about a trace.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub trace: String,
+    pub trace_bytes: u64,
+    pub guest: String,
+    pub guest_sha256: String,
+    pub guest_bytes: u64,
+    pub weft_version: String,
+    pub vcpus: u32,
+    pub ram_bytes: u64,
+    pub stack_bytes: u64,
+    pub max_steps: u64,
+    pub strategy: String,
+    pub steps: u64,
+    pub points_per_vcpu: Vec<u64>,
+    pub context_switches: u64,
+    pub events: u64,
+    pub accesses: BTreeMap<&'static str, u64>,
+    pub hypercalls: u64,
+    pub console_bytes: u64,
+    pub marks: u64,
+    pub warnings: Vec<String>,
+    pub verdict: Option<Verdict>,
+    pub verdict_text: String,
+    pub complete: bool,
+    pub reader_warning: Option<String>,
+}
+
+pub fn summarize(path: &std::path::Path) -> Result<Summary> {
+    let reader = TraceReader::open(path)?;
+    let h = reader.header().clone();
+    let mut s = Summary {
+        trace: path.display().to_string(),
+        trace_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        guest: h.guest.name.clone(),
+        guest_sha256: h.guest.sha256_hex(),
+        guest_bytes: h.guest.elf.len() as u64,
+        weft_version: h.weft_version.clone(),
+        vcpus: h.options.vcpus,
+        ram_bytes: h.options.ram_bytes,
+        stack_bytes: h.options.stack_bytes,
+        max_steps: h.options.max_steps,
+        strategy: h.strategy.clone(),
+        points_per_vcpu: vec![0; h.options.vcpus as usize],
+        reader_warning: reader.warning().map(str::to_string),
+        ..Summary::default()
+    };
+    let mut runs = 0u64;
+    for e in reader.into_events() {
+        let e = e?;
+        s.events += 1;
+        match &e {
+            Event::Run { vcpu, points } => {
+                runs += 1;
+                s.steps += points;
+                if let Some(p) = s.points_per_vcpu.get_mut(vcpu.0 as usize) {
+                    *p += points;
+                }
+            }
+            Event::Access { kind, .. } => *s.accesses.entry(kind.short()).or_default() += 1,
+            Event::Hypercall { .. } => s.hypercalls += 1,
+            Event::Console { bytes, .. } => s.console_bytes += bytes.len() as u64,
+            Event::Mark { .. } => s.marks += 1,
+            Event::Warning {
+                step,
+                vcpu,
+                message,
+                ..
+            } => s.warnings.push(format!("step {step} {vcpu}: {message}")),
+            Event::End { verdict, .. } => {
+                s.complete = true;
+                s.verdict = Some(verdict.clone());
+            }
+            Event::Fence { .. } | Event::VcpuEnd { .. } => {}
+        }
+    }
+    s.context_switches = runs.saturating_sub(1);
+    s.verdict_text = match &s.verdict {
+        Some(v) => v.to_string(),
+        None => "unknown: the trace ends before the run did".to_string(),
+    };
+    Ok(s)
+}
+
+fn print_summary(s: &Summary) {
+    println!("trace:     {} ({})", s.trace, human_bytes(s.trace_bytes));
+    println!(
+        "guest:     {} ({}, sha256 {})",
+        s.guest,
+        human_bytes(s.guest_bytes),
+        s.guest_sha256
+    );
+    println!(
+        "recorded:  weft {}, strategy {}",
+        s.weft_version, s.strategy
+    );
+    println!(
+        "machine:   {} vCPUs, {} RAM, {} stack each{}",
+        s.vcpus,
+        human_bytes(s.ram_bytes),
+        human_bytes(s.stack_bytes),
+        if s.max_steps > 0 {
+            format!(", max {} steps", s.max_steps)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "steps:     {} ({} context switches)",
+        s.steps, s.context_switches
+    );
+    let per: Vec<String> = s
+        .points_per_vcpu
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("vcpu{i}={p}"))
+        .collect();
+    println!("per vCPU:  {}", per.join(" "));
+    let acc: Vec<String> = s.accesses.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    let total: u64 = s.accesses.values().sum();
+    println!(
+        "accesses:  {total} shared ({})",
+        if acc.is_empty() {
+            "none".into()
+        } else {
+            acc.join(" ")
+        }
+    );
+    println!(
+        "events:    {} ({} hypercalls, {} console bytes, {} marks)",
+        s.events, s.hypercalls, s.console_bytes, s.marks
+    );
+    for w in &s.warnings {
+        println!("warning:   {w}");
+    }
+    println!("verdict:   {}", s.verdict_text);
+    if let Some(w) = &s.reader_warning {
+        println!("note:      {w}");
+    }
+}
+
+/// One event as a listing line.
+fn event_line(e: &Event, code: &mut CodeMap) -> String {
+    let step = e.step().map(|s| s.0.to_string()).unwrap_or_default();
+    let vcpu = e.vcpu().map(|v| v.to_string()).unwrap_or_default();
+    let what = match e {
+        Event::Run { vcpu, points } => format!("run     {vcpu} ran {points} step(s)"),
+        Event::Access {
+            rip,
+            addr,
+            size,
+            kind,
+            value,
+            ..
+        } => {
+            let arrow = if kind.is_write() { "<-" } else { "->" };
+            format!(
+                "{:<7} [{addr}]:{size} {arrow} {value:#x}   {rip:#x}  {}",
+                kind.short(),
+                code.disasm(*rip)
+            )
+        }
+        Event::Console { bytes, .. } => format!("console {:?}", String::from_utf8_lossy(bytes)),
+        Event::Hypercall {
+            rip, nr, args, ret, ..
+        } => {
+            format!(
+                "vmcall  nr={nr} args=[{:#x}, {:#x}, {:#x}] -> {ret:#x}   {rip:#x}",
+                args[0], args[1], args[2]
+            )
+        }
+        Event::Fence { rip, kind, .. } => {
+            format!("fence   {kind:?}   {rip:#x}  {}", code.disasm(*rip))
+        }
+        Event::Mark { label, .. } => format!("mark    {label:?}"),
+        Event::Warning { rip, message, .. } => format!("warning {message}   {rip:#x}"),
+        Event::VcpuEnd { reason, .. } => format!("end     {reason:?}"),
+        Event::End { verdict, .. } => format!("END     {verdict}"),
+    };
+    format!("{step:>10} {vcpu:<7} {what}")
+}
+
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    event: &'a Event,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    insn: Option<String>,
+}
+
+pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
+    if !a.events {
+        let s = summarize(&a.trace)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&s)?);
+        } else {
+            print_summary(&s);
+        }
+        return Ok(ExitCode::from(EXIT_PASS));
+    }
+    let reader = TraceReader::open(&a.trace)?;
+    if let Some(w) = reader.warning() {
+        eprintln!("weft: warning: {}: {w}", a.trace.display());
+    }
+    let mut code = CodeMap::new(&reader.header().guest.elf);
+    let from = a.from.unwrap_or(0);
+    let to = a.to.unwrap_or(u64::MAX);
+    let out = std::io::stdout();
+    let mut out = std::io::BufWriter::new(out.lock());
+    // `Run` events carry no step: track where each run starts to filter them too.
+    let mut run_start = 0u64;
+    for e in reader.into_events() {
+        let e = e?;
+        let step = match &e {
+            Event::Run { points, .. } => {
+                let s = run_start;
+                run_start += points;
+                s
+            }
+            other => other.step().map(|s| s.0).unwrap_or(0),
+        };
+        if step < from || step > to {
+            continue;
+        }
+        if a.vcpu.is_some_and(|v| e.vcpu() != Some(VcpuId(v))) {
+            continue;
+        }
+        let line = if a.json {
+            let insn = match &e {
+                Event::Access { rip, .. } | Event::Fence { rip, .. } => {
+                    Some(code.disasm(*rip).to_string())
+                }
+                _ => None,
+            };
+            serde_json::to_string(&JsonEvent { event: &e, insn })?
+        } else {
+            event_line(&e, &mut code)
+        };
+        if writeln!(out, "{line}").is_err() {
+            break; // e.g. piped into `head`
+        }
+    }
+    Ok(ExitCode::from(EXIT_PASS))
+}

@@ -1,0 +1,227 @@
+//! Subcommands of `weft`, one module each, and what they share: machine options, sizes,
+//! exit codes and output helpers.
+
+mod demo;
+mod examples;
+mod inspect;
+mod record;
+mod replay;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use weft_recorder::StrategySpec;
+use weft_trace::{MachineOptions, Verdict};
+
+/// The guest passed.
+pub const EXIT_PASS: u8 = 0;
+/// weft found a guest failure (assertion, exit status, crash, deadlock, budget, divergence).
+pub const EXIT_FAILURE: u8 = 1;
+/// Usage error or bad input (file, trace, options).
+pub const EXIT_INPUT: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "weft",
+    version,
+    about = "Deterministic record, replay and schedule search for multithreaded x86-64 guests",
+    long_about = "weft runs a static x86-64 ELF guest on the weft board, one emulated vCPU per guest \
+thread over shared RAM, under a schedule controller that decides every interleaving. It records \
+the schedule and every shared memory access into a trace that replays bit for bit.\n\n\
+Start with `weft demo`. Exit codes: 0 guest passed, 1 guest failure found, 2 usage or input error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a guest and record its schedule and shared accesses into a trace
+    Record(record::RecordArgs),
+    /// Run a guest without recording (fastest)
+    Run(record::RunArgs),
+    /// Re-execute a trace under its recorded schedule and check every event
+    Replay(replay::ReplayArgs),
+    /// Summarise a trace, or list its events
+    Inspect(inspect::InspectArgs),
+    /// Find the bug in a built-in racy guest, record it and replay it (under a minute)
+    Demo(demo::DemoArgs),
+    /// List the built-in example guests, or write them (ELF and C source) to a directory
+    Examples(examples::ExamplesArgs),
+}
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Record(a) => record::record(a),
+        Command::Run(a) => record::run(a),
+        Command::Replay(a) => replay::replay(a),
+        Command::Inspect(a) => inspect::inspect(a),
+        Command::Demo(a) => demo::demo(a),
+        Command::Examples(a) => examples::examples(a),
+    }
+}
+
+/// Options that shape the machine, shared by `record` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct MachineArgs {
+    /// Number of vCPUs (1..=64)
+    #[arg(long, default_value_t = 2)]
+    vcpus: u32,
+    /// Scheduling strategy: round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K]
+    #[arg(long, default_value = "round-robin")]
+    strategy: StrategySpec,
+    /// Seed for the strategy (overrides a seed given in --strategy)
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop with a budget verdict after this many steps (scheduling points)
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// Guest RAM size (e.g. 64M, 1G)
+    #[arg(long, default_value = "64M", value_parser = parse_size)]
+    ram: u64,
+    /// Stack size per vCPU (e.g. 64K)
+    #[arg(long, default_value = "64K", value_parser = parse_size)]
+    stack: u64,
+    /// Also schedule on and record accesses to a vCPU's own stack
+    #[arg(long)]
+    trace_stack: bool,
+    /// Steps without progress, with every vCPU spinning, before a deadlock verdict
+    #[arg(long, default_value_t = MachineOptions::default().deadlock_window)]
+    deadlock_window: u64,
+}
+
+impl MachineArgs {
+    fn options(&self) -> MachineOptions {
+        MachineOptions {
+            vcpus: self.vcpus,
+            ram_bytes: self.ram,
+            stack_bytes: self.stack,
+            max_steps: self.max_steps.unwrap_or(0),
+            trace_stack: self.trace_stack,
+            deadlock_window: self.deadlock_window,
+            ..MachineOptions::default()
+        }
+    }
+
+    fn strategy(&self) -> StrategySpec {
+        match self.seed {
+            Some(s) => self.strategy.clone().with_seed(s),
+            None => self.strategy.clone(),
+        }
+    }
+}
+
+/// Parse a size such as `65536`, `64K`, `64KiB`, `16M`, `1G`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (try 65536, 64K, 16M, 1G)"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{s}` has an unknown unit `{unit}` (use K, M or G)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// Read a guest ELF, naming the file in errors.
+fn read_guest(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{}: cannot read the guest", path.display()))
+}
+
+/// The exit code for a verdict.
+fn verdict_code(v: Option<&Verdict>) -> ExitCode {
+    match v {
+        Some(Verdict::Pass) => ExitCode::from(EXIT_PASS),
+        _ => ExitCode::from(EXIT_FAILURE),
+    }
+}
+
+/// The one-line verdict summary printed at the end of a run.
+fn verdict_line(v: &Verdict) -> String {
+    match v {
+        Verdict::Pass => "verdict: pass".to_string(),
+        other => format!("verdict: FAIL ({}): {other}", other.class()),
+    }
+}
+
+/// Extra lines for a crash: the registers.
+fn crash_details(v: &Verdict) -> Option<String> {
+    let Verdict::Crash(c) = v else { return None };
+    let mut s = String::from("registers:");
+    for (i, (name, val)) in weft_trace::CRASH_REG_NAMES.iter().zip(c.regs).enumerate() {
+        if i % 4 == 0 {
+            s.push_str("\n ");
+        }
+        s.push_str(&format!(" {name:>6}={val:#018x}"));
+    }
+    Some(s)
+}
+
+/// A trace name next to `guest` that does not overwrite an existing file.
+fn default_trace_path(guest: &Path) -> PathBuf {
+    let stem = guest
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "guest".into());
+    let first = PathBuf::from(format!("{stem}.weft"));
+    if !first.exists() {
+        return first;
+    }
+    (1..)
+        .map(|i| PathBuf::from(format!("{stem}-{i}.weft")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}
+
+/// Human-readable byte count.
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n < 1 << 10 => format!("{n} B"),
+        n if n < 1 << 20 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n if n < 1 << 30 => format!("{:.1} MiB", n as f64 / (1 << 20) as f64),
+        n => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
+    }
+}
+
+/// Reject paths that clap accepted but are unusable, before any work starts.
+fn check_output(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        bail!(
+            "{}: is a directory; give a trace file name with -o",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("12Q").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999G")
+            .unwrap_err()
+            .contains("too large"));
+    }
+}

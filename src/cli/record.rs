@@ -1,0 +1,128 @@
+//! `weft record` and `weft run`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use weft::machine::{RunConfig, RunOutcome};
+use weft::session;
+
+use super::{
+    check_output, crash_details, default_trace_path, human_bytes, read_guest, verdict_code,
+    verdict_line, MachineArgs,
+};
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// The guest: a static ELF64 x86-64 executable for the weft board
+    guest: PathBuf,
+    /// Trace file to write (default: GUEST-NAME.weft, never overwriting an existing file)
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Do not echo the guest's console output
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The guest: a static ELF64 x86-64 executable for the weft board
+    guest: PathBuf,
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Do not echo the guest's console output
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Progress on stderr every 2^20 steps, only when stderr is a terminal.
+pub fn progress_config(echo_console: bool) -> RunConfig {
+    let progress: Option<weft::machine::ProgressFn> = if std::io::stderr().is_terminal() {
+        let start = Instant::now();
+        Some(Box::new(move |steps| {
+            eprint!(
+                "\r\x1b[2K[weft] {:>12} steps, {:.1}s",
+                steps,
+                start.elapsed().as_secs_f64()
+            );
+        }))
+    } else {
+        None
+    };
+    RunConfig {
+        echo_console,
+        progress,
+    }
+}
+
+/// Clear a progress line if one was drawn.
+pub fn end_progress() {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+fn report(outcome: &RunOutcome) {
+    if let Some(v) = &outcome.verdict {
+        eprintln!("{}", verdict_line(v));
+        if let Some(d) = crash_details(v) {
+            eprintln!("{d}");
+        }
+    }
+    let s = &outcome.stats;
+    eprintln!(
+        "steps: {} on {} vCPUs, {} context switches",
+        s.steps,
+        s.points.len(),
+        s.switches
+    );
+}
+
+pub fn record(a: RecordArgs) -> Result<ExitCode> {
+    let elf = read_guest(&a.guest)?;
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| default_trace_path(&a.guest));
+    check_output(&out)?;
+    let opts = a.machine.options();
+    let strategy = a.machine.strategy();
+    let name = a.guest.display().to_string();
+    let rec = session::record(
+        &name,
+        &elf,
+        &opts,
+        &strategy,
+        &out,
+        progress_config(!a.quiet),
+    )?;
+    end_progress();
+    report(&rec.outcome);
+    eprintln!(
+        "trace: {} ({} events, {}; strategy {strategy})",
+        out.display(),
+        rec.events,
+        human_bytes(rec.bytes)
+    );
+    Ok(verdict_code(rec.outcome.verdict.as_ref()))
+}
+
+pub fn run(a: RunArgs) -> Result<ExitCode> {
+    let elf = read_guest(&a.guest)?;
+    let name = a.guest.display().to_string();
+    let outcome = session::run(
+        &name,
+        &elf,
+        &a.machine.options(),
+        &a.machine.strategy(),
+        progress_config(!a.quiet),
+    )?;
+    end_progress();
+    report(&outcome);
+    Ok(verdict_code(outcome.verdict.as_ref()))
+}

@@ -1,0 +1,201 @@
+//! Whole runs as the front ends use them: record a guest to a trace file, run it without a
+//! trace, replay a trace and check it. The CLI, the demo and the tests all go through here.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+
+use weft_recorder::StrategySpec;
+use weft_replayer::{Checker, Divergence, ScheduleReplay, END_OF_SCHEDULE};
+use weft_trace::{
+    Event, GuestImage, MachineOptions, NullSink, Step, TraceError, TraceHeader, TraceReader,
+    TraceWriter, Verdict,
+};
+
+use crate::machine::{Machine, MachineError, RunConfig, RunOutcome};
+
+/// Why a session could not do its work (as opposed to a guest failure, which is a verdict).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{path}: {source}")]
+    Guest { path: String, source: MachineError },
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A recording that finished (whatever the guest's verdict).
+#[derive(Debug)]
+pub struct Recorded {
+    pub outcome: RunOutcome,
+    /// Events and bytes written.
+    pub events: u64,
+    pub bytes: u64,
+}
+
+/// Record `elf` under `strategy` into a trace at `out`.
+pub fn record(
+    guest_name: &str,
+    elf: &[u8],
+    options: &MachineOptions,
+    strategy: &StrategySpec,
+    out: &Path,
+    config: RunConfig,
+) -> Result<Recorded, SessionError> {
+    let machine = Machine::new(elf, options).map_err(|source| SessionError::Guest {
+        path: guest_name.to_string(),
+        source,
+    })?;
+    let header = TraceHeader {
+        weft_version: env!("CARGO_PKG_VERSION").to_string(),
+        guest: GuestImage::new(guest_name, elf.to_vec()),
+        options: options.clone(),
+        strategy: strategy.to_string(),
+    };
+    let writer = Rc::new(RefCell::new(TraceWriter::create(out, &header)?));
+    let outcome = machine
+        .run(strategy.build(), writer.clone(), config)
+        .map_err(|source| SessionError::Guest {
+            path: guest_name.to_string(),
+            source,
+        })?;
+    let writer = Rc::try_unwrap(writer)
+        .map_err(|_| SessionError::Other("internal: trace writer still shared".into()))?
+        .into_inner();
+    let summary = writer.finish()?;
+    if let Some(e) = &outcome.sink_error {
+        return Err(SessionError::Other(format!(
+            "{}: writing the trace failed: {e}",
+            out.display()
+        )));
+    }
+    Ok(Recorded {
+        outcome,
+        events: summary.events,
+        bytes: summary.bytes,
+    })
+}
+
+/// Run `elf` with no trace at all: the fastest mode.
+pub fn run(
+    guest_name: &str,
+    elf: &[u8],
+    options: &MachineOptions,
+    strategy: &StrategySpec,
+    config: RunConfig,
+) -> Result<RunOutcome, SessionError> {
+    let machine = Machine::new(elf, options).map_err(|source| SessionError::Guest {
+        path: guest_name.to_string(),
+        source,
+    })?;
+    machine
+        .run(strategy.build(), Rc::new(RefCell::new(NullSink)), config)
+        .map_err(|source| SessionError::Guest {
+            path: guest_name.to_string(),
+            source,
+        })
+}
+
+/// What a replay found.
+#[derive(Debug)]
+pub struct Replayed {
+    pub header: TraceHeader,
+    /// The verdict of the re-execution (`None` when it stopped at a divergence or at the
+    /// end of a truncated recording).
+    pub verdict: Option<Verdict>,
+    /// The verdict the recording ends with (`None` if the trace is truncated before it).
+    pub recorded_verdict: Option<Verdict>,
+    pub divergence: Option<Divergence>,
+    /// The reader's warning about a damaged or truncated trace.
+    pub warning: Option<String>,
+    /// Steps replayed and events that matched the recording.
+    pub steps: u64,
+    pub matched: u64,
+    /// Console output of the replay.
+    pub console: Vec<u8>,
+}
+
+impl Replayed {
+    /// Whether the replay reproduced the whole recording exactly.
+    pub fn reproduced(&self) -> bool {
+        self.divergence.is_none() && self.verdict.is_some() && self.verdict == self.recorded_verdict
+    }
+}
+
+/// Re-execute the trace at `path` under its recorded schedule and check every event.
+pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> {
+    let reader = TraceReader::open(path)?;
+    let header = reader.header().clone();
+    let warning = reader.warning().map(str::to_string);
+    let machine =
+        Machine::new(&header.guest.elf, &header.options).map_err(|source| SessionError::Guest {
+            path: format!("{} (embedded guest {})", path.display(), header.guest.name),
+            source,
+        })?;
+    // One pass for the schedule, one for the check: both stream, neither holds the trace.
+    let runs = TraceReader::open(path)?
+        .into_events()
+        .map_while(Result::ok)
+        .filter_map(|e| match e {
+            Event::Run { vcpu, points } => Some((vcpu, points)),
+            _ => None,
+        });
+    let recorded_verdict = TraceReader::open(path)?
+        .into_events()
+        .map_while(Result::ok)
+        .filter_map(|e| match e {
+            Event::End { verdict, .. } => Some(verdict),
+            _ => None,
+        })
+        .last();
+    let expected = TraceReader::open(path)?.into_events().map_while(Result::ok);
+    let (checker, state) = Checker::new(expected);
+    let checker = Rc::new(RefCell::new(checker));
+    let outcome = machine
+        .run(Box::new(ScheduleReplay::new(runs)), checker.clone(), config)
+        .map_err(|source| SessionError::Guest {
+            path: path.display().to_string(),
+            source,
+        })?;
+    let schedule_ran_out = outcome.bad_pick.is_some_and(|(_, v)| v == END_OF_SCHEDULE);
+    let truncated = recorded_verdict.is_none();
+    if !(schedule_ran_out && truncated) {
+        // The replay ended on its own (or by a divergence): nothing recorded may be left.
+        checker.borrow_mut().finish(Step(outcome.stats.steps));
+    }
+    let mut st = state.borrow_mut();
+    let mut divergence = st.divergence.take();
+    if divergence.is_none() {
+        match outcome.bad_pick {
+            Some((step, vcpu)) if vcpu != END_OF_SCHEDULE => {
+                divergence = Some(Divergence {
+                    step,
+                    vcpu: Some(vcpu),
+                    expected: Some(Event::Run { vcpu, points: 1 }),
+                    got: None,
+                });
+            }
+            Some((step, _)) if !truncated => {
+                // A complete recording whose schedule ran out before the replay ended.
+                divergence = Some(Divergence {
+                    step,
+                    vcpu: None,
+                    expected: None,
+                    got: None,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(Replayed {
+        header,
+        verdict: outcome.verdict,
+        recorded_verdict,
+        divergence,
+        warning,
+        steps: outcome.stats.steps,
+        matched: st.matched,
+        console: std::mem::take(&mut st.console),
+    })
+}

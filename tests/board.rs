@@ -1,0 +1,140 @@
+//! The weft board ABI v1 end to end: each test runs a purpose-written guest from
+//! tests/guests through the `weft` binary and checks console, verdict and exit code.
+
+mod common;
+use common::{guest, text, weft};
+
+/// `weft run GUEST ARGS...` -> (exit code, stdout, stderr).
+fn run(name: &str, args: &[&str]) -> (i32, String, String) {
+    let g = guest(name);
+    let mut a = vec!["run".to_string(), g.display().to_string()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    text(&weft(&a))
+}
+
+#[test]
+fn every_hypercall_behaves_as_the_abi_says() {
+    let (code, out, err) = run("hypercalls", &["--vcpus", "2"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("hypercalls ok"), "{out}");
+    assert!(err.contains("verdict: pass"), "{err}");
+}
+
+#[test]
+fn console_output_reaches_stdout_in_order() {
+    let (code, out, err) = run("console", &["--vcpus", "1"]);
+    assert_eq!(code, 0, "{err}");
+    let expected = include_str!("guests/console.expected");
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn exit_port_status_becomes_the_verdict() {
+    let (code, _, err) = run("exit_port", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exit status 3"), "{err}");
+}
+
+#[test]
+fn exit_hypercall_ends_the_machine_at_once() {
+    let (code, _, err) = run("exit_hypercall", &["--vcpus", "3"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("exit status 5 (from vcpu0)"), "{err}");
+}
+
+#[test]
+fn assertion_failure_is_reported_with_its_message() {
+    let (code, _, err) = run("assert_fail", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL (assertion)"), "{err}");
+    assert!(err.contains("1 == 2"), "{err}");
+}
+
+#[test]
+fn invalid_opcode_is_a_crash_with_disassembly() {
+    let (code, _, err) = run("crash_ud", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL (crash)"), "{err}");
+    assert!(err.contains("#UD"), "{err}");
+    assert!(err.contains("[ud2]"), "{err}");
+    assert!(
+        err.contains("rip=") || err.contains("   rsp=") || err.contains("rsp="),
+        "registers: {err}"
+    );
+}
+
+#[test]
+fn divide_by_zero_is_a_crash() {
+    let (code, _, err) = run("crash_div", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("#DE divide error"), "{err}");
+    assert!(err.contains("[div") || err.contains("[idiv"), "{err}");
+}
+
+#[test]
+fn unmapped_access_is_a_crash_naming_the_address() {
+    let (code, _, err) = run("crash_unmapped", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unmapped address"), "{err}");
+}
+
+#[test]
+fn a_hypercall_pointer_outside_ram_crashes_the_guest_not_weft() {
+    let (code, _, err) = run("bad_pointer", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL (crash)"), "{err}");
+    assert!(err.contains("not inside RAM"), "{err}");
+}
+
+#[test]
+fn spinning_forever_is_a_deadlock() {
+    let (code, _, err) = run(
+        "spin_forever",
+        &["--vcpus", "3", "--deadlock-window", "20000"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL (deadlock)"), "{err}");
+}
+
+#[test]
+fn max_steps_is_a_budget_verdict() {
+    let (code, _, err) = run("budget", &["--max-steps", "5000"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL (budget)"), "{err}");
+    assert!(err.contains("steps: 5000 "), "{err}");
+}
+
+#[test]
+fn hlt_halt_and_return_each_end_one_vcpu() {
+    let (code, out, err) = run("halt", &["--vcpus", "4"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(err.contains("verdict: pass"), "{err}");
+}
+
+#[test]
+fn cpuid_and_rdtsc_follow_the_abi() {
+    let (code, out, err) = run("cpuid_rdtsc", &["--vcpus", "3"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("cpuid ok"), "{out}");
+}
+
+#[test]
+fn one_two_eight_and_sixty_four_vcpus_run() {
+    for n in [1u32, 2, 8, 64] {
+        let (code, out, err) = run(
+            "many_vcpus",
+            &["--vcpus", &n.to_string(), "--strategy", "random:seed=1"],
+        );
+        assert_eq!(code, 0, "{n} vCPUs: {out}\n{err}");
+        assert!(out.contains(&format!("{n} vcpus ok")), "{n}: {out}");
+    }
+}
+
+#[test]
+fn vcpu_count_outside_the_board_is_a_usage_error() {
+    for n in ["0", "65"] {
+        let (code, _, err) = run("many_vcpus", &["--vcpus", n]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--vcpus must be 1..=64"), "{err}");
+    }
+}
