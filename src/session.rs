@@ -141,14 +141,7 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
             Event::Run { vcpu, points } => Some((vcpu, points)),
             _ => None,
         });
-    let recorded_verdict = TraceReader::open(path)?
-        .into_events()
-        .map_while(Result::ok)
-        .filter_map(|e| match e {
-            Event::End { verdict, .. } => Some(verdict),
-            _ => None,
-        })
-        .last();
+    let recorded_verdict = recorded_verdict(path)?;
     let expected = TraceReader::open(path)?.into_events().map_while(Result::ok);
     let (checker, state) = Checker::new(expected);
     let checker = Rc::new(RefCell::new(checker));
@@ -198,4 +191,22 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
         matched: st.matched,
         console: std::mem::take(&mut st.console),
     })
+}
+
+/// The verdict a trace ends with, read from its last chunk only (`None` if the trace is
+/// truncated before its end).
+pub fn recorded_verdict(path: &Path) -> Result<Option<Verdict>, SessionError> {
+    let reader = TraceReader::open(path)?;
+    if !reader.is_complete() {
+        return Ok(None);
+    }
+    let from = reader.index().last().map_or(0, |c| c.first_step);
+    Ok(reader
+        .events_from(from)
+        .map_while(Result::ok)
+        .filter_map(|e| match e {
+            Event::End { verdict, .. } => Some(verdict),
+            _ => None,
+        })
+        .last())
 }

@@ -22,6 +22,12 @@ const RAM: u64 = 64 << 20;
 /// Run the guest's vCPU 0 alone (as if `vcpu_count` were 1) on bare unicorn, optionally
 /// counting instructions with a code hook. Returns (seconds, instructions counted).
 fn free_run(elf: &[u8], count: bool) -> (f64, u64) {
+    free_run_hooked(elf, count, false)
+}
+
+/// As `free_run`; with `mem_hook`, an empty hook on every read and write (the floor cost
+/// of seeing every access in unicorn).
+fn free_run_hooked(elf: &[u8], count: bool, mem_hook: bool) -> (f64, u64) {
     let img = ElfImage::parse(elf, RAM - (64 << 10)).expect("bench guest parses");
     let mut uc = Unicorn::new(Arch::X86, Mode::MODE_64).expect("unicorn");
     uc.mem_map(0, RAM, Prot::ALL).expect("map");
@@ -42,6 +48,15 @@ fn free_run(elf: &[u8], count: bool) -> (f64, u64) {
         let n2 = n.clone();
         uc.add_code_hook(1, 0, move |_, _, _| *n2.borrow_mut() += 1)
             .unwrap();
+    }
+    if mem_hook {
+        uc.add_mem_hook(
+            unicorn_engine::HookType::MEM_READ | unicorn_engine::HookType::MEM_WRITE,
+            0,
+            RAM - 1,
+            |_, _, _, _, _| true,
+        )
+        .unwrap();
     }
     let t = Instant::now();
     // Ends at the guest's first VMCALL or port write (no hooks: an error) or its return.
@@ -74,6 +89,8 @@ fn main() {
     );
     let free = mips(per_vcpu, free_secs);
     println!("{:<36} {:>8.1} MIPS", "free-running unicorn (1 vCPU)", free);
+    let (hook_secs, _) = free_run_hooked(elf, false, true);
+    line("unicorn + empty memory hook", per_vcpu, hook_secs, free);
 
     let opts = MachineOptions {
         vcpus,
