@@ -89,9 +89,9 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
         match &e {
             Event::Run { vcpu, points } => {
                 runs += 1;
-                s.steps += points;
+                s.steps = s.steps.saturating_add(*points);
                 if let Some(p) = s.points_per_vcpu.get_mut(vcpu.0 as usize) {
-                    *p += points;
+                    *p = p.saturating_add(*points);
                 }
             }
             Event::Access { kind, .. } => *s.accesses.entry(kind.short()).or_default() += 1,
@@ -177,11 +177,14 @@ fn print_summary(s: &Summary) {
 }
 
 /// One event as a listing line.
-fn event_line(e: &Event, code: &mut CodeMap) -> String {
+/// `run_start` is the step at which a `Run` event's run began.
+fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> String {
     let step = e.step().map(|s| s.0.to_string()).unwrap_or_default();
     let vcpu = e.vcpu().map(|v| v.to_string()).unwrap_or_default();
     let what = match e {
-        Event::Run { vcpu, points } => format!("run     {vcpu} ran {points} step(s)"),
+        Event::Run { vcpu, points } => {
+            format!("run     {vcpu} ran steps {run_start}..={}", run_start.saturating_add(*points).saturating_sub(1))
+        }
         Event::Access {
             rip,
             addr,
@@ -250,7 +253,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
         let step = match &e {
             Event::Run { points, .. } => {
                 let s = run_start;
-                run_start += points;
+                run_start = run_start.saturating_add(*points);
                 s
             }
             other => other.step().map(|s| s.0).unwrap_or(0),
@@ -270,7 +273,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
             };
             serde_json::to_string(&JsonEvent { event: &e, insn })?
         } else {
-            event_line(&e, &mut code)
+            event_line(&e, step, &mut code)
         };
         if writeln!(out, "{line}").is_err() {
             break; // e.g. piped into `head`

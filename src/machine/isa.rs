@@ -19,7 +19,11 @@ pub fn decode(bytes: &[u8], rip: u64) -> Option<Instruction> {
 pub fn format(insn: &Instruction) -> String {
     let mut out = String::new();
     let mut f = IntelFormatter::new();
-    f.options_mut().set_rip_relative_addresses(true);
+    // Absolute addresses ([0x403230], not [rip+1D99h]): they match the trace's addresses.
+    f.options_mut().set_rip_relative_addresses(false);
+    f.options_mut().set_hex_prefix("0x");
+    f.options_mut().set_hex_suffix("");
+    f.options_mut().set_uppercase_hex(false);
     f.format(insn, &mut out);
     out
 }
@@ -123,6 +127,8 @@ mod tests {
         let i = decode(&[0xF0, 0x83, 0x00, 0x01], 0x1000).unwrap();
         assert!(is_atomic(&i));
         assert_eq!(format(&i), "lock add dword ptr [rax],1");
+        let m = decode(&[0x48, 0x8b, 0x05, 0x81, 0x1d, 0x00, 0x00], 0x401490).unwrap();
+        assert_eq!(format(&m), "mov rax,[0x403218]");
         // xchg [rdi], eax
         assert!(is_atomic(&decode(&[0x87, 0x07], 0).unwrap()));
         // xchg eax, ebx (no memory)

@@ -51,18 +51,25 @@ impl GuestMemory {
         if size == 0 || size > 8 || !self.contains(addr, size as u64) {
             return None;
         }
-        let mut buf = [0u8; 8];
         // SAFETY: the range is inside the allocation (checked above); weft runs one vCPU at a
         // time on one host thread, so no unicorn instance writes the buffer concurrently, and
-        // no Rust reference to the buffer exists while we copy from it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.base.as_ptr().add(addr as usize),
-                buf.as_mut_ptr(),
-                size,
-            )
+        // no Rust reference to the buffer exists while we read from it.
+        let p = unsafe { self.base.as_ptr().add(addr as usize) };
+        // SAFETY: `p..p+size` is in bounds (above); unaligned reads of plain integers.
+        let v = unsafe {
+            match size {
+                8 => p.cast::<u64>().read_unaligned(),
+                4 => p.cast::<u32>().read_unaligned() as u64,
+                2 => p.cast::<u16>().read_unaligned() as u64,
+                1 => *p as u64,
+                _ => {
+                    let mut buf = [0u8; 8];
+                    std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), size);
+                    u64::from_le_bytes(buf)
+                }
+            }
         };
-        Some(u64::from_le_bytes(buf))
+        Some(u64::from_le(v))
     }
 
     /// Copy `out.len()` bytes starting at `addr`; `false` (and nothing copied) outside RAM.
