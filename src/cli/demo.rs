@@ -122,18 +122,31 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode> {
     );
 
     let t = trace.display();
+    let w = invoked_as();
+    let ex = a.out.join("examples");
     println!(
         "\nDone in {:.1}s. Next, try:",
         start.elapsed().as_secs_f64()
     );
-    println!("  weft inspect {t}                    # what the trace holds");
-    println!("  weft inspect --events --vcpu 1 {t}  # the accesses, with disassembly");
-    println!("  weft replay {t}                     # re-run it, as often as you like");
+    println!("  {w} inspect {t}                    # what the trace holds");
+    println!("  {w} inspect --events --vcpu 1 {t}  # the accesses, with disassembly");
+    println!("  {w} replay {t}                     # re-run it, as often as you like");
     println!(
-        "  weft record --strategy {spec} --vcpus {} {}",
+        "  {w} record --strategy {spec} --vcpus {} {}",
         a.vcpus,
         guest_path.display()
     );
-    println!("  weft examples --out examples        # every example guest, source and ELF");
+    println!(
+        "  {w} examples --out {}   # every example guest, source and ELF",
+        ex.display()
+    );
     Ok(ExitCode::from(EXIT_PASS))
+}
+
+/// How the user ran weft: its path when given with one (`target/release/weft`), else `weft`.
+fn invoked_as() -> String {
+    match std::env::args().next() {
+        Some(a) if a.contains('/') => a,
+        _ => "weft".to_string(),
+    }
 }

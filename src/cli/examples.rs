@@ -28,9 +28,14 @@ pub fn summary(source: &str) -> String {
                 .trim()
         })
         .take_while(|l| !l.starts_with("#include"))
-        .filter(|l| !l.is_empty() && !l.ends_with(".c") && *l != "/")
+        .filter(|l| !l.is_empty() && *l != "/")
         .collect();
     let joined = text.join(" ");
+    // The comment opens with "NAME.c - what it is."; keep the description.
+    let joined = match joined.split_once(".c - ") {
+        Some((name, rest)) if !name.contains(' ') => rest.to_string(),
+        _ => joined,
+    };
     match joined.find(". ") {
         Some(i) => joined[..=i].to_string(),
         None => joined.trim_end_matches("*/").trim().to_string(),
@@ -68,4 +73,26 @@ pub fn examples(a: ExamplesArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(EXIT_PASS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_has_a_one_sentence_summary() {
+        assert!(EXAMPLES.len() >= 5);
+        for (name, src, elf) in EXAMPLES {
+            let s = summary(src);
+            assert!(
+                !s.is_empty() && !s.contains(".c - ") && s.ends_with('.'),
+                "{name}: {s:?}"
+            );
+            assert_eq!(&elf[..4], b"\x7fELF", "{name}");
+        }
+        assert_eq!(
+            summary("/*\n * x.c - does a thing. More text.\n */"),
+            "does a thing."
+        );
+    }
 }

@@ -183,7 +183,10 @@ fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> String {
     let vcpu = e.vcpu().map(|v| v.to_string()).unwrap_or_default();
     let what = match e {
         Event::Run { vcpu, points } => {
-            format!("run     {vcpu} ran steps {run_start}..={}", run_start.saturating_add(*points).saturating_sub(1))
+            format!(
+                "run     {vcpu} ran steps {run_start}..={}",
+                run_start.saturating_add(*points).saturating_sub(1)
+            )
         }
         Event::Access {
             rip,

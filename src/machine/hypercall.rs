@@ -53,7 +53,7 @@ pub(crate) fn vmcall(
         } else {
             Err(format!(
                 "{what} hypercall: buffer {ptr:#x}+{len:#x} is not inside RAM (0..{:#x})",
-                mem.len()
+                mem.size()
             ))
         }
     };

@@ -31,7 +31,8 @@ impl GuestMemory {
         })
     }
 
-    pub fn len(&self) -> u64 {
+    /// RAM size in bytes.
+    pub fn size(&self) -> u64 {
         self.len
     }
 

@@ -147,7 +147,8 @@ impl VcpuData {
             a
         };
         // The write half of an atomic instruction is not a point: nothing may come between.
-        if !(write && atomic) && !self.point(h, rip, false) {
+        let second_half = write && atomic;
+        if !second_half && !self.point(h, rip, false) {
             return;
         }
         let size = size.min(8);
@@ -201,7 +202,7 @@ pub(crate) fn spawn(
     sites: &[(u64, SiteKind)],
 ) -> Result<VcpuCoroutine, unicorn_engine::uc_error> {
     let opts = shared.ctl.borrow().options().clone();
-    let ram = shared.mem.len();
+    let ram = shared.mem.size();
     let stack_top = ram - id.0 as u64 * opts.stack_bytes;
     let private = if opts.trace_stack {
         (0, 0)

@@ -48,7 +48,7 @@ pub struct ChunkHeader {
 }
 
 impl ChunkHeader {
-    pub fn to_bytes(&self) -> [u8; CHUNK_HEADER_LEN as usize] {
+    pub fn to_bytes(self) -> [u8; CHUNK_HEADER_LEN as usize] {
         let mut b = [0u8; CHUNK_HEADER_LEN as usize];
         b[0..4].copy_from_slice(&CHUNK_MAGIC);
         b[4..8].copy_from_slice(&self.payload_len.to_le_bytes());

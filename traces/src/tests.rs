@@ -157,7 +157,7 @@ fn workload(n: usize) -> Vec<Event> {
         });
         step += 1;
         i += 1;
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             out.push(Event::Run {
                 vcpu: VcpuId(v),
                 points: 200,
