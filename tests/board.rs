@@ -138,3 +138,28 @@ fn vcpu_count_outside_the_board_is_a_usage_error() {
         assert!(err.contains("--vcpus must be 1..=64"), "{err}");
     }
 }
+
+#[test]
+fn an_unknown_hypercall_leaves_a_warning_in_the_trace() {
+    let dir = common::scratch();
+    let t = dir.path().join("h.weft");
+    let g = guest("hypercalls");
+    let (code, _, err) = text(&weft([
+        "record".as_ref(),
+        g.as_os_str(),
+        "-o".as_ref(),
+        t.as_os_str(),
+        "--vcpus".as_ref(),
+        "1".as_ref(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let (_, out, _) = text(&weft(["inspect".as_ref(), t.as_os_str()]));
+    assert!(out.contains("unknown hypercall 99"), "{out}");
+    let (_, events, _) = text(&weft([
+        "inspect".as_ref(),
+        t.as_os_str(),
+        "--events".as_ref(),
+    ]));
+    assert!(events.contains("mark    \"phase\""), "{events}");
+    assert!(events.contains("vmcall  nr=9"), "{events}");
+}

@@ -278,6 +278,17 @@ impl Controller {
         !self.runnable.is_empty()
     }
 
+    /// Something odd the guest did that does not stop it, as a warning event.
+    pub fn warn(&mut self, vcpu: VcpuId, rip: u64, message: String) {
+        let step = self.step();
+        self.emit(&Event::Warning {
+            step,
+            vcpu,
+            rip,
+            message,
+        });
+    }
+
     /// Give the event to the sink; a sink error ends the run.
     pub fn emit(&mut self, event: &Event) {
         if self.sink_error.is_some() {

@@ -143,14 +143,8 @@ pub(crate) fn vmcall(
             return d.halt_call(h);
         }
         _ => {
-            let mut c = d.shared.ctl.borrow_mut();
-            let step = c.step();
-            c.emit(&Event::Warning {
-                step,
-                vcpu: d.id,
-                rip,
-                message: format!("unknown hypercall {nr} (ABI v1 has 0..=10); returned -1"),
-            });
+            let msg = format!("unknown hypercall {nr} (ABI v1 has 0..=10); returned -1");
+            d.shared.ctl.borrow_mut().warn(d.id, rip, msg);
             u64::MAX
         }
     };

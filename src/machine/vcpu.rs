@@ -368,14 +368,10 @@ fn install_hooks(
                 d.stop(h, StopCause::Stop);
             }
             _ => {
-                let mut c = d.ctl();
-                let step = c.step();
-                c.emit(&Event::Warning {
-                    step,
-                    vcpu: d.id,
-                    rip,
-                    message: format!("OUT of {size} byte(s) {value:#x} to port {port:#x}: no device there; ignored"),
-                });
+                let msg = format!(
+                    "OUT of {size} byte(s) {value:#x} to port {port:#x}: no device there; ignored"
+                );
+                d.ctl().warn(d.id, rip, msg);
             }
         }
     })?;
@@ -388,16 +384,9 @@ fn install_hooks(
         if d.shared.ctl.borrow().stopping || !d.point(h, rip, false) {
             return 0;
         }
-        let mut c = d.ctl();
-        let step = c.step();
-        c.emit(&Event::Warning {
-            step,
-            vcpu: d.id,
-            rip,
-            message: format!(
-                "IN of {size} byte(s) from port {port:#x}: no device there; reads all ones"
-            ),
-        });
+        let msg =
+            format!("IN of {size} byte(s) from port {port:#x}: no device there; reads all ones");
+        d.ctl().warn(d.id, rip, msg);
         u32::MAX
     })?;
     let user: *mut c_void = (uc.get_data() as *const VcpuData).cast_mut().cast();
