@@ -34,6 +34,14 @@ pub struct Recorded {
     pub bytes: u64,
 }
 
+/// Turns a machine error into one that names the guest.
+fn guest_error(guest_name: &str) -> impl Fn(MachineError) -> SessionError + '_ {
+    move |source| SessionError::Guest {
+        path: guest_name.to_string(),
+        source,
+    }
+}
+
 /// Record `elf` under `strategy` into a trace at `out`.
 pub fn record(
     guest_name: &str,
@@ -43,10 +51,7 @@ pub fn record(
     out: &Path,
     config: RunConfig,
 ) -> Result<Recorded, SessionError> {
-    let machine = Machine::new(elf, options).map_err(|source| SessionError::Guest {
-        path: guest_name.to_string(),
-        source,
-    })?;
+    let machine = Machine::new(elf, options).map_err(guest_error(guest_name))?;
     let header = TraceHeader {
         weft_version: env!("CARGO_PKG_VERSION").to_string(),
         guest: GuestImage::new(guest_name, elf.to_vec()),
@@ -56,10 +61,7 @@ pub fn record(
     let writer = Rc::new(RefCell::new(TraceWriter::create(out, &header)?));
     let outcome = machine
         .run(strategy.build(), writer.clone(), config)
-        .map_err(|source| SessionError::Guest {
-            path: guest_name.to_string(),
-            source,
-        })?;
+        .map_err(guest_error(guest_name))?;
     let writer = Rc::try_unwrap(writer)
         .map_err(|_| SessionError::Other("internal: trace writer still shared".into()))?
         .into_inner();
@@ -85,16 +87,10 @@ pub fn run(
     strategy: &StrategySpec,
     config: RunConfig,
 ) -> Result<RunOutcome, SessionError> {
-    let machine = Machine::new(elf, options).map_err(|source| SessionError::Guest {
-        path: guest_name.to_string(),
-        source,
-    })?;
+    let machine = Machine::new(elf, options).map_err(guest_error(guest_name))?;
     machine
         .run(strategy.build(), Rc::new(RefCell::new(NullSink)), config)
-        .map_err(|source| SessionError::Guest {
-            path: guest_name.to_string(),
-            source,
-        })
+        .map_err(guest_error(guest_name))
 }
 
 /// What a replay found.
