@@ -7,7 +7,7 @@ use std::ffi::{c_int, c_void};
 
 use unicorn_engine::hook::sys as uc_sys;
 use unicorn_engine::hook::uc_engine;
-use unicorn_engine::{ControlType, RegisterX86, Unicorn, X86Insn};
+use unicorn_engine::{ControlType, HookType, MemType, RegisterX86, Unicorn, X86Insn};
 
 /// A raw x86 instruction hook callback: returns 1 to skip the instruction.
 pub type InsnCallback = extern "C" fn(*mut uc_engine, *mut c_void) -> c_int;
@@ -36,6 +36,39 @@ pub fn add_insn_hook<D>(
             1,
             0,
             insn as c_int,
+        )
+    };
+    if err == unicorn_engine::uc_error::OK {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// A raw memory hook callback (uc_cb_hookmem_t).
+pub type MemCallback = extern "C" fn(*mut uc_engine, MemType, u64, c_int, i64, *mut c_void);
+
+/// Hook memory accesses of `kind` in `[begin, end]` with a raw callback.
+pub fn add_mem_hook<D>(
+    uc: &mut Unicorn<'_, D>,
+    kind: HookType,
+    begin: u64,
+    end: u64,
+    callback: MemCallback,
+    user_data: *mut c_void,
+) -> Result<(), unicorn_engine::uc_error> {
+    let mut hook: uc_sys::uc_hook = 0;
+    // SAFETY: a live handle; `callback` has the C signature unicorn calls for memory hooks;
+    // `user_data` points at data owned by the instance and so outlives the hook.
+    let err = unsafe {
+        uc_sys::uc_hook_add(
+            uc.get_handle(),
+            &mut hook,
+            kind.0 as c_int,
+            callback as *mut c_void,
+            user_data,
+            begin,
+            end,
         )
     };
     if err == unicorn_engine::uc_error::OK {

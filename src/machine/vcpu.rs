@@ -125,19 +125,11 @@ impl VcpuData {
         addr >= self.private.0 && addr < self.private.1
     }
 
-    fn on_access(
-        &self,
-        uc: &mut Unicorn<'_, VcpuData>,
-        ty: MemType,
-        addr: u64,
-        size: usize,
-        value: i64,
-    ) {
+    fn on_access(&self, h: *mut uc_engine, ty: MemType, addr: u64, size: usize, value: i64) {
         if self.is_private(addr) || self.shared.ctl.borrow().stopping {
             return;
         }
-        let h = uc.get_handle();
-        let rip = uc.pc_read().unwrap_or(0);
+        let rip = ffi::reg_read(h, RegisterX86::RIP);
         let write = ty == MemType::WRITE;
         let atomic = if write {
             self.atomic_rip.replace(0) == rip && rip != 0
@@ -259,17 +251,15 @@ fn install_hooks(
     ram: u64,
     sites: &[(u64, SiteKind)],
 ) -> Result<(), unicorn_engine::uc_error> {
-    uc.add_mem_hook(
+    // The hottest hook: registered raw, so each call skips the safe wrapper's bookkeeping.
+    let user: *mut c_void = (uc.get_data() as *const VcpuData).cast_mut().cast();
+    ffi::add_mem_hook(
+        uc,
         HookType::MEM_READ | HookType::MEM_WRITE,
         0,
         ram - 1,
-        |uc, ty, addr, size, value| {
-            let data: *const VcpuData = uc.get_data();
-            // SAFETY: the data lives inside the instance, which outlives this call; the reference
-            // is only used for this hook call, and the data is only touched through `Cell`s.
-            unsafe { &*data }.on_access(uc, ty, addr, size, value);
-            true
-        },
+        on_mem,
+        user,
     )?;
     uc.add_mem_hook(
         HookType::MEM_UNMAPPED | HookType::MEM_PROT,
@@ -423,6 +413,21 @@ fn install_hooks(
         })?;
     }
     Ok(())
+}
+
+/// Every read and write of RAM (raw UC_HOOK_MEM_READ/WRITE callback).
+extern "C" fn on_mem(
+    uc: *mut uc_engine,
+    ty: MemType,
+    addr: u64,
+    size: c_int,
+    value: i64,
+    user: *mut c_void,
+) {
+    // SAFETY: `user` is this instance's `VcpuData` (see `install_hooks`), alive while it runs;
+    // it is only touched through `Cell`s and `RefCell`s.
+    let d = unsafe { &*(user as *const VcpuData) };
+    d.on_access(uc, ty, addr, size.max(0) as usize, value);
 }
 
 /// RDTSC / RDTSCP: deterministic virtual time; each read is a scheduling point.
