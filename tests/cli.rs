@@ -184,3 +184,16 @@ fn the_demo_finds_records_and_replays_the_bug() {
     assert!(out_dir.join("racy_counter.weft").exists());
     assert!(out.contains("weft inspect"), "next steps: {out}");
 }
+
+#[test]
+fn a_missing_trace_is_one_line_naming_it_once() {
+    let dir = scratch();
+    let t = dir.path().join("nowhere.weft");
+    for sub in ["inspect", "replay"] {
+        let (code, _, err) = text(&weft([sub.as_ref(), t.as_os_str()]));
+        assert_eq!(code, 2, "{sub}: {err}");
+        assert_eq!(err.lines().count(), 1, "{sub}: {err}");
+        assert!(err.contains("nowhere.weft"), "{sub}: {err}");
+        assert_eq!(err.matches("os error 2").count(), 1, "{sub}: {err}");
+    }
+}

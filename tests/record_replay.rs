@@ -152,8 +152,13 @@ fn a_truncated_trace_opens_with_a_warning_and_replays_its_prefix() {
     );
     assert_eq!(code, 1, "{err}");
     let bytes = std::fs::read(&t).unwrap();
+    // Cut in the middle of the event chunks: after the file header (16 bytes), the trace
+    // header (H bytes, u32 at offset 12, see docs/trace-format.md) and its CRC.
+    let h = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+    let chunks = 16 + h + 4;
+    assert!(bytes.len() > chunks + 64, "trace too small to cut");
     let cut = dir.path().join("cut.weft");
-    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    std::fs::write(&cut, &bytes[..chunks + (bytes.len() - chunks) / 2]).unwrap();
     let (code, out, err) = text(&weft(["inspect".as_ref(), cut.as_os_str()]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("truncated"), "{out}");

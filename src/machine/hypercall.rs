@@ -26,7 +26,7 @@ const MAX_TEXT: u64 = 4096;
 const VMCALL_LEN: u64 = 3;
 
 /// Execute the hypercall at `rip`. Returns what unicorn's invalid-instruction hook must
-/// return: `true` to go on after the VMCALL, `false` when emulation stops.
+/// return (always `false`: emulation stops and restarts after the VMCALL, or ends).
 pub(crate) fn vmcall(
     d: &VcpuData,
     uc: &mut Unicorn<'_, VcpuData>,
@@ -152,6 +152,5 @@ pub(crate) fn vmcall(
         log(ret);
     }
     let _ = uc.reg_write(RegisterX86::RAX, ret);
-    let _ = uc.reg_write(RegisterX86::RIP, rip + VMCALL_LEN);
-    true
+    d.resume_at(rip + VMCALL_LEN)
 }

@@ -59,6 +59,12 @@ pub(crate) enum VcpuExit {
 enum StopCause {
     Returned,
     HaltCall,
+    /// An emulated instruction is done: go on at this address. Hooks that emulate an
+    /// instruction trapped as invalid (VMCALL, XEND, ...) must not write RIP themselves:
+    /// unicorn 2.1.5 then stops syncing RIP for memory hooks until the next `emu_start`
+    /// (`skip_sync_pc_on_exit` stays set), and every later access would be attributed to
+    /// the start of its block. Restarting emulation at the next instruction resets that.
+    Resume(u64),
     Stop,
     Fault(String),
 }
@@ -237,8 +243,21 @@ pub(crate) fn spawn(
                 return VcpuExit::Stopped;
             }
             uc.get_data().yielder.set(yielder as *const _);
-            let result = uc.emu_start(entry, RETURN_ADDR, 0, 0);
-            let exit = classify(&uc, result);
+            let mut pc = entry;
+            let exit = loop {
+                let result = uc.emu_start(pc, RETURN_ADDR, 0, 0);
+                let resume = match &*uc.get_data().cause.borrow() {
+                    Some(StopCause::Resume(next)) => Some(*next),
+                    _ => None,
+                };
+                match resume {
+                    Some(next) => {
+                        uc.get_data().cause.borrow_mut().take();
+                        pc = next;
+                    }
+                    None => break classify(&uc, result),
+                }
+            };
             uc.get_data().yielder.set(std::ptr::null());
             exit
         },
@@ -477,7 +496,7 @@ fn classify(
         Some(StopCause::HaltCall) => return VcpuExit::Ended(VcpuEndReason::HaltCall),
         Some(StopCause::Stop) => return VcpuExit::Stopped,
         Some(StopCause::Fault(what)) => return VcpuExit::Crashed(Box::new(crash_info(uc, what))),
-        None => {}
+        Some(StopCause::Resume(_)) | None => {}
     }
     if rip == RETURN_ADDR {
         return VcpuExit::Ended(VcpuEndReason::Returned);
@@ -524,5 +543,15 @@ impl VcpuData {
     /// The hypercall path's scheduling point.
     pub fn hypercall_point(&self, uc: *mut uc_engine, rip: u64, spin_hint: bool) -> bool {
         self.point(uc, rip, spin_hint)
+    }
+
+    /// Finish an instruction emulated in the invalid-instruction hook: emulation restarts
+    /// at `next` (see `StopCause::Resume`). Returns what that hook must return.
+    pub fn resume_at(&self, next: u64) -> bool {
+        let mut c = self.cause.borrow_mut();
+        if c.is_none() {
+            *c = Some(StopCause::Resume(next));
+        }
+        false
     }
 }

@@ -29,10 +29,12 @@ pub use writer::{TraceWriter, WriteSummary, CHUNK_EVENTS};
 /// Why a trace cannot be read or written. Each message is one line naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    #[error("{}: {source}", path.display())]
+    /// The io error is part of the message, not a chained source: printing the chain
+    /// (`{:#}`) would repeat it.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: not a weft trace ({why})", path.display())]
     NotATrace { path: PathBuf, why: String },

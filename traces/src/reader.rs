@@ -36,9 +36,9 @@ impl TraceReader {
     /// Open and validate `path`: magic, version, header checksum, then index or chunk scan.
     pub fn open(path: &Path) -> Result<TraceReader, TraceError> {
         let p = path.to_path_buf();
-        let io = |source| TraceError::Io {
+        let io = |error| TraceError::Io {
             path: p.clone(),
-            source,
+            error,
         };
         let corrupt = |what: String| TraceError::Corrupt {
             path: p.clone(),
@@ -104,7 +104,7 @@ impl TraceReader {
             }
             None => r
                 .scan(data_start)
-                .map_err(|source| TraceError::Io { path: p, source })?,
+                .map_err(|error| TraceError::Io { path: p, error })?,
         }
         Ok(r)
     }

@@ -54,9 +54,9 @@ impl TraceWriter {
         header: &TraceHeader,
         level: i32,
     ) -> Result<TraceWriter, TraceError> {
-        let io = |source| TraceError::Io {
+        let io = |error| TraceError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let file = File::create(path).map_err(io)?;
         let compressor = zstd::bulk::Compressor::new(level).map_err(io)?;
@@ -91,9 +91,9 @@ impl TraceWriter {
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), TraceError> {
-        self.out.write_all(bytes).map_err(|source| TraceError::Io {
+        self.out.write_all(bytes).map_err(|error| TraceError::Io {
             path: self.path.clone(),
-            source,
+            error,
         })?;
         self.offset += bytes.len() as u64;
         Ok(())
@@ -131,9 +131,9 @@ impl TraceWriter {
         if self.chunk_events == 0 {
             return Ok(());
         }
-        let io = |path: &Path, source| TraceError::Io {
+        let io = |path: &Path, error| TraceError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         self.compressed.clear();
         self.compressed
@@ -188,17 +188,17 @@ impl TraceWriter {
         idx.extend_from_slice(&index_offset.to_le_bytes());
         idx.extend_from_slice(&END_MAGIC);
         self.put(&idx)?;
-        let io = |source| TraceError::Io {
+        let io = |error| TraceError::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         self.out.flush().map_err(io)?;
         self.out
             .get_ref()
             .sync_all()
-            .map_err(|source| TraceError::Io {
+            .map_err(|error| TraceError::Io {
                 path: self.path.clone(),
-                source,
+                error,
             })?;
         Ok(WriteSummary {
             events: self.events,
