@@ -38,6 +38,14 @@ impl StrategySpec {
         }
     }
 
+    /// The spec's seed (round-robin has none).
+    pub fn seed(&self) -> Option<u64> {
+        match *self {
+            StrategySpec::Random { seed } | StrategySpec::Pct { seed, .. } => Some(seed),
+            _ => None,
+        }
+    }
+
     /// The same spec with `seed` (round-robin has none and is returned unchanged).
     pub fn with_seed(self, seed: u64) -> StrategySpec {
         match self {

@@ -56,6 +56,10 @@ pub struct Summary {
     pub hypercalls: u64,
     pub console_bytes: u64,
     pub marks: u64,
+    /// Outermost transactions begun, committed and aborted.
+    pub tx_begun: u64,
+    pub tx_committed: u64,
+    pub tx_aborted: u64,
     pub warnings: Vec<String>,
     pub verdict: Option<Verdict>,
     pub verdict_text: String,
@@ -108,7 +112,10 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
                 s.complete = true;
                 s.verdict = Some(verdict.clone());
             }
-            Event::Fence { .. } | Event::VcpuEnd { .. } => {}
+            Event::TxBegin { depth: 1, .. } => s.tx_begun += 1,
+            Event::TxCommit { .. } => s.tx_committed += 1,
+            Event::TxAbort { .. } => s.tx_aborted += 1,
+            Event::Fence { .. } | Event::VcpuEnd { .. } | Event::TxBegin { .. } => {}
         }
     }
     s.context_switches = runs.saturating_sub(1);
@@ -167,6 +174,12 @@ fn print_summary(s: &Summary) {
         "events:    {} ({} hypercalls, {} console bytes, {} marks)",
         s.events, s.hypercalls, s.console_bytes, s.marks
     );
+    if s.tx_begun > 0 {
+        println!(
+            "tm:        {} transactions: {} committed, {} aborted (weft tm for details)",
+            s.tx_begun, s.tx_committed, s.tx_aborted
+        );
+    }
     for w in &s.warnings {
         println!("warning:   {w}");
     }
@@ -219,6 +232,25 @@ fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> String {
         Event::Warning { rip, message, .. } => format!("warning {message}   {rip:#x}"),
         Event::VcpuEnd { reason, .. } => format!("end     {reason:?}"),
         Event::End { verdict, .. } => format!("END     {verdict}"),
+        Event::TxBegin { rip, depth, .. } => {
+            format!("xbegin  depth {depth}   {rip:#x}  {}", code.disasm(*rip))
+        }
+        Event::TxCommit {
+            rip,
+            begin_rip,
+            read_lines,
+            write_lines,
+            ..
+        } => format!(
+            "commit  of {begin_rip:#x}: {read_lines} lines read, {write_lines} written   {rip:#x}"
+        ),
+        Event::TxAbort {
+            rip,
+            begin_rip,
+            status,
+            cause,
+            ..
+        } => format!("abort   of {begin_rip:#x}: {cause}, status {status:#x}   {rip:#x}"),
     };
     format!("{step:>10} {vcpu:<7} {what}")
 }

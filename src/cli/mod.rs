@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use weft_recorder::StrategySpec;
-use weft_trace::{MachineOptions, Verdict};
+use weft_trace::{MachineOptions, TmOptions, Verdict};
 
 /// The guest passed.
 pub const EXIT_PASS: u8 = 0;
@@ -91,6 +91,19 @@ pub struct MachineArgs {
     /// Steps without progress, with every vCPU spinning, before a deadlock verdict
     #[arg(long, default_value_t = MachineOptions::default().deadlock_window)]
     deadlock_window: u64,
+    /// RTM read-set capacity: distinct 64-byte lines a transaction may read
+    #[arg(long, default_value_t = TmOptions::default().read_lines, value_parser = clap::value_parser!(u32).range(1..))]
+    tm_read_lines: u32,
+    /// RTM write-set capacity: distinct 64-byte lines a transaction may write
+    #[arg(long, default_value_t = TmOptions::default().write_lines, value_parser = clap::value_parser!(u32).range(1..))]
+    tm_write_lines: u32,
+    /// Abort this share of transactions at XBEGIN (status 0), to exercise fallback paths:
+    /// a fraction (0.1) or a percentage (10%); drawn from the strategy's seed
+    #[arg(long, value_parser = parse_rate, default_value = "0")]
+    tm_abort_rate: u32,
+    /// Abort the K-th transaction of the run (counted from 1 over all vCPUs); repeatable
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    tm_abort_nth: Vec<u64>,
 }
 
 impl MachineArgs {
@@ -102,6 +115,13 @@ impl MachineArgs {
             max_steps: self.max_steps.unwrap_or(0),
             trace_stack: self.trace_stack,
             deadlock_window: self.deadlock_window,
+            tm: TmOptions {
+                read_lines: self.tm_read_lines,
+                write_lines: self.tm_write_lines,
+                abort_ppm: self.tm_abort_rate,
+                abort_seed: self.seed.or(self.strategy.seed()).unwrap_or(0),
+                abort_nth: self.tm_abort_nth.clone(),
+            },
             ..MachineOptions::default()
         }
     }
@@ -112,6 +132,24 @@ impl MachineArgs {
             None => self.strategy.clone(),
         }
     }
+}
+
+/// Parse an abort rate, `0.1` or `10%`, into parts per million.
+pub fn parse_rate(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let (num, scale) = match t.strip_suffix('%') {
+        Some(n) => (n, 10_000.0),
+        None => (t, 1_000_000.0),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a rate (try 0.1 or 10%)"))?;
+    let ppm = v * scale;
+    if !(0.0..=1_000_000.0).contains(&ppm) {
+        return Err(format!("`{s}` is not between 0 and 1 (0% and 100%)"));
+    }
+    Ok(ppm.round() as u32)
 }
 
 /// Parse a size such as `65536`, `64K`, `64KiB`, `16M`, `1G`.

@@ -65,6 +65,8 @@ pub enum SiteKind {
     Lfence,
     /// XBEGIN: unicorn silently mis-decodes it (as `mov eax, imm32`).
     Xbegin,
+    /// XABORT: likewise (as `mov al, imm8`).
+    Xabort,
 }
 
 fn site_kind(insn: &Instruction) -> Option<SiteKind> {
@@ -74,6 +76,7 @@ fn site_kind(insn: &Instruction) -> Option<SiteKind> {
         Code::Sfence => Some(SiteKind::Sfence),
         Code::Lfence => Some(SiteKind::Lfence),
         Code::Xbegin_rel16 | Code::Xbegin_rel32 => Some(SiteKind::Xbegin),
+        Code::Xabort_imm8 => Some(SiteKind::Xabort),
         _ => None,
     }
 }
@@ -82,8 +85,8 @@ fn site_kind(insn: &Instruction) -> Option<SiteKind> {
 /// whatever instruction boundary the program uses: each byte offset whose bytes decode to
 /// such an instruction is a site, so a hook there fires exactly when it executes.
 pub fn find_sites(code: &[u8], base: u64) -> Vec<(u64, SiteKind)> {
-    // Cheap byte filter first: PAUSE is F3 90, fences 0F AE E8/F0/F8, XBEGIN C7 F8; allow up
-    // to 4 prefix bytes before the opcode.
+    // Cheap byte filter first: PAUSE is F3 90, fences 0F AE E8/F0/F8, XBEGIN C7 F8, XABORT
+    // C6 F8; allow up to 4 prefix bytes before the opcode.
     let mut sites = Vec::new();
     let mut i = 0;
     while i < code.len() {
@@ -95,9 +98,9 @@ pub fn find_sites(code: &[u8], base: u64) -> Vec<(u64, SiteKind)> {
                 && code
                     .get(i + 1)
                     .is_some_and(|m| matches!(m, 0xE8 | 0xF0 | 0xF8)))
-            || (b == 0xC7 && code.get(i + 1) == Some(&0xF8));
+            || (matches!(b, 0xC6 | 0xC7) && code.get(i + 1) == Some(&0xF8));
         if candidate {
-            let opcode_at = if b == 0xC7 { i } else { i - 1 };
+            let opcode_at = if matches!(b, 0xC6 | 0xC7) { i } else { i - 1 };
             for start in opcode_at.saturating_sub(4)..=opcode_at {
                 let end = (start + MAX_INSN_LEN).min(code.len());
                 if let Some(insn) = decode(&code[start..end], base + start as u64) {

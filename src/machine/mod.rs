@@ -8,6 +8,7 @@ mod ffi;
 mod hypercall;
 pub mod isa;
 mod memory;
+mod tm;
 mod vcpu;
 
 use std::cell::{Cell, RefCell};
@@ -42,6 +43,8 @@ pub enum MachineError {
 pub(crate) struct Shared {
     pub ctl: RefCell<Controller>,
     pub mem: GuestMemory,
+    /// Transactional memory: every vCPU's transaction.
+    pub tm: RefCell<tm::TmEngine>,
     /// Direct-mapped cache: RIP -> whether the instruction there is atomic (LOCK/XCHG).
     atomic_cache: Box<[Cell<(u64, bool)>]>,
 }
@@ -171,6 +174,7 @@ impl Machine {
         let shared = Rc::new(Shared {
             ctl: RefCell::new(ctl),
             mem,
+            tm: RefCell::new(tm::TmEngine::new(&self.opts.tm, self.opts.vcpus)),
             atomic_cache: (0..ATOMIC_CACHE).map(|_| Cell::new((0, false))).collect(),
         });
         let mut coros: Vec<VcpuCoroutine> = Vec::with_capacity(self.opts.vcpus as usize);

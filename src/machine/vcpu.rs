@@ -13,13 +13,18 @@ use std::rc::Rc;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 use unicorn_engine::hook::uc_engine;
-use unicorn_engine::{Arch, HookType, MemType, Mode, Prot, RegisterX86, Unicorn, X86Insn};
-use weft_trace::{AccessKind, CrashInfo, Event, FenceKind, VcpuEndReason, VcpuId, Verdict};
+use unicorn_engine::{
+    Arch, Context, HookType, MemType, Mode, Prot, RegisterX86, Unicorn, X86Insn,
+};
+use weft_trace::{
+    AbortCause, AccessKind, CrashInfo, Event, FenceKind, VcpuEndReason, VcpuId, Verdict,
+};
 
 use super::controller::{Controller, Decision};
 use super::hypercall;
 use super::isa::{self, SiteKind};
 use super::memory::GuestMemory;
+use super::tm::{self, Abort, Begin, End, Undo};
 use super::{ffi, Shared};
 
 /// Where `_start` returns to: outside RAM, so reaching it ends the vCPU.
@@ -65,6 +70,8 @@ enum StopCause {
     /// (`skip_sync_pc_on_exit` stays set), and every later access would be attributed to
     /// the start of its block. Restarting emulation at the next instruction resets that.
     Resume(u64),
+    /// The vCPU's transaction aborted (`VcpuData::abort`): restore and go to its fallback.
+    TmAbort,
     Stop,
     Fault(String),
 }
@@ -80,6 +87,13 @@ pub(crate) struct VcpuData {
     cause: RefCell<Option<StopCause>>,
     /// RIP of an atomic instruction whose read half was seen: its write is not a new point.
     atomic_rip: Cell<u64>,
+    /// Registers at the outermost XBEGIN of the current transaction (allocated once).
+    tx_regs: RefCell<Option<Context>>,
+    /// An abort to carry out once emulation has stopped.
+    abort: RefCell<Option<Abort>>,
+    aborting: Cell<bool>,
+    /// Stores the aborting instruction still makes after the abort: undone when it stops.
+    scrub: RefCell<Vec<Undo>>,
 }
 
 pub(crate) type VcpuCoroutine = Coroutine<Resume, Yield, VcpuExit, DefaultStack>;
@@ -105,7 +119,14 @@ impl VcpuData {
                 // coroutine body, where the yielder lives; `yielder` was set before it started.
                 let resume = unsafe { &*y }.suspend(Yield::SwitchTo(next));
                 match resume {
-                    Resume::Go => true,
+                    Resume::Go => {
+                        // Another vCPU's access may have aborted our transaction meanwhile.
+                        let pending = self.shared.tm.borrow_mut().take_pending(self.id);
+                        match pending {
+                            Some(a) => self.begin_abort(uc, a),
+                            None => true,
+                        }
+                    }
                     Resume::Stop => self.stop(uc, StopCause::Stop),
                 }
             }
@@ -132,21 +153,42 @@ impl VcpuData {
     }
 
     fn on_access(&self, h: *mut uc_engine, ty: MemType, addr: u64, size: usize, value: i64) {
-        if self.is_private(addr) || self.shared.ctl.borrow().stopping {
+        let write = ty == MemType::WRITE;
+        if self.aborting.get() {
+            // The instruction that aborted still completes: undo its stores when it stops.
+            if write {
+                self.scrub.borrow_mut().push(Undo::save(self.mem(), addr, size));
+            }
+            return;
+        }
+        let private = self.is_private(addr);
+        let tm_active = self.shared.tm.borrow().any_active();
+        if (private && !tm_active) || self.shared.ctl.borrow().stopping {
             return;
         }
         let rip = ffi::reg_read(h, RegisterX86::RIP);
-        let write = ty == MemType::WRITE;
-        let atomic = if write {
-            self.atomic_rip.replace(0) == rip && rip != 0
-        } else {
-            let a = self.shared.insn_atomic(rip);
-            self.atomic_rip.set(if a { rip } else { 0 });
-            a
-        };
-        // The write half of an atomic instruction is not a point: nothing may come between.
-        let second_half = write && atomic;
-        if !second_half && !self.point(h, rip, false) {
+        let mut atomic = false;
+        if !private {
+            atomic = if write {
+                self.atomic_rip.replace(0) == rip && rip != 0
+            } else {
+                let a = self.shared.insn_atomic(rip);
+                self.atomic_rip.set(if a { rip } else { 0 });
+                a
+            };
+            // The write half of an atomic instruction is not a point: nothing may come between.
+            let second_half = write && atomic;
+            if !second_half && !self.point(h, rip, false) {
+                if write && self.aborting.get() {
+                    self.scrub.borrow_mut().push(Undo::save(self.mem(), addr, size));
+                }
+                return;
+            }
+        }
+        if self.shared.tm.borrow().any_active() && self.tm_access(h, rip, addr, size, write) {
+            return;
+        }
+        if private {
             return;
         }
         let size = size.min(8);
@@ -159,6 +201,76 @@ impl VcpuData {
         };
         self.ctl()
             .access(self.id, rip, addr, size as u8, kind, val, old);
+    }
+
+    /// The TM side of an access while some transaction is active: conflicts abort other
+    /// vCPUs' transactions (requester wins); our own may overflow. Returns `true` if our
+    /// own transaction aborted (the access is then not logged: it is undone).
+    fn tm_access(&self, h: *mut uc_engine, rip: u64, addr: u64, size: usize, write: bool) -> bool {
+        let out = self
+            .shared
+            .tm
+            .borrow_mut()
+            .access(self.id, rip, addr, size, write, self.mem());
+        for (victim, a) in &out.victims {
+            self.report_abort(*victim, a);
+        }
+        match out.own {
+            Some(a) => {
+                self.report_abort(self.id, &a);
+                self.begin_abort(h, a);
+                if write {
+                    self.scrub.borrow_mut().push(Undo::save(self.mem(), addr, size));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Put a TxAbort event in the trace (memory is already rolled back).
+    fn report_abort(&self, vcpu: VcpuId, a: &Abort) {
+        let mut c = self.ctl();
+        let step = c.step();
+        c.emit(&Event::TxAbort {
+            step,
+            vcpu,
+            rip: a.rip,
+            begin_rip: a.begin_rip,
+            status: a.status,
+            cause: a.cause.clone(),
+        });
+    }
+
+    /// Our transaction aborted: stop emulation; the vCPU's loop restores registers and
+    /// resumes at the fallback address (`finish_abort`). Returns `false` (stop).
+    fn begin_abort(&self, uc: *mut uc_engine, a: Abort) -> bool {
+        *self.abort.borrow_mut() = Some(a);
+        self.aborting.set(true);
+        self.stop(uc, StopCause::TmAbort)
+    }
+
+    /// Abort our transaction, if any, because of `cause` at `rip` (status 0 plus the
+    /// nested bit, or `base` bits). Returns whether there was one (emulation then stops).
+    pub fn abort_own(&self, uc: *mut uc_engine, rip: u64, base: u32, cause: AbortCause) -> bool {
+        let a = self
+            .shared
+            .tm
+            .borrow_mut()
+            .abort(self.id, rip, base, cause, self.mem());
+        match a {
+            Some(a) => {
+                self.report_abort(self.id, &a);
+                self.begin_abort(uc, a);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether this vCPU is inside a transaction.
+    pub fn in_tx(&self) -> bool {
+        self.shared.tm.borrow().depth(self.id) > 0
     }
 }
 
@@ -214,6 +326,10 @@ pub(crate) fn spawn(
         private,
         cause: RefCell::new(None),
         atomic_rip: Cell::new(0),
+        tx_regs: RefCell::new(None),
+        abort: RefCell::new(None),
+        aborting: Cell::new(false),
+        scrub: RefCell::new(Vec::new()),
     };
     let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, data)?;
     ffi::set_tcg_buffer_size(&mut uc, TCG_BUFFER)?;
@@ -246,15 +362,8 @@ pub(crate) fn spawn(
             let mut pc = entry;
             let exit = loop {
                 let result = uc.emu_start(pc, RETURN_ADDR, 0, 0);
-                let resume = match &*uc.get_data().cause.borrow() {
-                    Some(StopCause::Resume(next)) => Some(*next),
-                    _ => None,
-                };
-                match resume {
-                    Some(next) => {
-                        uc.get_data().cause.borrow_mut().take();
-                        pc = next;
-                    }
+                match after_stop(&mut uc, &result) {
+                    Some(next) => pc = next,
                     None => break classify(&uc, result),
                 }
             };
@@ -335,22 +444,20 @@ fn install_hooks(
         let n = d.shared.mem.read_up_to(rip, bytes.len());
         bytes[..n.len()].copy_from_slice(&n);
         match isa::decode(&bytes[..n.len()], rip) {
-            Some(i) if i.code() == iced_x86::Code::Vmcall => hypercall::vmcall(d, uc, h, rip),
-            Some(i)
-                if matches!(
-                    i.mnemonic(),
-                    iced_x86::Mnemonic::Xend
-                        | iced_x86::Mnemonic::Xabort
-                        | iced_x86::Mnemonic::Xtest
-                ) =>
-            {
-                d.crash(
-                    h,
-                    format!(
-                        "{}: transactional memory (RTM) is not emulated in this version of weft",
-                        isa::format(&i)
-                    ),
-                )
+            Some(i) if i.code() == iced_x86::Code::Vmcall => {
+                if d.abort_own(h, rip, 0, AbortCause::Instruction { name: "vmcall".into() }) {
+                    return false;
+                }
+                hypercall::vmcall(d, uc, h, rip)
+            }
+            Some(i) if i.mnemonic() == iced_x86::Mnemonic::Xend => xend(d, uc, h, rip, &i),
+            Some(i) if i.mnemonic() == iced_x86::Mnemonic::Xtest => {
+                // ZF = not in a transaction; CF, OF, SF, PF, AF cleared.
+                let flags = uc.reg_read(RegisterX86::RFLAGS).unwrap_or(2);
+                let cleared = flags & !(1 | 1 << 2 | 1 << 4 | 1 << 6 | 1 << 7 | 1 << 11);
+                let zf = if d.in_tx() { 0 } else { 1 << 6 };
+                let _ = uc.reg_write(RegisterX86::RFLAGS, cleared | zf);
+                d.resume_at(rip + i.len() as u64)
             }
             _ => d.crash(h, "#UD invalid opcode".to_string()),
         }
@@ -361,7 +468,10 @@ fn install_hooks(
         // SAFETY: as in the memory hook.
         let d = unsafe { &*d };
         let rip = uc.pc_read().unwrap_or(0);
-        if d.shared.ctl.borrow().stopping || !d.point(h, rip, false) {
+        if d.abort_own(h, rip, 0, AbortCause::Instruction { name: "out".into() })
+            || d.shared.ctl.borrow().stopping
+            || !d.point(h, rip, false)
+        {
             return;
         }
         match port {
@@ -390,7 +500,10 @@ fn install_hooks(
         // SAFETY: as in the memory hook.
         let d = unsafe { &*d };
         let rip = uc.pc_read().unwrap_or(0);
-        if d.shared.ctl.borrow().stopping || !d.point(h, rip, false) {
+        if d.abort_own(h, rip, 0, AbortCause::Instruction { name: "in".into() })
+            || d.shared.ctl.borrow().stopping
+            || !d.point(h, rip, false)
+        {
             return 0;
         }
         let msg =
@@ -413,11 +526,18 @@ fn install_hooks(
             }
             let fence = match kind {
                 SiteKind::Pause => {
-                    d.point(h, addr, true);
+                    let pause = AbortCause::Instruction { name: "pause".into() };
+                    if !d.abort_own(h, addr, 0, pause) {
+                        d.point(h, addr, true);
+                    }
                     return;
                 }
                 SiteKind::Xbegin => {
-                    d.crash(h, "xbegin: transactional memory (RTM) is not emulated in this version of weft".into());
+                    xbegin(d, uc, h, addr);
+                    return;
+                }
+                SiteKind::Xabort => {
+                    xabort(d, h, addr);
                     return;
                 }
                 SiteKind::Mfence => FenceKind::Mfence,
@@ -432,6 +552,112 @@ fn install_hooks(
         })?;
     }
     Ok(())
+}
+
+/// XBEGIN at `rip` (a code hook exactly there: unicorn would run it as `mov eax, imm32`).
+fn xbegin(d: &VcpuData, uc: &mut Unicorn<'_, VcpuData>, h: *mut uc_engine, rip: u64) {
+    if d.shared.ctl.borrow().stopping || !d.point(h, rip, false) {
+        return;
+    }
+    let bytes = d.shared.mem.read_up_to(rip, isa::MAX_INSN_LEN);
+    let Some(i) = isa::decode(&bytes, rip) else {
+        d.crash(h, "#UD invalid opcode".into());
+        return;
+    };
+    let next = rip + i.len() as u64;
+    if !d.in_tx() {
+        // The registers an abort restores: those before the outermost XBEGIN.
+        let mut regs = d.tx_regs.borrow_mut();
+        if regs.is_none() {
+            *regs = uc.context_alloc().ok();
+        }
+        if let Some(ctx) = regs.as_mut() {
+            let _ = uc.context_save(ctx);
+        }
+    }
+    let begin = d
+        .shared
+        .tm
+        .borrow_mut()
+        .begin(d.id, rip, i.near_branch_target(), &d.shared.mem);
+    match begin {
+        Begin::Started { depth } => {
+            let mut c = d.ctl();
+            let step = c.step();
+            c.emit(&Event::TxBegin {
+                step,
+                vcpu: d.id,
+                rip,
+                depth,
+            });
+            drop(c);
+            d.resume_at(next);
+            d.stop_run_keep_cause(h);
+        }
+        Begin::Aborted(a) => {
+            d.report_abort(d.id, &a);
+            d.begin_abort(h, a);
+        }
+    }
+}
+
+/// XABORT at `rip` (a code hook, like XBEGIN): abort with the immediate in EAX[31:24];
+/// outside a transaction it does nothing.
+fn xabort(d: &VcpuData, h: *mut uc_engine, rip: u64) {
+    let bytes = d.shared.mem.read_up_to(rip, isa::MAX_INSN_LEN);
+    let Some(i) = isa::decode(&bytes, rip) else {
+        return;
+    };
+    if !d.in_tx() {
+        d.resume_at(rip + i.len() as u64);
+        d.stop_run_keep_cause(h);
+        return;
+    }
+    if d.shared.ctl.borrow().stopping || !d.point(h, rip, false) {
+        return;
+    }
+    let code = i.immediate8();
+    let base = tm::status::EXPLICIT | (code as u32) << 24;
+    d.abort_own(h, rip, base, AbortCause::Explicit { code });
+}
+
+/// XEND at `rip`: commit at the outermost level; outside a transaction, #GP.
+fn xend(
+    d: &VcpuData,
+    _uc: &mut Unicorn<'_, VcpuData>,
+    h: *mut uc_engine,
+    rip: u64,
+    i: &iced_x86::Instruction,
+) -> bool {
+    if d.shared.ctl.borrow().stopping || !d.point(h, rip, false) {
+        return false;
+    }
+    let end = d.shared.tm.borrow_mut().end(d.id);
+    match end {
+        End::NotInTransaction => {
+            d.crash(h, "#GP general protection fault: XEND outside a transaction".into())
+        }
+        End::Inner { .. } => d.resume_at(rip + i.len() as u64),
+        End::Committed {
+            begin_rip,
+            read_lines,
+            write_lines,
+        } => {
+            let mut c = d.ctl();
+            let step = c.step();
+            c.emit(&Event::TxCommit {
+                step,
+                vcpu: d.id,
+                rip,
+                begin_rip,
+                read_lines,
+                write_lines,
+            });
+            c.progress(d.id);
+            drop(c);
+            d.resume_at(rip + i.len() as u64)
+        }
+    }
 }
 
 /// Every read and write of RAM (raw UC_HOOK_MEM_READ/WRITE callback).
@@ -472,6 +698,10 @@ extern "C" fn on_rdtsc(uc: *mut uc_engine, user: *mut c_void) -> c_int {
 extern "C" fn on_cpuid(uc: *mut uc_engine, user: *mut c_void) -> c_int {
     // SAFETY: as in `on_rdtsc`.
     let d = unsafe { &*(user as *const VcpuData) };
+    let rip = ffi::reg_read(uc, RegisterX86::RIP);
+    if d.abort_own(uc, rip, 0, AbortCause::Instruction { name: "cpuid".into() }) {
+        return 1;
+    }
     let leaf = ffi::reg_read(uc, RegisterX86::RAX) as u32;
     let sub = ffi::reg_read(uc, RegisterX86::RCX) as u32;
     let n = d.shared.ctl.borrow().options().vcpus;
@@ -481,6 +711,72 @@ extern "C" fn on_cpuid(uc: *mut uc_engine, user: *mut c_void) -> c_int {
     ffi::reg_write(uc, RegisterX86::RCX, c as u64);
     ffi::reg_write(uc, RegisterX86::RDX, dx as u64);
     1
+}
+
+/// Emulation stopped: if the vCPU goes on (an emulated instruction finished, or its
+/// transaction aborted), where. `None`: it ended; `classify` says how.
+fn after_stop(
+    uc: &mut Unicorn<'static, VcpuData>,
+    result: &Result<(), unicorn_engine::uc_error>,
+) -> Option<u64> {
+    let d = uc.get_data();
+    let cause = d.cause.borrow().clone();
+    match cause {
+        Some(StopCause::Resume(next)) => {
+            d.cause.borrow_mut().take();
+            Some(next)
+        }
+        Some(StopCause::TmAbort) => {
+            d.cause.borrow_mut().take();
+            Some(finish_abort(uc))
+        }
+        // In a transaction, an exception (or leaving through an unmapped address, or HLT)
+        // aborts it instead of ending anything (SDM: the exception is suppressed).
+        Some(StopCause::Fault(_)) | Some(StopCause::Returned) | None if d.in_tx() => {
+            let what = match cause {
+                Some(StopCause::Fault(what)) => what,
+                Some(StopCause::Returned) => format!("instruction fetch from {RETURN_ADDR:#x}"),
+                _ if result.is_ok() => {
+                    let h = uc.get_handle();
+                    let rip = uc.pc_read().unwrap_or(0);
+                    let cause = AbortCause::Instruction { name: "hlt".into() };
+                    d.cause.borrow_mut().take();
+                    d.abort_own(h, rip, 0, cause);
+                    d.cause.borrow_mut().take();
+                    return Some(finish_abort(uc));
+                }
+                _ => format!("emulation error: {result:?}"),
+            };
+            let h = uc.get_handle();
+            let rip = uc.pc_read().unwrap_or(0);
+            d.cause.borrow_mut().take();
+            d.abort_own(h, rip, 0, AbortCause::Exception { what });
+            d.cause.borrow_mut().take();
+            Some(finish_abort(uc))
+        }
+        _ => None,
+    }
+}
+
+/// Carry out the abort noted in `VcpuData::abort`: undo the aborting instruction's late
+/// stores, restore the registers of the outermost XBEGIN, put the status in EAX. Returns
+/// the fallback address to resume at.
+fn finish_abort(uc: &mut Unicorn<'static, VcpuData>) -> u64 {
+    let d = uc.get_data();
+    let a = d.abort.borrow_mut().take().expect("an abort to finish");
+    d.aborting.set(false);
+    d.atomic_rip.set(0);
+    for u in d.scrub.borrow_mut().drain(..).rev() {
+        u.restore(&d.shared.mem);
+    }
+    let regs = d.tx_regs.borrow_mut().take();
+    if let Some(ctx) = &regs {
+        let _ = uc.context_restore(ctx);
+    }
+    *uc.get_data().tx_regs.borrow_mut() = regs;
+    // A 32-bit write: the upper half of RAX is cleared.
+    let _ = uc.reg_write(RegisterX86::RAX, a.status as u64);
+    a.fallback
 }
 
 /// Turn the end of `emu_start` into a vCPU exit.
@@ -496,7 +792,7 @@ fn classify(
         Some(StopCause::HaltCall) => return VcpuExit::Ended(VcpuEndReason::HaltCall),
         Some(StopCause::Stop) => return VcpuExit::Stopped,
         Some(StopCause::Fault(what)) => return VcpuExit::Crashed(Box::new(crash_info(uc, what))),
-        Some(StopCause::Resume(_)) | None => {}
+        Some(StopCause::Resume(_)) | Some(StopCause::TmAbort) | None => {}
     }
     if rip == RETURN_ADDR {
         return VcpuExit::Ended(VcpuEndReason::Returned);
@@ -543,6 +839,12 @@ impl VcpuData {
     /// The hypercall path's scheduling point.
     pub fn hypercall_point(&self, uc: *mut uc_engine, rip: u64, spin_hint: bool) -> bool {
         self.point(uc, rip, spin_hint)
+    }
+
+    /// Stop emulation without changing the noted cause (used after `resume_at` from a
+    /// code hook, which unlike the invalid-instruction hook does not stop by itself).
+    pub fn stop_run_keep_cause(&self, uc: *mut uc_engine) {
+        ffi::emu_stop(uc);
     }
 
     /// Finish an instruction emulated in the invalid-instruction hook: emulation restarts

@@ -256,6 +256,116 @@ pub enum Event {
     },
     /// The run ended: always the last event of a complete trace.
     End { step: Step, verdict: Verdict },
+    /// XBEGIN: a transaction starts (`depth` 1) or nests (`depth` 2..=7).
+    TxBegin {
+        step: Step,
+        vcpu: VcpuId,
+        rip: u64,
+        depth: u8,
+    },
+    /// The outermost XEND at `rip` committed the transaction begun at `begin_rip`.
+    TxCommit {
+        step: Step,
+        vcpu: VcpuId,
+        rip: u64,
+        begin_rip: u64,
+        /// Distinct 64-byte lines read and written.
+        read_lines: u32,
+        write_lines: u32,
+    },
+    /// The transaction begun at `begin_rip` aborted: memory rolled back, registers restored,
+    /// execution goes on at its fallback address with `status` in EAX. `rip` is the
+    /// instruction the vCPU was at (for a conflict: its latest access in the transaction).
+    TxAbort {
+        step: Step,
+        vcpu: VcpuId,
+        rip: u64,
+        begin_rip: u64,
+        status: u32,
+        cause: AbortCause,
+    },
+}
+
+/// Why a transaction aborted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AbortCause {
+    /// XABORT with this immediate.
+    Explicit { code: u8 },
+    /// Another vCPU (`by`, at `by_rip`) accessed a line of this transaction's read or write
+    /// set: requester wins. `class` orders the two: the victim's access, then `by`'s.
+    Conflict {
+        by: VcpuId,
+        by_rip: u64,
+        line: u64,
+        class: ConflictClass,
+    },
+    /// The read set (`write` false) or the write set outgrew its capacity.
+    Capacity { write: bool, lines: u32 },
+    /// An 8th nested XBEGIN.
+    NestingOverflow,
+    /// An instruction that may not run in a transaction: cpuid, pause, in/out, hlt, vmcall.
+    Instruction { name: String },
+    /// A CPU exception (suppressed: the transaction aborts instead).
+    Exception { what: String },
+    /// A spurious abort injected by `--tm-abort-rate` / `--tm-abort-nth`.
+    Injected,
+}
+
+/// The order of two conflicting accesses: RaW = a read after a write, and so on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConflictClass {
+    RaW,
+    WaR,
+    WaW,
+}
+
+impl fmt::Display for ConflictClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConflictClass::RaW => "RaW",
+            ConflictClass::WaR => "WaR",
+            ConflictClass::WaW => "WaW",
+        })
+    }
+}
+
+impl AbortCause {
+    /// One word naming the cause: explicit, conflict, capacity, nesting, instruction,
+    /// exception, injected.
+    pub fn class(&self) -> &'static str {
+        match self {
+            AbortCause::Explicit { .. } => "explicit",
+            AbortCause::Conflict { .. } => "conflict",
+            AbortCause::Capacity { .. } => "capacity",
+            AbortCause::NestingOverflow => "nesting",
+            AbortCause::Instruction { .. } => "instruction",
+            AbortCause::Exception { .. } => "exception",
+            AbortCause::Injected => "injected",
+        }
+    }
+}
+
+impl fmt::Display for AbortCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AbortCause::Explicit { code } => write!(f, "XABORT {code:#x}"),
+            AbortCause::Conflict {
+                by,
+                by_rip,
+                line,
+                class,
+            } => write!(f, "conflict ({class}) on line {line:#x} with {by} at {by_rip:#x}"),
+            AbortCause::Capacity { write, lines } => write!(
+                f,
+                "capacity: more than {lines} lines {}",
+                if *write { "written" } else { "read" }
+            ),
+            AbortCause::NestingOverflow => write!(f, "nesting deeper than 7"),
+            AbortCause::Instruction { name } => write!(f, "{name} in a transaction"),
+            AbortCause::Exception { what } => write!(f, "exception: {what}"),
+            AbortCause::Injected => write!(f, "injected spurious abort"),
+        }
+    }
 }
 
 impl Event {
@@ -270,6 +380,9 @@ impl Event {
             | Event::Mark { step, .. }
             | Event::Warning { step, .. }
             | Event::VcpuEnd { step, .. }
+            | Event::TxBegin { step, .. }
+            | Event::TxCommit { step, .. }
+            | Event::TxAbort { step, .. }
             | Event::End { step, .. } => Some(*step),
         }
     }
@@ -284,7 +397,10 @@ impl Event {
             | Event::Fence { vcpu, .. }
             | Event::Mark { vcpu, .. }
             | Event::Warning { vcpu, .. }
-            | Event::VcpuEnd { vcpu, .. } => Some(*vcpu),
+            | Event::VcpuEnd { vcpu, .. }
+            | Event::TxBegin { vcpu, .. }
+            | Event::TxCommit { vcpu, .. }
+            | Event::TxAbort { vcpu, .. } => Some(*vcpu),
             Event::End { .. } => None,
         }
     }

@@ -21,6 +21,36 @@ pub struct MachineOptions {
     pub deadlock_window: u64,
     /// Log and schedule on accesses to a vCPU's own stack too (off: own stack is private).
     pub trace_stack: bool,
+    /// Transactional memory (RTM): capacity and injected aborts.
+    pub tm: TmOptions,
+}
+
+/// How the TM engine behaves. Part of the trace header, so replay makes the same choices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TmOptions {
+    /// Distinct 64-byte lines a transaction may read before it aborts (capacity).
+    pub read_lines: u32,
+    /// Distinct 64-byte lines a transaction may write before it aborts (capacity).
+    pub write_lines: u32,
+    /// Inject a spurious abort into this many of every million outermost transactions
+    /// (at XBEGIN, status 0), drawn from a PRNG seeded with `abort_seed`.
+    pub abort_ppm: u32,
+    /// Seed of the injection PRNG.
+    pub abort_seed: u64,
+    /// Also abort these outermost transactions, counted from 1 in machine order.
+    pub abort_nth: Vec<u64>,
+}
+
+impl Default for TmOptions {
+    fn default() -> Self {
+        TmOptions {
+            read_lines: 4096,
+            write_lines: 512,
+            abort_ppm: 0,
+            abort_seed: 0,
+            abort_nth: Vec::new(),
+        }
+    }
 }
 
 impl Default for MachineOptions {
@@ -33,6 +63,7 @@ impl Default for MachineOptions {
             spin_threshold: 64,
             deadlock_window: 1_000_000,
             trace_stack: false,
+            tm: TmOptions::default(),
         }
     }
 }
