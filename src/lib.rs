@@ -8,8 +8,10 @@
 //! a trace. The `weft` binary is a thin command line over these.
 
 pub mod codemap;
+pub mod debuginfo;
 pub mod machine;
 pub mod session;
+pub mod tmreport;
 
 /// The built-in example guests, compiled from examples/*.c by build.rs.
 pub mod examples {

@@ -6,6 +6,7 @@ mod examples;
 mod inspect;
 mod record;
 mod replay;
+mod tm;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Summarise a trace, or list its events
     Inspect(inspect::InspectArgs),
+    /// Report a trace's transactions per XBEGIN site: commits, aborts by cause, conflicts
+    Tm(tm::TmArgs),
     /// Find the bug in a built-in racy guest, record it and replay it (under a minute)
     Demo(demo::DemoArgs),
     /// List the built-in example guests, or write them (ELF and C source) to a directory
@@ -59,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => record::run(a),
         Command::Replay(a) => replay::replay(a),
         Command::Inspect(a) => inspect::inspect(a),
+        Command::Tm(a) => tm::tm(a),
         Command::Demo(a) => demo::demo(a),
         Command::Examples(a) => examples::examples(a),
     }

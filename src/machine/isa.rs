@@ -24,6 +24,8 @@ pub fn format(insn: &Instruction) -> String {
     f.options_mut().set_hex_prefix("0x");
     f.options_mut().set_hex_suffix("");
     f.options_mut().set_uppercase_hex(false);
+    // Branch targets as 0x401e38, not 0x0000000000401e38.
+    f.options_mut().set_branch_leading_zeros(false);
     f.format(insn, &mut out);
     out
 }

@@ -10,7 +10,7 @@
 //! This module is bookkeeping over [`GuestMemory`] only; `vcpu.rs` traps the instructions,
 //! saves and restores registers and moves RIP.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use weft_recorder::Rng;
 use weft_trace::{AbortCause, ConflictClass, TmOptions, VcpuId};
@@ -64,15 +64,16 @@ struct Tx {
     depth: u8,
     begin_rip: u64,
     fallback: u64,
-    /// Latest instruction of the transaction that touched memory (reported on conflicts).
-    last_rip: u64,
-    read: HashSet<u64>,
-    write: HashSet<u64>,
+    /// Lines read and written, each with the first instruction that touched it (reported
+    /// on conflicts). Only looked up, never iterated: the order is irrelevant.
+    read: HashMap<u64, u64>,
+    write: HashMap<u64, u64>,
     undo: Vec<Undo>,
 }
 
 /// A transaction that aborted: memory is already rolled back; the vCPU must restore its
-/// registers to the outermost XBEGIN, put `status` in EAX and go on at `fallback`.
+/// registers to the outermost XBEGIN, put `status` in EAX and go on at `fallback`. `rip` is
+/// where it was aborted; for a conflict, its first access to the conflicting line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Abort {
     pub rip: u64,
@@ -167,7 +168,6 @@ impl TmEngine {
             depth: 1,
             begin_rip: rip,
             fallback,
-            last_rip: rip,
             ..Tx::default()
         });
         self.active += 1;
@@ -245,17 +245,15 @@ impl TmEngine {
             }
             let Some(tx) = &self.txs[o] else { continue };
             let hit = (first..=last).find_map(|line| {
-                let in_write = tx.write.contains(&line);
-                match (write, in_write, tx.read.contains(&line)) {
-                    (false, true, _) => Some((line, ConflictClass::RaW)),
-                    (true, true, _) => Some((line, ConflictClass::WaW)),
-                    (true, false, true) => Some((line, ConflictClass::WaR)),
+                match (write, tx.write.get(&line), tx.read.get(&line)) {
+                    (false, Some(&r), _) => Some((line, r, ConflictClass::RaW)),
+                    (true, Some(&r), _) => Some((line, r, ConflictClass::WaW)),
+                    (true, None, Some(&r)) => Some((line, r, ConflictClass::WaR)),
                     _ => None,
                 }
             });
-            if let Some((line, class)) = hit {
+            if let Some((line, victim_rip, class)) = hit {
                 let victim = VcpuId(o as u32);
-                let victim_rip = tx.last_rip;
                 let cause = AbortCause::Conflict {
                     by: v,
                     by_rip: rip,
@@ -273,13 +271,9 @@ impl TmEngine {
         let Some(tx) = &mut self.txs[v.0 as usize] else {
             return out;
         };
-        tx.last_rip = rip;
         for line in first..=last {
-            if write {
-                tx.write.insert(line);
-            } else {
-                tx.read.insert(line);
-            }
+            let set = if write { &mut tx.write } else { &mut tx.read };
+            set.entry(line).or_insert(rip);
         }
         if write {
             tx.undo.push(Undo::save(mem, addr, len));

@@ -275,7 +275,7 @@ pub enum Event {
     },
     /// The transaction begun at `begin_rip` aborted: memory rolled back, registers restored,
     /// execution goes on at its fallback address with `status` in EAX. `rip` is the
-    /// instruction the vCPU was at (for a conflict: its latest access in the transaction).
+    /// instruction the vCPU was at (for a conflict: its first access to the line).
     TxAbort {
         step: Step,
         vcpu: VcpuId,

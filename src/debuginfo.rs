@@ -1,0 +1,241 @@
+//! Source lines and symbols for guest addresses, read from the guest ELF's DWARF line
+//! tables (.debug_line, via gimli) and its symbol table, so that reports can say
+//! `locked_counter.c:31 in worker+0x12` instead of a bare RIP.
+//!
+//! A guest built without `-g` or stripped simply has no lines or symbols: every lookup
+//! then says `None`, and reports fall back to addresses.
+
+use std::rc::Rc;
+
+use gimli::LittleEndian;
+
+type Reader = gimli::EndianRcSlice<LittleEndian>;
+
+/// One ELF section: name, file bytes, load address.
+struct Section<'a> {
+    name: &'a str,
+    data: &'a [u8],
+}
+
+/// The sections of an ELF64 little-endian image; empty if it does not parse.
+fn sections(elf: &[u8]) -> Vec<Section<'_>> {
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
+    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    let parse = || -> Option<Vec<Section<'_>>> {
+        if elf.get(0..6)? != b"\x7fELF\x02\x01" {
+            return None;
+        }
+        let shoff = u64_at(0x28)? as usize;
+        let shentsize = u16_at(0x3A)? as usize;
+        let shnum = u16_at(0x3C)? as usize;
+        let shstrndx = u16_at(0x3E)? as usize;
+        if shentsize < 64 || shstrndx >= shnum {
+            return None;
+        }
+        let header = |i: usize| -> Option<(u32, u32, usize, usize)> {
+            let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
+            Some((
+                u32_at(h)?,
+                u32_at(h + 4)?,
+                u64_at(h + 24)? as usize,
+                u64_at(h + 32)? as usize,
+            ))
+        };
+        let (_, _, stroff, strsize) = header(shstrndx)?;
+        let strtab = elf.get(stroff..stroff.checked_add(strsize)?)?;
+        let mut out = Vec::with_capacity(shnum);
+        for i in 0..shnum {
+            let (name, kind, off, size) = header(i)?;
+            const SHT_NOBITS: u32 = 8;
+            let data = if kind == SHT_NOBITS {
+                &[][..]
+            } else {
+                elf.get(off..off.checked_add(size)?).unwrap_or(&[])
+            };
+            let name = strtab.get(name as usize..).unwrap_or(&[]);
+            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            let name = std::str::from_utf8(&name[..end]).unwrap_or("");
+            out.push(Section { name, data });
+        }
+        Some(out)
+    };
+    parse().unwrap_or_default()
+}
+
+/// A source position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceLine {
+    pub file: String,
+    pub line: u32,
+}
+
+impl std::fmt::Display for SourceLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// Address -> source line and symbol, for one guest image.
+#[derive(Default)]
+pub struct SourceMap {
+    /// DWARF lines and inlining, when the image has them.
+    lines: Option<addr2line::Context<Reader>>,
+    /// (start, size, name) of functions and data objects, sorted by start.
+    symbols: Vec<(u64, u64, String)>,
+}
+
+impl SourceMap {
+    /// Read what `elf` has; missing or malformed debug information just leaves gaps.
+    pub fn new(elf: &[u8]) -> SourceMap {
+        let secs = sections(elf);
+        let mut map = SourceMap::default();
+        map.read_symbols(&secs);
+        map.read_lines(&secs);
+        map
+    }
+
+    fn read_symbols(&mut self, secs: &[Section<'_>]) {
+        let (Some(symtab), Some(strtab)) = (
+            secs.iter().find(|s| s.name == ".symtab"),
+            secs.iter().find(|s| s.name == ".strtab"),
+        ) else {
+            return;
+        };
+        for e in symtab.data.chunks_exact(24) {
+            let kind = e[4] & 0xF;
+            const STT_OBJECT: u8 = 1;
+            const STT_FUNC: u8 = 2;
+            if kind != STT_OBJECT && kind != STT_FUNC {
+                continue;
+            }
+            let name_off = u32::from_le_bytes(e[0..4].try_into().unwrap()) as usize;
+            let value = u64::from_le_bytes(e[8..16].try_into().unwrap());
+            let size = u64::from_le_bytes(e[16..24].try_into().unwrap());
+            let name = strtab.data.get(name_off..).unwrap_or(&[]);
+            let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+            if end == 0 {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&name[..end]).into_owned();
+            self.symbols.push((value, size.max(1), name));
+        }
+        self.symbols.sort();
+    }
+
+    fn read_lines(&mut self, secs: &[Section<'_>]) {
+        let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+            let data = secs
+                .iter()
+                .find(|s| s.name == id.name())
+                .map_or(&[][..], |s| s.data);
+            Ok(Reader::new(Rc::from(data), LittleEndian))
+        };
+        let Ok(dwarf) = gimli::Dwarf::load(load) else {
+            return;
+        };
+        self.lines = addr2line::Context::from_dwarf(dwarf).ok();
+    }
+
+    /// Source positions of the instruction at `addr`, innermost first: with inlining, the
+    /// inlined function's line, then each call site out to the real function.
+    pub fn frames(&self, addr: u64) -> Vec<SourceLine> {
+        let mut out = Vec::new();
+        let Some(ctx) = &self.lines else {
+            return out;
+        };
+        let Ok(mut frames) = ctx.find_frames(addr).skip_all_loads() else {
+            return out;
+        };
+        while let Ok(Some(f)) = frames.next() {
+            if let Some(l) = f.location {
+                if let (Some(file), Some(line)) = (l.file, l.line) {
+                    out.push(SourceLine {
+                        file: file.to_string(),
+                        line,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The source line of the instruction at `addr` (innermost, for inlined code).
+    pub fn line(&self, addr: u64) -> Option<SourceLine> {
+        self.frames(addr).into_iter().next()
+    }
+
+    /// The function or object containing `addr` and the offset into it.
+    pub fn symbol(&self, addr: u64) -> Option<(&str, u64)> {
+        let i = self.symbols.partition_point(|s| s.0 <= addr);
+        self.symbols[..i]
+            .iter()
+            .rev()
+            .take(8)
+            .find(|s| addr < s.0.saturating_add(s.1))
+            .map(|s| (s.2.as_str(), addr - s.0))
+    }
+
+    /// `name+0x12 (file.c:42)`, or whatever part of it is known; "" if nothing is. For
+    /// inlined code the call site in the real function follows:
+    /// `_start+0x12 (weft.h:480, inlined at counter.c:31)`.
+    pub fn describe(&self, addr: u64) -> String {
+        let sym = self.symbol(addr).map(|(n, off)| {
+            if off == 0 {
+                n.to_string()
+            } else {
+                format!("{n}+{off:#x}")
+            }
+        });
+        let frames = self.frames(addr);
+        let line = match (frames.first(), frames.last()) {
+            (Some(inner), Some(outer)) if frames.len() > 1 => {
+                Some(format!("{inner}, inlined at {outer}"))
+            }
+            (Some(inner), _) => Some(inner.to_string()),
+            _ => None,
+        };
+        match (sym, line) {
+            (Some(s), Some(l)) => format!("{s} ({l})"),
+            (Some(s), None) => s,
+            (None, Some(l)) => l,
+            (None, None) => String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_gives_an_empty_map() {
+        for bytes in [&b""[..], b"\x7fELF", &[0u8; 200][..]] {
+            let m = SourceMap::new(bytes);
+            assert_eq!(m.line(0x401000), None);
+            assert_eq!(m.symbol(0x401000), None);
+            assert_eq!(m.describe(0x401000), "");
+        }
+    }
+
+    #[test]
+    fn lines_and_symbols_of_a_built_in_example() {
+        let (_, src, elf) = crate::examples::EXAMPLES
+            .iter()
+            .find(|(n, _, _)| *n == "locked_counter")
+            .expect("example");
+        let m = SourceMap::new(elf);
+        // `_start` is a function of the example; its first line is in locked_counter.c.
+        let start = m
+            .symbols
+            .iter()
+            .find(|s| s.2 == "_start")
+            .expect("_start symbol")
+            .0;
+        assert_eq!(m.symbol(start + 1), Some(("_start", 1)));
+        let l = m.line(start).expect("a line for _start");
+        assert!(l.file.ends_with("locked_counter.c"), "{l}");
+        let text_line = src.lines().nth(l.line as usize - 1).unwrap_or("");
+        assert!(text_line.contains("_start"), "line {l}: {text_line}");
+    }
+}
