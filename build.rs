@@ -43,7 +43,9 @@ fn build(cc: &str, src: &Path, include: &Path, out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(cc)
         .args(GUEST_CFLAGS)
-        .arg(format!("-ffile-prefix-map={}/=", root.display()))
+        // Paths in debug info relative to the repository (comp dir "."), so a guest built in
+        // any checkout is byte-identical.
+        .arg(format!("-ffile-prefix-map={}=.", root.display()))
         .arg("-I")
         .arg(include)
         .arg("-o")

@@ -20,8 +20,14 @@ struct Section<'a> {
 /// The sections of an ELF64 little-endian image; empty if it does not parse.
 fn sections(elf: &[u8]) -> Vec<Section<'_>> {
     let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u32_at = |o: usize| elf.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()));
-    let u64_at = |o: usize| elf.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    let u32_at = |o: usize| {
+        elf.get(o..o + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+    };
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+    };
     let parse = || -> Option<Vec<Section<'_>>> {
         if elf.get(0..6)? != b"\x7fELF\x02\x01" {
             return None;
@@ -149,7 +155,11 @@ impl SourceMap {
         };
         while let Ok(Some(f)) = frames.next() {
             if let Some(l) = f.location {
-                if let (Some(file), Some(line)) = (l.file, l.line) {
+                if let (Some(mut file), Some(line)) = (l.file, l.line) {
+                    // Guests built with a "." comp dir give "././examples/x.c".
+                    while let Some(rest) = file.strip_prefix("./") {
+                        file = rest;
+                    }
                     out.push(SourceLine {
                         file: file.to_string(),
                         line,

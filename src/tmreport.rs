@@ -77,6 +77,9 @@ fn cause_key(c: &AbortCause) -> String {
     }
 }
 
+/// A kind of conflict while counting: (class, victim rip, other rip, other's site).
+type ConflictKey = (String, u64, u64, Option<u64>);
+
 #[derive(Default)]
 struct SiteAcc {
     started: u64,
@@ -85,15 +88,12 @@ struct SiteAcc {
     causes: BTreeMap<String, u64>,
     retried: u64,
     fallback: u64,
-    /// (class, victim rip, by rip, by site) -> (count, first line, vcpus)
-    conflicts: BTreeMap<(String, u64, u64, Option<u64>), (u64, u64, Vec<u32>)>,
+    /// -> (count, first line, the other vCPUs)
+    conflicts: BTreeMap<ConflictKey, (u64, u64, Vec<u32>)>,
 }
 
 /// Analyse the events of a trace.
-pub fn analyze(
-    header: &TraceHeader,
-    events: impl IntoIterator<Item = Event>,
-) -> TmReport {
+pub fn analyze(header: &TraceHeader, events: impl IntoIterator<Item = Event>) -> TmReport {
     let n = header.options.vcpus as usize;
     let mut sites: BTreeMap<u64, SiteAcc> = BTreeMap::new();
     // The outermost XBEGIN each vCPU is inside, and the site of its latest abort not yet
@@ -104,8 +104,11 @@ pub fn analyze(
     for e in events {
         match e {
             Event::TxBegin {
-                vcpu, rip, depth, ..
-            } if depth == 1 => {
+                vcpu,
+                rip,
+                depth: 1,
+                ..
+            } => {
                 let v = vcpu.0 as usize;
                 total += 1;
                 sites.entry(rip).or_default().started += 1;
@@ -140,7 +143,10 @@ pub fn analyze(
                 aborted += 1;
                 let v = vcpu.0 as usize;
                 if let AbortCause::Conflict {
-                    by, by_rip, line, class,
+                    by,
+                    by_rip,
+                    line,
+                    class,
                 } = &cause
                 {
                     let by_site = inside.get(by.0 as usize).copied().flatten();
@@ -184,17 +190,19 @@ pub fn analyze(
             let mut conflicts: Vec<Conflict> = a
                 .conflicts
                 .into_iter()
-                .map(|((class, victim, by, by_site), (count, line, by_vcpus))| Conflict {
-                    count,
-                    class,
-                    line,
-                    victim: place(victim),
-                    by: place(by),
-                    by_site,
-                    by_vcpus,
-                })
+                .map(
+                    |((class, victim, by, by_site), (count, line, by_vcpus))| Conflict {
+                        count,
+                        class,
+                        line,
+                        victim: place(victim),
+                        by: place(by),
+                        by_site,
+                        by_vcpus,
+                    },
+                )
                 .collect();
-            conflicts.sort_by(|x, y| y.count.cmp(&x.count));
+            conflicts.sort_by_key(|c| std::cmp::Reverse(c.count));
             Site {
                 xbegin: place(rip),
                 started: a.started,

@@ -182,7 +182,11 @@ fn locked_instructions_stay_atomic_after_a_hypercall() {
 
 #[test]
 fn no_locked_update_is_lost_under_any_strategy() {
-    for s in ["round-robin:quantum=3", "random:seed=4", "pct:seed=5,depth=3"] {
+    for s in [
+        "round-robin:quantum=3",
+        "random:seed=4",
+        "pct:seed=5,depth=3",
+    ] {
         let (code, out, err) = run("atomics", &["--vcpus", "4", "--strategy", s]);
         assert_eq!(code, 0, "{s}: {out}{err}");
         assert_eq!(out, "atomics ok: 4 vCPUs x 50 rounds\n", "{s}");
@@ -218,7 +222,10 @@ fn exit_port_zero_is_a_pass_while_others_still_run() {
 
 #[test]
 fn spinning_without_pause_is_still_a_deadlock() {
-    let (code, _, err) = run("spin_nopause", &["--vcpus", "2", "--deadlock-window", "20000"]);
+    let (code, _, err) = run(
+        "spin_nopause",
+        &["--vcpus", "2", "--deadlock-window", "20000"],
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("FAIL (deadlock)"), "{err}");
 }

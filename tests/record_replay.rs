@@ -14,6 +14,14 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("message_passing", &["--vcpus", "2"]),
     ("deadlock", &["--vcpus", "2", "--deadlock-window", "20000"]),
     ("bench_workload", &["--vcpus", "2", "--max-steps", "200000"]),
+    ("ticket_lock", &["--vcpus", "3"]),
+    (
+        "tm_elided_lock",
+        &["--vcpus", "3", "--tm-abort-rate", "20%"],
+    ),
+    ("tm_elided_lock_buggy", &["--vcpus", "2"]),
+    ("tm_capacity", &["--vcpus", "2"]),
+    ("tm_xabort", &["--vcpus", "3"]),
 ];
 
 fn record(name: &str, out: &Path, extra: &[&str]) -> (i32, String, String) {

@@ -247,12 +247,14 @@ static inline void weft_vformat_(struct weft_fmt_out_ *o, const char *fmt, va_li
             continue;
         }
         const char *spec = fmt++;
-        bool left = false, zero = false;
+        bool left = false, zero = false, alt = false;
         for (;; fmt++) {
             if (*fmt == '-')
                 left = true;
             else if (*fmt == '0')
                 zero = true;
+            else if (*fmt == '#')
+                alt = true; /* %#x: 0x prefix on non-zero values */
             else
                 break;
         }
@@ -328,7 +330,9 @@ static inline void weft_vformat_(struct weft_fmt_out_ *o, const char *fmt, va_li
                 v = (unsigned short)v;
             else if (size == -2)
                 v = (unsigned char)v;
-            weft_fmt_int_(o, v, "", conv == 'u' ? 10 : 16, conv == 'X', width, prec, left, zero);
+            const char *prefix = alt && v != 0 && conv != 'u' ? (conv == 'X' ? "0X" : "0x") : "";
+            weft_fmt_int_(o, v, prefix, conv == 'u' ? 10 : 16, conv == 'X', width, prec, left,
+                          zero);
             break;
         }
         case 'p':
@@ -400,7 +404,7 @@ static inline size_t weft_vprintf(const char *fmt, va_list ap) {
 
 /* printf-lite to the console in ONE WRITE (so lines of different vCPUs never mix) unless
  * the output exceeds WEFT_PRINTF_BUFFER bytes. Conversions: %d %i %u %x %X %c %s %p %%
- * with l/ll/z/h/hh sizes, flags '-' and '0', width and precision (also as '*'); e.g.
+ * with l/ll/z/h/hh sizes, flags '-', '0' and '#', width and precision (also as '*'); e.g.
  * %d %u %x %lx %lu %ld %s %c %p %%. Returns the number of bytes printed. */
 static inline __attribute__((format(printf, 1, 2))) size_t weft_printf(const char *fmt, ...) {
     va_list ap;
@@ -516,6 +520,87 @@ static inline void weft_ticket_lock(weft_ticketlock *l) {
  * variable for weft's race detector; a plain store would also be correct on x86). */
 static inline void weft_ticket_unlock(weft_ticketlock *l) {
     __atomic_fetch_add(&l->serving, 1u, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* Intel RTM (transactional memory; weft emulates it, see docs/tm.md)                      */
+/* ------------------------------------------------------------------------------------- */
+
+/*
+ * weft_xbegin() returns WEFT_XBEGIN_STARTED inside a new transaction; if the transaction
+ * aborts, every write it made is undone, the registers are restored and weft_xbegin()
+ * returns (again) with the abort status: EXPLICIT | code << 24 for weft_xabort(code),
+ * CONFLICT | RETRY when another vCPU touched one of its 64-byte lines (requester wins),
+ * CAPACITY when it read more than 4096 or wrote more than 512 lines (--tm-read-lines,
+ * --tm-write-lines), NESTED added when the abort happened in a nested transaction (nesting
+ * is flattened, 7 levels at most: the 8th XBEGIN aborts with NESTED), and 0 for anything
+ * that may not run in a transaction: any hypercall (weft_printf, WEFT_ASSERT, weft_yield,
+ * ...), CPUID, PAUSE, port I/O, HLT, and CPU exceptions (which are suppressed).
+ */
+#define WEFT_XBEGIN_STARTED (~0u)
+#define WEFT_XABORT_EXPLICIT (1u << 0)
+#define WEFT_XABORT_RETRY (1u << 1)
+#define WEFT_XABORT_CONFLICT (1u << 2)
+#define WEFT_XABORT_CAPACITY (1u << 3)
+#define WEFT_XABORT_DEBUG (1u << 4)
+#define WEFT_XABORT_NESTED (1u << 5)
+/* The XABORT immediate of an explicit abort's status. */
+#define WEFT_XABORT_CODE(status) (((status) >> 24) & 0xff)
+
+/* XBEGIN: start (or nest) a transaction; see above for what it returns. */
+static inline unsigned weft_xbegin(void) {
+    unsigned status = WEFT_XBEGIN_STARTED;
+    __asm__ volatile("xbegin 1f\n1:" : "+a"(status) : : "memory");
+    return status;
+}
+
+/* XEND: commit (at the outermost level). Outside a transaction it is a #GP (a crash). */
+static inline void weft_xend(void) { __asm__ volatile("xend" ::: "memory"); }
+
+/* XABORT imm8: abort the transaction with `code` in bits 31:24; a no-op outside one. */
+#define weft_xabort(code) __asm__ volatile("xabort %0" ::"i"(code) : "memory")
+
+/* XTEST: 1 inside a transaction, 0 outside. */
+static inline int weft_xtest(void) {
+    unsigned char inside;
+    __asm__ volatile("xtest\n\tsetnz %0" : "=r"(inside) : : "memory", "cc");
+    return inside;
+}
+
+/* What weft_elided_lock does when a transaction finds the lock taken. */
+#define WEFT_ELIDED_LOCK_BUSY 0xff
+
+/*
+ * Lock elision over weft_spinlock, done right: the transaction READS the lock word, so a
+ * vCPU that takes the lock for real (the fallback path) conflicts with every transaction
+ * running under the elided lock and aborts it. Tries a transaction up to `tries` times,
+ * then takes the lock. Pair with weft_elided_unlock.
+ */
+static inline void weft_elided_lock_n(weft_spinlock *l, int tries) {
+    for (int i = 0; i < tries; i++) {
+        unsigned s = weft_xbegin();
+        if (s == WEFT_XBEGIN_STARTED) {
+            if (l->locked == 0)
+                return; /* elided: the lock word is in our read set */
+            weft_xabort(WEFT_ELIDED_LOCK_BUSY);
+        }
+        if ((s & WEFT_XABORT_EXPLICIT) && WEFT_XABORT_CODE(s) == WEFT_ELIDED_LOCK_BUSY) {
+            while (l->locked) /* wait outside the transaction, then retry */
+                weft_pause();
+        } else if (!(s & WEFT_XABORT_RETRY)) {
+            break; /* capacity, an instruction, an exception: retrying will not help */
+        }
+    }
+    weft_spin_lock(l);
+}
+static inline void weft_elided_lock(weft_spinlock *l) { weft_elided_lock_n(l, 3); }
+
+/* Release an elided lock: commit if in a transaction, else release the real lock. */
+static inline void weft_elided_unlock(weft_spinlock *l) {
+    if (weft_xtest())
+        weft_xend();
+    else
+        weft_spin_unlock(l);
 }
 
 /* ------------------------------------------------------------------------------------- */

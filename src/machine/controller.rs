@@ -206,7 +206,9 @@ impl Controller {
         self.vcpus[vcpu.0 as usize].spin = 0;
     }
 
-    /// Account for a memory access that just got the token; logs it when wanted.
+    /// Account for a memory access that just got the token; logs it when wanted. A write
+    /// inside a transaction (`speculative`) is not progress: it may be rolled back (only the
+    /// commit is), so transactions that abort each other forever end as a livelock.
     #[allow(clippy::too_many_arguments)]
     pub fn access(
         &mut self,
@@ -217,10 +219,13 @@ impl Controller {
         kind: AccessKind,
         value: u64,
         old: u64,
+        speculative: bool,
     ) {
         let st = &mut self.vcpus[vcpu.0 as usize];
         if kind.is_write() {
-            if value != old {
+            if speculative {
+                // Neither progress nor spinning: decided when the transaction ends.
+            } else if value != old {
                 self.last_progress = self.next_step;
                 st.spin = 0;
             } else {

@@ -154,7 +154,8 @@ impl TmEngine {
         }
         self.started += 1;
         let nth = self.opts.abort_nth.contains(&self.started);
-        let draw = self.opts.abort_ppm > 0 && self.rng.below(1_000_000) < self.opts.abort_ppm as u64;
+        let draw =
+            self.opts.abort_ppm > 0 && self.rng.below(1_000_000) < self.opts.abort_ppm as u64;
         if nth || draw {
             return Begin::Aborted(Abort {
                 rip,
@@ -320,12 +321,21 @@ mod tests {
     fn abort_rolls_back_every_write_in_reverse() {
         let (mut tm, mem) = setup(TmOptions::default());
         mem.write_u64(0x1000, 7);
-        assert_eq!(tm.begin(V0, 0x400, 0x500, &mem), Begin::Started { depth: 1 });
+        assert_eq!(
+            tm.begin(V0, 0x400, 0x500, &mem),
+            Begin::Started { depth: 1 }
+        );
         for v in [1u64, 2, 3] {
             tm.access(V0, 0x410, 0x1000, 8, true, &mem);
             mem.write_u64(0x1000, v);
         }
-        let a = tm.abort(V0, 0x420, status::EXPLICIT, AbortCause::Explicit { code: 1 }, &mem);
+        let a = tm.abort(
+            V0,
+            0x420,
+            status::EXPLICIT,
+            AbortCause::Explicit { code: 1 },
+            &mem,
+        );
         let a = a.unwrap();
         assert_eq!((a.fallback, a.begin_rip, a.status), (0x500, 0x400, 1));
         assert_eq!(mem.read_uint(0x1000, 8), Some(7));
@@ -336,10 +346,16 @@ mod tests {
     fn nesting_flattens_and_commits_only_at_the_outermost_end() {
         let (mut tm, mem) = setup(TmOptions::default());
         for d in 1..=MAX_NEST {
-            assert_eq!(tm.begin(V0, 0x400, 0x500, &mem), Begin::Started { depth: d });
+            assert_eq!(
+                tm.begin(V0, 0x400, 0x500, &mem),
+                Begin::Started { depth: d }
+            );
         }
         assert_eq!(tm.end(V0), End::Inner { depth: 6 });
-        assert_eq!(tm.begin(V0, 0x400, 0x500, &mem), Begin::Started { depth: 7 });
+        assert_eq!(
+            tm.begin(V0, 0x400, 0x500, &mem),
+            Begin::Started { depth: 7 }
+        );
         match tm.begin(V0, 0x400, 0x500, &mem) {
             Begin::Aborted(a) => {
                 assert_eq!(a.status, status::NESTED);
@@ -351,7 +367,13 @@ mod tests {
         tm.begin(V0, 0x400, 0x500, &mem);
         tm.begin(V0, 0x404, 0x500, &mem);
         assert_eq!(tm.end(V0), End::Inner { depth: 1 });
-        assert!(matches!(tm.end(V0), End::Committed { begin_rip: 0x400, .. }));
+        assert!(matches!(
+            tm.end(V0),
+            End::Committed {
+                begin_rip: 0x400,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -385,11 +407,17 @@ mod tests {
         let (mut tm, mem) = setup(TmOptions::default());
         tm.begin(V0, 0x400, 0x500, &mem);
         tm.access(V0, 0x410, 0x3000, 8, false, &mem);
-        assert!(tm.access(V1, 0x600, 0x3000, 8, false, &mem).victims.is_empty());
+        assert!(tm
+            .access(V1, 0x600, 0x3000, 8, false, &mem)
+            .victims
+            .is_empty());
         let out = tm.access(V1, 0x600, 0x3038, 8, true, &mem);
         assert!(matches!(
             out.victims[0].1.cause,
-            AbortCause::Conflict { class: ConflictClass::WaR, .. }
+            AbortCause::Conflict {
+                class: ConflictClass::WaR,
+                ..
+            }
         ));
     }
 
@@ -401,7 +429,11 @@ mod tests {
         let out = tm.access(V1, 0x600, 0x303c, 8, false, &mem);
         assert!(matches!(
             out.victims[0].1.cause,
-            AbortCause::Conflict { line: 0x3040, class: ConflictClass::RaW, .. }
+            AbortCause::Conflict {
+                line: 0x3040,
+                class: ConflictClass::RaW,
+                ..
+            }
         ));
     }
 
@@ -423,7 +455,13 @@ mod tests {
         let out = tm.access(V0, 0x410, 0x1000 + 4 * LINE, 8, true, &mem);
         let a = out.own.expect("fifth line overflows");
         assert_eq!(a.status, status::CAPACITY);
-        assert_eq!(a.cause, AbortCause::Capacity { write: true, lines: 4 });
+        assert_eq!(
+            a.cause,
+            AbortCause::Capacity {
+                write: true,
+                lines: 4
+            }
+        );
     }
 
     #[test]
@@ -433,13 +471,19 @@ mod tests {
             ..TmOptions::default()
         };
         let (mut tm, mem) = setup(opts);
-        assert!(matches!(tm.begin(V0, 0x400, 0x500, &mem), Begin::Started { .. }));
+        assert!(matches!(
+            tm.begin(V0, 0x400, 0x500, &mem),
+            Begin::Started { .. }
+        ));
         tm.end(V0);
         match tm.begin(V0, 0x400, 0x500, &mem) {
             Begin::Aborted(a) => assert_eq!((a.status, a.cause), (0, AbortCause::Injected)),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(tm.begin(V0, 0x400, 0x500, &mem), Begin::Started { .. }));
+        assert!(matches!(
+            tm.begin(V0, 0x400, 0x500, &mem),
+            Begin::Started { .. }
+        ));
 
         let draws = |seed| {
             let opts = TmOptions {

@@ -13,9 +13,7 @@ use std::rc::Rc;
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 use unicorn_engine::hook::uc_engine;
-use unicorn_engine::{
-    Arch, Context, HookType, MemType, Mode, Prot, RegisterX86, Unicorn, X86Insn,
-};
+use unicorn_engine::{Arch, Context, HookType, MemType, Mode, Prot, RegisterX86, Unicorn, X86Insn};
 use weft_trace::{
     AbortCause, AccessKind, CrashInfo, Event, FenceKind, VcpuEndReason, VcpuId, Verdict,
 };
@@ -157,7 +155,9 @@ impl VcpuData {
         if self.aborting.get() {
             // The instruction that aborted still completes: undo its stores when it stops.
             if write {
-                self.scrub.borrow_mut().push(Undo::save(self.mem(), addr, size));
+                self.scrub
+                    .borrow_mut()
+                    .push(Undo::save(self.mem(), addr, size));
             }
             return;
         }
@@ -180,7 +180,9 @@ impl VcpuData {
             let second_half = write && atomic;
             if !second_half && !self.point(h, rip, false) {
                 if write && self.aborting.get() {
-                    self.scrub.borrow_mut().push(Undo::save(self.mem(), addr, size));
+                    self.scrub
+                        .borrow_mut()
+                        .push(Undo::save(self.mem(), addr, size));
                 }
                 return;
             }
@@ -199,8 +201,9 @@ impl VcpuData {
             (true, false) => (AccessKind::Write, mask(value as u64, size)),
             (true, true) => (AccessKind::AtomicWrite, mask(value as u64, size)),
         };
+        let speculative = write && self.in_tx();
         self.ctl()
-            .access(self.id, rip, addr, size as u8, kind, val, old);
+            .access(self.id, rip, addr, size as u8, kind, val, old, speculative);
     }
 
     /// The TM side of an access while some transaction is active: conflicts abort other
@@ -220,7 +223,9 @@ impl VcpuData {
                 self.report_abort(self.id, &a);
                 self.begin_abort(h, a);
                 if write {
-                    self.scrub.borrow_mut().push(Undo::save(self.mem(), addr, size));
+                    self.scrub
+                        .borrow_mut()
+                        .push(Undo::save(self.mem(), addr, size));
                 }
                 true
             }
@@ -445,7 +450,14 @@ fn install_hooks(
         bytes[..n.len()].copy_from_slice(&n);
         match isa::decode(&bytes[..n.len()], rip) {
             Some(i) if i.code() == iced_x86::Code::Vmcall => {
-                if d.abort_own(h, rip, 0, AbortCause::Instruction { name: "vmcall".into() }) {
+                if d.abort_own(
+                    h,
+                    rip,
+                    0,
+                    AbortCause::Instruction {
+                        name: "vmcall".into(),
+                    },
+                ) {
                     return false;
                 }
                 hypercall::vmcall(d, uc, h, rip)
@@ -526,7 +538,9 @@ fn install_hooks(
             }
             let fence = match kind {
                 SiteKind::Pause => {
-                    let pause = AbortCause::Instruction { name: "pause".into() };
+                    let pause = AbortCause::Instruction {
+                        name: "pause".into(),
+                    };
                     if !d.abort_own(h, addr, 0, pause) {
                         d.point(h, addr, true);
                     }
@@ -547,7 +561,12 @@ fn install_hooks(
             let mut c = d.ctl();
             if c.log_accesses {
                 let step = c.step();
-                c.emit(&Event::Fence { step, vcpu: d.id, rip: addr, kind: fence });
+                c.emit(&Event::Fence {
+                    step,
+                    vcpu: d.id,
+                    rip: addr,
+                    kind: fence,
+                });
             }
         })?;
     }
@@ -634,9 +653,10 @@ fn xend(
     }
     let end = d.shared.tm.borrow_mut().end(d.id);
     match end {
-        End::NotInTransaction => {
-            d.crash(h, "#GP general protection fault: XEND outside a transaction".into())
-        }
+        End::NotInTransaction => d.crash(
+            h,
+            "#GP general protection fault: XEND outside a transaction".into(),
+        ),
         End::Inner { .. } => d.resume_at(rip + i.len() as u64),
         End::Committed {
             begin_rip,
@@ -699,7 +719,14 @@ extern "C" fn on_cpuid(uc: *mut uc_engine, user: *mut c_void) -> c_int {
     // SAFETY: as in `on_rdtsc`.
     let d = unsafe { &*(user as *const VcpuData) };
     let rip = ffi::reg_read(uc, RegisterX86::RIP);
-    if d.abort_own(uc, rip, 0, AbortCause::Instruction { name: "cpuid".into() }) {
+    if d.abort_own(
+        uc,
+        rip,
+        0,
+        AbortCause::Instruction {
+            name: "cpuid".into(),
+        },
+    ) {
         return 1;
     }
     let leaf = ffi::reg_read(uc, RegisterX86::RAX) as u32;

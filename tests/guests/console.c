@@ -43,6 +43,7 @@ void _start(unsigned long id, unsigned long n) {
                 0xdeadbeefUL, 18446744073709551615UL, -9223372036854775807L - 1, "str", 'c');
     weft_printf("console: printf [%5d] [%-5d] [%05d] [%04x] [%-5s] [%.2s] [%p]\n", 42, 42, -42,
                 255u, "abc", "abc", (void *)0x1234);
+    weft_printf("console: printf [%#x] [%#X] [%#x] [%#10x]\n", 0x5a000001u, 255u, 0u, 66u);
     size_t len = weft_printf("console: %0300d\n", 7);
     WEFT_ASSERT(len == 9 + 300 + 1);
     weft_puts("console: done\n");

@@ -354,7 +354,10 @@ impl fmt::Display for AbortCause {
                 by_rip,
                 line,
                 class,
-            } => write!(f, "conflict ({class}) on line {line:#x} with {by} at {by_rip:#x}"),
+            } => write!(
+                f,
+                "conflict ({class}) on line {line:#x} with {by} at {by_rip:#x}"
+            ),
             AbortCause::Capacity { write, lines } => write!(
                 f,
                 "capacity: more than {lines} lines {}",
