@@ -45,8 +45,9 @@ pub fn summary(source: &str) -> String {
 pub fn examples(a: ExamplesArgs) -> Result<ExitCode> {
     match a.out {
         None => {
+            let w = EXAMPLES.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
             for (name, src, elf) in EXAMPLES {
-                println!("{name:<18} {:>6} bytes  {}", elf.len(), summary(src));
+                println!("{name:<w$} {:>6} bytes  {}", elf.len(), summary(src));
             }
             println!("\nwrite them out with: weft examples --out DIR");
         }
