@@ -10,6 +10,7 @@
 pub mod codemap;
 pub mod debuginfo;
 pub mod machine;
+pub mod races;
 pub mod session;
 pub mod tmreport;
 

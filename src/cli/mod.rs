@@ -4,6 +4,7 @@
 mod demo;
 mod examples;
 mod inspect;
+mod races;
 mod record;
 mod replay;
 mod tm;
@@ -48,6 +49,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Summarise a trace, or list its events
     Inspect(inspect::InspectArgs),
+    /// List the data races (and with --all every conflict) of a trace, with source lines
+    Races(races::RacesArgs),
     /// Report a trace's transactions per XBEGIN site: commits, aborts by cause, conflicts
     Tm(tm::TmArgs),
     /// Find the bug in a built-in racy guest, record it and replay it (under a minute)
@@ -62,6 +65,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => record::run(a),
         Command::Replay(a) => replay::replay(a),
         Command::Inspect(a) => inspect::inspect(a),
+        Command::Races(a) => races::races(a),
         Command::Tm(a) => tm::tm(a),
         Command::Demo(a) => demo::demo(a),
         Command::Examples(a) => examples::examples(a),

@@ -5,7 +5,7 @@ mod controller;
 mod cpuid;
 mod elf;
 mod ffi;
-mod hypercall;
+pub mod hypercall;
 pub mod isa;
 mod memory;
 mod tm;

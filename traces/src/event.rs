@@ -312,7 +312,7 @@ pub enum AbortCause {
 }
 
 /// The order of two conflicting accesses: RaW = a read after a write, and so on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ConflictClass {
     RaW,
     WaR,
