@@ -95,6 +95,7 @@ struct Acc {
     rip: u64,
     addr: u64,
     value: u64,
+    /// `NONE` marks an empty shadow slot.
     vcpu: u32,
     /// The vCPU's own clock component at the access.
     clock: u32,
@@ -102,12 +103,65 @@ struct Acc {
     size: u8,
 }
 
-/// Shadow state of one 8-byte cell.
-#[derive(Default)]
+const NONE: u32 = u32::MAX;
+
+impl Default for Acc {
+    fn default() -> Acc {
+        Acc {
+            step: 0,
+            rip: 0,
+            addr: 0,
+            value: 0,
+            vcpu: NONE,
+            clock: 0,
+            kind: AccessKind::Read,
+            size: 0,
+        }
+    }
+}
+
+/// Readers kept inline per cell; more (rare: three vCPUs reading one word between two
+/// writes) go to an overflow map.
+const INLINE_READS: usize = 2;
+
+/// Shadow state of one 8-byte cell: the last write and, per vCPU, the last read since.
+#[derive(Clone, Copy, Default)]
 struct Cell {
-    write: Option<Acc>,
-    /// Last read of each vCPU since the last write.
-    reads: Vec<Acc>,
+    write: Acc,
+    reads: [Acc; INLINE_READS],
+}
+
+/// Cells per shadow page: 512 cells shadow 4 KiB of guest memory. Pages keep neighbouring
+/// cells together (a loop over an array stays in one page), and a one-page cache skips
+/// the map for runs of accesses to the same page.
+const PAGE_CELLS: u64 = 512;
+
+#[derive(Default)]
+struct Shadow {
+    index: CellMap<u32>,
+    pages: Vec<Box<[Cell]>>,
+    last: Option<(u64, usize)>,
+    overflow: CellMap<Vec<Acc>>,
+}
+
+impl Shadow {
+    fn cell(&mut self, c: u64) -> &mut Cell {
+        let page = c / PAGE_CELLS;
+        let i = match self.last {
+            Some((p, i)) if p == page => i,
+            _ => {
+                let next = self.pages.len() as u32;
+                let i = *self.index.entry(page).or_insert(next) as usize;
+                if i == self.pages.len() {
+                    self.pages
+                        .push(vec![Cell::default(); PAGE_CELLS as usize].into_boxed_slice());
+                }
+                self.last = Some((page, i));
+                i
+            }
+        };
+        &mut self.pages[i][(c % PAGE_CELLS) as usize]
+    }
 }
 
 type Vc = Vec<u32>;
@@ -200,7 +254,7 @@ pub fn analyze(
         fence: vec![0; n],
         tm: vec![0; n],
     };
-    let mut shadow: CellMap<Cell> = CellMap::default();
+    let mut shadow = Shadow::default();
     let mut groups: BTreeMap<(bool, ConflictClass, u64, u64), GroupAcc> = BTreeMap::new();
     // Accesses of a vCPU inside its current transaction, held until it commits or aborts.
     let mut in_tx: Vec<Option<Vec<Acc>>> = vec![None; n];
@@ -211,11 +265,10 @@ pub fn analyze(
         let write = a.kind.is_write();
         let mut on_sync = false;
         for c in cells(a.addr, a.size) {
-            on_sync |= sync.contains(&c);
-            let cell = shadow.entry(c).or_default();
+            let is_sync = sync.contains(&c);
+            on_sync |= is_sync;
             let mut pair = |earlier: &Acc, class: ConflictClass| {
                 let ordered = earlier.clock <= hb.vc[v][earlier.vcpu as usize];
-                let is_sync = sync.contains(&c);
                 let race = !ordered && !is_sync;
                 let g = groups.entry((race, class, earlier.rip, a.rip)).or_default();
                 if g.count == 0 {
@@ -225,28 +278,46 @@ pub fn analyze(
                 g.count += 1;
                 g.last_step = a.step;
             };
-            if let Some(w) = &cell.write {
-                if w.vcpu != a.vcpu {
-                    pair(
-                        w,
-                        if write {
-                            ConflictClass::WaW
-                        } else {
-                            ConflictClass::RaW
-                        },
-                    );
-                }
+            let cell = shadow.cell(c);
+            let w = cell.write;
+            if w.vcpu != NONE && w.vcpu != a.vcpu {
+                pair(
+                    &w,
+                    if write {
+                        ConflictClass::WaW
+                    } else {
+                        ConflictClass::RaW
+                    },
+                );
             }
             if write {
-                for r in cell.reads.iter().filter(|r| r.vcpu != a.vcpu) {
+                let reads = cell.reads;
+                cell.write = a;
+                cell.reads = [Acc::default(); INLINE_READS];
+                for r in reads.iter().filter(|r| r.vcpu != NONE && r.vcpu != a.vcpu) {
                     pair(r, ConflictClass::WaR);
                 }
-                cell.write = Some(a);
-                cell.reads.clear();
+                if reads[INLINE_READS - 1].vcpu != NONE {
+                    if let Some(more) = shadow.overflow.remove(&c) {
+                        for r in more.iter().filter(|r| r.vcpu != a.vcpu) {
+                            pair(r, ConflictClass::WaR);
+                        }
+                    }
+                }
             } else {
-                match cell.reads.iter_mut().find(|r| r.vcpu == a.vcpu) {
+                let slot = cell
+                    .reads
+                    .iter_mut()
+                    .find(|r| r.vcpu == a.vcpu || r.vcpu == NONE);
+                match slot {
                     Some(r) => *r = a,
-                    None => cell.reads.push(a),
+                    None => {
+                        let more = shadow.overflow.entry(c).or_default();
+                        match more.iter_mut().find(|r| r.vcpu == a.vcpu) {
+                            Some(r) => *r = a,
+                            None => more.push(a),
+                        }
+                    }
                 }
             }
         }
@@ -472,4 +543,128 @@ pub fn dot(r: &RaceReport, all: bool) -> String {
         &nodef,
     );
     format!("{d:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_trace::{GuestAddr, GuestImage, MachineOptions, Step, VcpuId};
+
+    fn header(vcpus: u32) -> TraceHeader {
+        TraceHeader {
+            weft_version: String::new(),
+            guest: GuestImage::new("t", Vec::new()),
+            options: MachineOptions {
+                vcpus,
+                ..MachineOptions::default()
+            },
+            strategy: String::new(),
+        }
+    }
+
+    fn acc(step: u64, v: u32, kind: AccessKind, addr: u64) -> Event {
+        Event::Access {
+            step: Step(step),
+            vcpu: VcpuId(v),
+            rip: 0x1000 + step,
+            addr: GuestAddr(addr),
+            size: 8,
+            kind,
+            value: step,
+        }
+    }
+
+    fn run(vcpus: u32, events: Vec<Event>) -> RaceReport {
+        let sync = sync_cells(events.clone());
+        analyze(&header(vcpus), &sync, events)
+    }
+
+    use AccessKind::{AtomicRead as AR, AtomicWrite as AW, Read as R, Write as W};
+
+    #[test]
+    fn unordered_writes_race_and_a_lock_orders_them() {
+        let r = run(2, vec![acc(0, 0, W, 0x100), acc(1, 1, W, 0x100)]);
+        assert_eq!(r.races.len(), 1);
+        assert_eq!(r.races[0].class, "WaW");
+        // vCPU 0 writes, releases a lock (plain store to a word an XCHG touches), vCPU 1
+        // takes it (XCHG) and writes: ordered, a conflict but no race.
+        let r = run(
+            2,
+            vec![
+                acc(0, 0, AR, 0x200),
+                acc(0, 0, AW, 0x200),
+                acc(1, 0, W, 0x100),
+                acc(2, 0, W, 0x200),
+                acc(3, 1, AR, 0x200),
+                acc(3, 1, AW, 0x200),
+                acc(4, 1, W, 0x100),
+            ],
+        );
+        assert!(r.races.is_empty(), "{:?}", r.races);
+        assert!(r
+            .conflicts
+            .iter()
+            .any(|g| g.class == "WaW" && g.first.addr == 0x100));
+    }
+
+    #[test]
+    fn every_reader_since_the_last_write_pairs_with_the_next_write() {
+        let r = run(
+            4,
+            vec![
+                acc(0, 0, R, 0x100),
+                acc(1, 1, R, 0x100),
+                acc(2, 2, R, 0x100),
+                acc(3, 3, W, 0x100),
+            ],
+        );
+        let mut readers: Vec<u32> = r.races.iter().map(|g| g.first.vcpu).collect();
+        readers.sort();
+        assert_eq!(readers, vec![0, 1, 2]);
+        assert!(r
+            .races
+            .iter()
+            .all(|g| g.class == "WaR" && g.second.vcpu == 3));
+    }
+
+    #[test]
+    fn one_vcpu_never_pairs_with_itself() {
+        let r = run(
+            2,
+            vec![
+                acc(0, 0, W, 0x100),
+                acc(1, 0, R, 0x100),
+                acc(2, 0, W, 0x100),
+            ],
+        );
+        assert!(r.races.is_empty() && r.conflicts.is_empty());
+    }
+
+    #[test]
+    fn aborted_transactions_leave_no_accesses() {
+        let begin = |step, v| Event::TxBegin {
+            step: Step(step),
+            vcpu: VcpuId(v),
+            rip: 0x500,
+            depth: 1,
+        };
+        let r = run(
+            2,
+            vec![
+                begin(0, 0),
+                acc(1, 0, W, 0x100),
+                Event::TxAbort {
+                    step: Step(2),
+                    vcpu: VcpuId(0),
+                    rip: 0x501,
+                    begin_rip: 0x500,
+                    status: 6,
+                    cause: weft_trace::AbortCause::Injected,
+                },
+                acc(3, 1, W, 0x100),
+            ],
+        );
+        assert_eq!(r.aborted_accesses, 1);
+        assert!(r.races.is_empty() && r.conflicts.is_empty());
+    }
 }

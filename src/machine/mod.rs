@@ -220,7 +220,7 @@ fn schedule(shared: &Rc<Shared>, coros: &mut [VcpuCoroutine]) {
                 let mut ctl = shared.ctl.borrow_mut();
                 match exit {
                     VcpuExit::Ended(reason) => ctl.vcpu_ended(v, reason),
-                    VcpuExit::Crashed(info) => ctl.finish(Verdict::Crash(*info)),
+                    VcpuExit::Crashed(info) => ctl.finish(Verdict::Crash(info)),
                     VcpuExit::Stopped => {}
                 }
                 if ctl.stopping {

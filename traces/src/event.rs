@@ -110,7 +110,7 @@ pub enum Verdict {
         message: String,
     },
     /// A CPU exception or invalid memory access outside a transaction.
-    Crash(CrashInfo),
+    Crash(Box<CrashInfo>),
     /// Every live vCPU is spinning (or blocked) without any progress.
     Deadlock { vcpus: Vec<(VcpuId, u64)> },
     /// `--max-steps` reached.
