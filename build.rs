@@ -43,9 +43,10 @@ fn build(cc: &str, src: &Path, include: &Path, out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(cc)
         .args(GUEST_CFLAGS)
-        // Paths in debug info relative to the repository (comp dir "."), so a guest built in
-        // any checkout is byte-identical.
-        .arg(format!("-ffile-prefix-map={}=.", root.display()))
+        // Paths relative to the repository, so a guest built in any checkout is
+        // byte-identical: __FILE__ as `examples/x.c`, DWARF with comp dir ".".
+        .arg(format!("-fmacro-prefix-map={}/=", root.display()))
+        .arg(format!("-fdebug-prefix-map={}=.", root.display()))
         .arg("-I")
         .arg(include)
         .arg("-o")

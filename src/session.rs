@@ -12,7 +12,7 @@ use weft_trace::{
     TraceWriter, Verdict,
 };
 
-use crate::machine::{Machine, MachineError, RunConfig, RunOutcome};
+use crate::machine::{Machine, MachineError, Paused, RunConfig, RunOutcome};
 
 /// Why a session could not do its work (as opposed to a guest failure, which is a verdict).
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +110,8 @@ pub struct Replayed {
     pub matched: u64,
     /// Console output of the replay.
     pub console: Vec<u8>,
+    /// Where the replay paused (`RunConfig::pause_at`, `weft replay --goto`).
+    pub paused: Option<Paused>,
 }
 
 impl Replayed {
@@ -149,7 +151,7 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
         })?;
     let schedule_ran_out = outcome.bad_pick.is_some_and(|(_, v)| v == END_OF_SCHEDULE);
     let truncated = recorded_verdict.is_none();
-    if !(schedule_ran_out && truncated) {
+    if !(schedule_ran_out && truncated) && outcome.paused.is_none() {
         // The replay ended on its own (or by a divergence): nothing recorded may be left.
         checker.borrow_mut().finish(Step(outcome.stats.steps));
     }
@@ -186,6 +188,7 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
         steps: outcome.stats.steps,
         matched: st.matched,
         console: std::mem::take(&mut st.console),
+        paused: outcome.paused,
     })
 }
 

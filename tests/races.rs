@@ -241,3 +241,66 @@ fn json_schema_and_dot_graph() {
     assert!(d.contains("color=red"), "{d}");
     assert!(d.contains("racy_counter.c:"), "{d}");
 }
+
+#[test]
+fn a_report_entry_leads_to_its_moment_in_inspect_and_replay() {
+    let dir = scratch();
+    let t = dir.path().join("racy.weft");
+    record("racy_counter", &t, &["--strategy", "random:seed=3"]);
+    let (_, r) = races(&t);
+    let g = &groups(&r, "races")[0];
+    let (id, second) = (g["id"].as_u64().unwrap(), &g["second"]);
+    let step = second["step"].as_u64().unwrap();
+
+    let (code, out, err) = text(&weft([
+        "inspect".as_ref(),
+        t.as_os_str(),
+        "--race".as_ref(),
+        id.to_string().as_ref(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let marked: Vec<&str> = out.lines().filter(|l| l.starts_with('>')).collect();
+    assert!(
+        marked
+            .iter()
+            .any(|l| l.split_whitespace().nth(1) == Some(&step.to_string())),
+        "{out}"
+    );
+
+    let (code, out, err) = text(&weft([
+        "replay".as_ref(),
+        t.as_os_str(),
+        "--quiet".as_ref(),
+        "--goto".as_ref(),
+        step.to_string().as_ref(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("paused before step {step} ")),
+        "{out}"
+    );
+    let vcpu = format!("vcpu{}", second["vcpu"]);
+    let next = out
+        .lines()
+        .find(|l| l.contains("<- next"))
+        .expect("a next vCPU");
+    assert!(next.trim_start().starts_with(&vcpu), "{out}");
+    assert!(
+        next.contains(&format!("{:#x}", second["rip"].as_u64().unwrap())),
+        "{out}"
+    );
+    assert!(next.contains("examples/racy_counter.c:"), "{out}");
+    assert!(
+        out.contains(&format!("the recording at step {step}:")),
+        "{out}"
+    );
+
+    let (code, _, err) = text(&weft([
+        "inspect".as_ref(),
+        t.as_os_str(),
+        "--race".as_ref(),
+        "999".as_ref(),
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("no report entry #999"), "{err}");
+}

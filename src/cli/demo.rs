@@ -91,7 +91,7 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode> {
         &trace,
         RunConfig {
             echo_console: true,
-            progress: None,
+            ..RunConfig::default()
         },
     )?;
     let verdict = rec.outcome.verdict.clone();

@@ -29,6 +29,12 @@ pub struct InspectArgs {
     /// With --events: only events at or before this step
     #[arg(long)]
     to: Option<u64>,
+    /// List the events around this step (8 steps either side), marking it
+    #[arg(long, value_name = "STEP", conflicts_with_all = ["from", "to", "race"])]
+    goto: Option<u64>,
+    /// List the events around both accesses of this `weft races` report entry (its #id)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["from", "to"])]
+    race: Option<usize>,
     /// Machine-readable output: a JSON object (summary) or JSON lines (events)
     #[arg(long)]
     json: bool,
@@ -191,7 +197,7 @@ fn print_summary(s: &Summary) {
 
 /// One event as a listing line.
 /// `run_start` is the step at which a `Run` event's run began.
-fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> String {
+pub(super) fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> String {
     let step = e.step().map(|s| s.0.to_string()).unwrap_or_default();
     let vcpu = e.vcpu().map(|v| v.to_string()).unwrap_or_default();
     let what = match e {
@@ -262,8 +268,37 @@ struct JsonEvent<'a> {
     insn: Option<String>,
 }
 
+/// Step ranges to list and steps to mark, from --from/--to, --goto or --race.
+fn windows(a: &InspectArgs) -> Result<(Vec<(u64, u64)>, Vec<u64>)> {
+    const AROUND: u64 = 8;
+    if let Some(s) = a.goto {
+        return Ok((vec![(s.saturating_sub(AROUND), s + AROUND)], vec![s]));
+    }
+    if let Some(id) = a.race {
+        let r = super::races::report(&a.trace)?;
+        let Some(g) = r.races.iter().chain(&r.conflicts).find(|g| g.id == id) else {
+            anyhow::bail!(
+                "{}: no report entry #{id} (weft races --all lists {})",
+                a.trace.display(),
+                r.races.len() + r.conflicts.len()
+            );
+        };
+        let (x, y) = (g.first.step, g.second.step);
+        let ranges = if y - x <= 2 * AROUND {
+            vec![(x.saturating_sub(3), y + 3)]
+        } else {
+            vec![(x.saturating_sub(3), x + 3), (y.saturating_sub(3), y + 3)]
+        };
+        return Ok((ranges, vec![x, y]));
+    }
+    Ok((
+        vec![(a.from.unwrap_or(0), a.to.unwrap_or(u64::MAX))],
+        Vec::new(),
+    ))
+}
+
 pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
-    if !a.events {
+    if !a.events && a.goto.is_none() && a.race.is_none() {
         let s = summarize(&a.trace)?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&s)?);
@@ -277,8 +312,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
         eprintln!("weft: warning: {}: {w}", a.trace.display());
     }
     let mut code = CodeMap::new(&reader.header().guest.elf);
-    let from = a.from.unwrap_or(0);
-    let to = a.to.unwrap_or(u64::MAX);
+    let (ranges, marks) = windows(&a)?;
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
     // `Run` events carry no step: track where each run starts to filter them too.
@@ -293,7 +327,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
             }
             other => other.step().map(|s| s.0).unwrap_or(0),
         };
-        if step < from || step > to {
+        if !ranges.iter().any(|&(from, to)| step >= from && step <= to) {
             continue;
         }
         if a.vcpu.is_some_and(|v| e.vcpu() != Some(VcpuId(v))) {
@@ -307,8 +341,15 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
                 _ => None,
             };
             serde_json::to_string(&JsonEvent { event: &e, insn })?
-        } else {
+        } else if marks.is_empty() {
             event_line(&e, step, &mut code)
+        } else {
+            let at = !matches!(e, Event::Run { .. }) && marks.contains(&step);
+            format!(
+                "{} {}",
+                if at { ">" } else { " " },
+                event_line(&e, step, &mut code)
+            )
         };
         if writeln!(out, "{line}").is_err() {
             break; // e.g. piped into `head`

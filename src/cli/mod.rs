@@ -207,14 +207,19 @@ fn verdict_line(v: &Verdict) -> String {
 /// Extra lines for a crash: the registers.
 fn crash_details(v: &Verdict) -> Option<String> {
     let Verdict::Crash(c) = v else { return None };
-    let mut s = String::from("registers:");
-    for (i, (name, val)) in weft_trace::CRASH_REG_NAMES.iter().zip(c.regs).enumerate() {
+    Some(format!("registers:{}", registers(&c.regs)))
+}
+
+/// General registers and RFLAGS, four per line (each line starts with a newline).
+fn registers(regs: &[u64; 17]) -> String {
+    let mut s = String::new();
+    for (i, (name, val)) in weft_trace::CRASH_REG_NAMES.iter().zip(regs).enumerate() {
         if i % 4 == 0 {
             s.push_str("\n ");
         }
         s.push_str(&format!(" {name:>6}={val:#018x}"));
     }
-    Some(s)
+    s
 }
 
 /// A trace name next to `guest` that does not overwrite an existing file.

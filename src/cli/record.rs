@@ -57,6 +57,7 @@ pub fn progress_config(echo_console: bool) -> RunConfig {
     RunConfig {
         echo_console,
         progress,
+        pause_at: None,
     }
 }
 

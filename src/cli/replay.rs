@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use weft::codemap::CodeMap;
+use weft::debuginfo::SourceMap;
+use weft::machine::Paused;
 use weft::session;
+use weft_trace::{Event, TraceHeader, TraceReader};
 
 use super::record::{end_progress, progress_config};
 use super::{crash_details, verdict_line, EXIT_FAILURE, EXIT_INPUT};
@@ -17,13 +21,32 @@ pub struct ReplayArgs {
     /// Do not echo the guest's console output
     #[arg(short, long)]
     quiet: bool,
+    /// Replay up to this step and stop there: show where every vCPU is (source line,
+    /// instruction) and what the recording does next
+    #[arg(long, value_name = "STEP")]
+    goto: Option<u64>,
+    /// With --goto: also print every vCPU's registers
+    #[arg(long, requires = "goto")]
+    regs: bool,
 }
 
 pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
-    let r = session::replay(&a.trace, progress_config(!a.quiet))?;
+    let mut config = progress_config(!a.quiet);
+    config.pause_at = a.goto;
+    let r = session::replay(&a.trace, config)?;
     end_progress();
     if let Some(w) = &r.warning {
         eprintln!("weft: warning: {}: {w}", a.trace.display());
+    }
+    if let (Some(p), None) = (&r.paused, &r.divergence) {
+        print_paused(&a, &r.header, p, r.matched)?;
+        return Ok(ExitCode::from(super::EXIT_PASS));
+    }
+    if let (Some(step), None) = (a.goto, &r.divergence) {
+        eprintln!(
+            "replay: the run ended at step {}, before step {step}",
+            r.steps
+        );
     }
     if let Some(d) = &r.divergence {
         eprintln!("{d}");
@@ -51,4 +74,55 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(EXIT_INPUT))
         }
     }
+}
+
+/// Where a `--goto` replay stopped: every vCPU's position, then the recorded events of
+/// that step.
+fn print_paused(a: &ReplayArgs, h: &TraceHeader, p: &Paused, matched: u64) -> Result<()> {
+    let mut code = CodeMap::new(&h.guest.elf);
+    let src = SourceMap::new(&h.guest.elf);
+    println!(
+        "paused before step {} ({} steps and {matched} events replayed exactly)",
+        p.step, p.step
+    );
+    let next: Vec<Event> = TraceReader::open(&a.trace)?
+        .events_from(p.step)
+        .map_while(Result::ok)
+        .skip_while(|e| e.step().is_none_or(|s| s.0 < p.step))
+        .take_while(|e| e.step().is_none_or(|s| s.0 == p.step))
+        .filter(|e| e.step().is_some())
+        .collect();
+    for (i, snap) in p.vcpus.iter().enumerate() {
+        let Some(s) = snap else {
+            println!("  vcpu{i:<3} not running (not started yet, or ended)");
+            continue;
+        };
+        let here = src.describe(s.rip);
+        let acts = next
+            .iter()
+            .any(|e| e.vcpu().is_some_and(|v| v.0 as usize == i));
+        println!(
+            "  vcpu{i:<3} {:#x} `{}`{}{}",
+            s.rip,
+            code.disasm(s.rip),
+            if here.is_empty() {
+                String::new()
+            } else {
+                format!("  {here}")
+            },
+            if acts { "   <- next" } else { "" }
+        );
+        if a.regs {
+            for line in super::registers(&s.regs).lines().skip(1) {
+                println!("    {line}");
+            }
+        }
+    }
+    if !next.is_empty() {
+        println!("the recording at step {}:", p.step);
+        for e in &next {
+            println!("{}", super::inspect::event_line(e, p.step, &mut code));
+        }
+    }
+    Ok(())
 }

@@ -71,6 +71,10 @@ pub(crate) struct Controller {
     pub sink_error: Option<String>,
     /// The strategy picked a vCPU that cannot run (a replay schedule that diverged or ran out).
     pub bad_pick: Option<(Step, VcpuId)>,
+    /// Stop before deciding this step (no verdict): `weft replay --goto`.
+    pub pause_at: Option<u64>,
+    /// The run stopped at `pause_at`.
+    pub paused: bool,
 }
 
 /// Counters a finished run reports.
@@ -112,6 +116,8 @@ impl Controller {
             stopping: false,
             sink_error: None,
             bad_pick: None,
+            pause_at: None,
+            paused: false,
         }
     }
 
@@ -135,6 +141,11 @@ impl Controller {
             self.finish(Verdict::Budget {
                 max_steps: self.opts.max_steps,
             });
+            return Decision::Stop;
+        }
+        if self.pause_at == Some(self.next_step) {
+            self.paused = true;
+            self.stopping = true;
             return Decision::Stop;
         }
         let mut spinning = false;

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub mem: GuestMemory,
     /// Transactional memory: every vCPU's transaction.
     pub tm: RefCell<tm::TmEngine>,
+    /// Registers of each vCPU when a run pauses.
+    pub snapshots: RefCell<Vec<Option<VcpuSnapshot>>>,
     /// Direct-mapped cache: RIP -> whether the instruction there is atomic (LOCK/XCHG).
     atomic_cache: Box<[Cell<(u64, bool)>]>,
 }
@@ -113,6 +115,8 @@ pub struct RunOutcome {
     /// The strategy picked a vCPU that could not run at this step (replay divergence or
     /// the end of a recorded schedule).
     pub bad_pick: Option<(weft_trace::Step, VcpuId)>,
+    /// The run paused at `RunConfig::pause_at`.
+    pub paused: Option<Paused>,
 }
 
 /// How a run reports while it goes.
@@ -122,6 +126,25 @@ pub struct RunConfig {
     pub echo_console: bool,
     /// Called every 2^20 steps with the step count.
     pub progress: Option<ProgressFn>,
+    /// Stop just before this step, with no verdict, and report where every vCPU is.
+    pub pause_at: Option<u64>,
+}
+
+/// One vCPU's registers where a run paused (`RunConfig::pause_at`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VcpuSnapshot {
+    pub rip: u64,
+    /// As `CrashInfo::regs`: rax rbx rcx rdx rsi rdi rbp rsp r8..r15 rflags.
+    pub regs: [u64; 17],
+}
+
+/// Where a paused run stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paused {
+    /// The step that was about to be decided.
+    pub step: u64,
+    /// Per vCPU: its registers, or `None` if it had not started or had ended.
+    pub vcpus: Vec<Option<VcpuSnapshot>>,
 }
 
 /// A loaded guest, ready to run once.
@@ -164,17 +187,19 @@ impl Machine {
         for s in self.image.segments.iter().filter(|s| s.executable) {
             sites.extend(isa::find_sites(&s.data, s.addr));
         }
-        let ctl = Controller::new(
+        let mut ctl = Controller::new(
             self.opts.clone(),
             strategy,
             sink,
             config.echo_console,
             config.progress,
         );
+        ctl.pause_at = config.pause_at;
         let shared = Rc::new(Shared {
             ctl: RefCell::new(ctl),
             mem,
             tm: RefCell::new(tm::TmEngine::new(&self.opts.tm, self.opts.vcpus)),
+            snapshots: RefCell::new(vec![None; self.opts.vcpus as usize]),
             atomic_cache: (0..ATOMIC_CACHE).map(|_| Cell::new((0, false))).collect(),
         });
         let mut coros: Vec<VcpuCoroutine> = Vec::with_capacity(self.opts.vcpus as usize);
@@ -185,6 +210,7 @@ impl Machine {
         }
         schedule(&shared, &mut coros);
         let (verdict, stats) = shared.ctl.borrow_mut().end_run();
+        let steps = stats.steps;
         let ctl = shared.ctl.borrow();
         Ok(RunOutcome {
             verdict: if ctl.sink_error.is_some() || ctl.bad_pick.is_some() {
@@ -195,6 +221,10 @@ impl Machine {
             stats,
             sink_error: ctl.sink_error.clone(),
             bad_pick: ctl.bad_pick,
+            paused: ctl.paused.then(|| Paused {
+                step: steps,
+                vcpus: shared.snapshots.borrow().clone(),
+            }),
         })
     }
 }

@@ -133,12 +133,26 @@ impl VcpuData {
     }
 
     fn stop(&self, uc: *mut uc_engine, cause: StopCause) -> bool {
+        if matches!(cause, StopCause::Stop) && self.shared.ctl.borrow().paused {
+            self.snapshot(uc);
+        }
         let mut c = self.cause.borrow_mut();
         if c.is_none() {
             *c = Some(cause);
         }
         ffi::emu_stop(uc);
         false
+    }
+
+    /// Note this vCPU's registers for a paused run's report.
+    fn snapshot(&self, uc: *mut uc_engine) {
+        let mut regs = [0u64; 17];
+        for (r, reg) in regs.iter_mut().zip(CRASH_REGS) {
+            *r = ffi::reg_read(uc, reg);
+        }
+        let rip = ffi::reg_read(uc, RegisterX86::RIP);
+        self.shared.snapshots.borrow_mut()[self.id.0 as usize] =
+            Some(super::VcpuSnapshot { rip, regs });
     }
 
     /// End the run with a guest crash at the current instruction.
