@@ -268,8 +268,11 @@ struct JsonEvent<'a> {
     insn: Option<String>,
 }
 
-/// Step ranges to list and steps to mark, from --from/--to, --goto or --race.
-fn windows(a: &InspectArgs) -> Result<(Vec<(u64, u64)>, Vec<u64>)> {
+/// Inclusive step ranges to list, and the steps to mark.
+type Windows = (Vec<(u64, u64)>, Vec<u64>);
+
+/// What to list, from --from/--to, --goto or --race.
+fn windows(a: &InspectArgs) -> Result<Windows> {
     const AROUND: u64 = 8;
     if let Some(s) = a.goto {
         return Ok((vec![(s.saturating_sub(AROUND), s + AROUND)], vec![s]));
