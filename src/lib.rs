@@ -9,6 +9,7 @@
 
 pub mod codemap;
 pub mod debuginfo;
+pub mod explore;
 pub mod machine;
 pub mod races;
 pub mod session;

@@ -5,11 +5,11 @@ use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
 
-use weft_recorder::StrategySpec;
+use weft_recorder::{Strategy, StrategySpec};
 use weft_replayer::{Checker, Divergence, ScheduleReplay, END_OF_SCHEDULE};
 use weft_trace::{
-    Event, GuestImage, MachineOptions, NullSink, Step, TraceError, TraceHeader, TraceReader,
-    TraceWriter, Verdict,
+    Event, EventSink, GuestImage, MachineOptions, NullSink, SinkError, Step, TraceError,
+    TraceHeader, TraceReader, TraceWriter, VcpuId, Verdict,
 };
 
 use crate::machine::{Machine, MachineError, Paused, RunConfig, RunOutcome};
@@ -51,16 +51,28 @@ pub fn record(
     out: &Path,
     config: RunConfig,
 ) -> Result<Recorded, SessionError> {
+    record_with(guest_name, elf, options, strategy.build(), out, config)
+}
+
+/// Record under any strategy (e.g. a minimized schedule); its `spec()` goes in the header.
+pub fn record_with(
+    guest_name: &str,
+    elf: &[u8],
+    options: &MachineOptions,
+    strategy: Box<dyn Strategy>,
+    out: &Path,
+    config: RunConfig,
+) -> Result<Recorded, SessionError> {
     let machine = Machine::new(elf, options).map_err(guest_error(guest_name))?;
     let header = TraceHeader {
         weft_version: env!("CARGO_PKG_VERSION").to_string(),
         guest: GuestImage::new(guest_name, elf.to_vec()),
         options: options.clone(),
-        strategy: strategy.to_string(),
+        strategy: strategy.spec(),
     };
     let writer = Rc::new(RefCell::new(TraceWriter::create(out, &header)?));
     let outcome = machine
-        .run(strategy.build(), writer.clone(), config)
+        .run(strategy, writer.clone(), config)
         .map_err(guest_error(guest_name))?;
     let writer = Rc::try_unwrap(writer)
         .map_err(|_| SessionError::Other("internal: trace writer still shared".into()))?
@@ -77,6 +89,41 @@ pub fn record(
         events: summary.events,
         bytes: summary.bytes,
     })
+}
+
+/// The schedule of a run and when vCPUs ended: all a search needs to know of it.
+#[derive(Debug, Default)]
+pub struct ScheduleSink {
+    /// Run-length schedule: (vCPU, points), as in the trace's `Run` events.
+    pub runs: Vec<(VcpuId, u64)>,
+}
+
+impl EventSink for ScheduleSink {
+    fn event(&mut self, event: &Event) -> Result<(), SinkError> {
+        if let Event::Run { vcpu, points } = event {
+            self.runs.push((*vcpu, *points));
+        }
+        Ok(())
+    }
+    fn wants_accesses(&self) -> bool {
+        false
+    }
+}
+
+/// Run under any strategy without a trace, keeping the schedule.
+pub fn run_schedule(
+    guest_name: &str,
+    elf: &[u8],
+    options: &MachineOptions,
+    strategy: Box<dyn Strategy>,
+) -> Result<(RunOutcome, Vec<(VcpuId, u64)>), SessionError> {
+    let machine = Machine::new(elf, options).map_err(guest_error(guest_name))?;
+    let sink = Rc::new(RefCell::new(ScheduleSink::default()));
+    let outcome = machine
+        .run(strategy, sink.clone(), RunConfig::default())
+        .map_err(guest_error(guest_name))?;
+    let runs = std::mem::take(&mut sink.borrow_mut().runs);
+    Ok((outcome, runs))
 }
 
 /// Run `elf` with no trace at all: the fastest mode.

@@ -89,12 +89,14 @@ pub trait Strategy {
     fn pick(&mut self, point: &Point) -> VcpuId;
 }
 
+mod guided;
 mod pct;
 mod random;
 mod rng;
 mod round_robin;
 mod spec;
 
+pub use guided::Guided;
 pub use pct::Pct;
 pub use random::Random;
 pub use rng::Rng;

@@ -5,7 +5,9 @@
 //! `weft record` (round-robin and random), `weft replay`, plus trace bytes per million
 //! instructions, and the ratios that matter, all measured in one run on one machine.
 //! Then `weft races`' analysis speed and memory on a synthetic trace of ten million accesses.
-//! Usage: weft-bench [VCPUS (default 4)] | weft-bench races
+//! Then `weft explore`: schedules per second, and schedules needed to find each buggy
+//! example's bug per strategy.
+//! Usage: weft-bench [VCPUS (default 4)] | weft-bench races | weft-bench explore
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -72,9 +74,10 @@ fn mips(instructions: u64, secs: f64) -> f64 {
 }
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("races") {
-        race_analysis();
-        return;
+    match std::env::args().nth(1).as_deref() {
+        Some("races") => return race_analysis(),
+        Some("explore") => return exploration(),
+        _ => {}
     }
     let vcpus: u32 = std::env::args()
         .nth(1)
@@ -163,6 +166,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 
     race_analysis();
+    exploration();
 
     let (threads, coroutines) = switch_costs(200_000);
     println!();
@@ -347,4 +351,129 @@ fn race_analysis() {
         rss_after as f64 / 1024.0
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `weft explore` speed on the racy counter (1 job and all cores), and bug-finding power:
+/// schedules each strategy needs to find each buggy example's bug (median of 9 searches
+/// with disjoint seed ranges).
+fn exploration() {
+    use weft::explore::{explore, ExploreConfig};
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = MachineOptions::default();
+    let cfg = |strategy: StrategySpec, schedules, seed_start, jobs| ExploreConfig {
+        strategy,
+        schedules,
+        seed_start,
+        jobs,
+        shard: (0, 1),
+        all_failures: true,
+        time_limit: None,
+    };
+    let (_, _, racy) = weft::examples::find("racy_counter").expect("built in");
+    let probe = session::run(
+        "racy_counter",
+        racy,
+        &opts,
+        &StrategySpec::RoundRobin { quantum: 1000 },
+        RunConfig::default(),
+    )
+    .expect("run");
+    println!();
+    println!(
+        "weft explore, racy_counter (2 vCPUs, {} scheduling points per schedule):",
+        probe.stats.steps
+    );
+    for jobs in [1, cores] {
+        let r = explore(
+            "racy_counter",
+            racy,
+            &opts,
+            &cfg(StrategySpec::Random { seed: 0 }, 400, 0, jobs),
+            |_, _| {},
+        )
+        .expect("explore");
+        let rate = r.ran as f64 / r.elapsed.as_secs_f64();
+        println!(
+            "  {jobs} job(s): {} schedules in {:.2} s = {rate:.0} schedules/s ({:.0} per core)",
+            r.ran,
+            r.elapsed.as_secs_f64(),
+            rate / jobs as f64
+        );
+    }
+    println!(
+        "schedules to the first failure (median of 9 searches, disjoint seeds; - = none in 300):"
+    );
+    let strategies = [
+        ("random", StrategySpec::Random { seed: 0 }),
+        (
+            "pct d=2",
+            StrategySpec::Pct {
+                seed: 0,
+                depth: 2,
+                steps: 0,
+            },
+        ),
+        (
+            "pct d=3",
+            StrategySpec::Pct {
+                seed: 0,
+                depth: 3,
+                steps: 0,
+            },
+        ),
+    ];
+    print!("  {:<22}", "example");
+    for (n, _) in &strategies {
+        print!(" {n:>9}");
+    }
+    println!();
+    for name in [
+        "racy_counter",
+        "message_passing",
+        "deadlock",
+        "tm_elided_lock_buggy",
+    ] {
+        let (_, _, elf) = weft::examples::find(name).expect("built in");
+        let mut o = opts.clone();
+        if name == "deadlock" {
+            o.deadlock_window = 20_000;
+        }
+        // PCT's change points are spread over the guest's length, measured once.
+        let len = session::run(
+            name,
+            elf,
+            &o,
+            &StrategySpec::RoundRobin { quantum: 1 },
+            RunConfig::default(),
+        )
+        .expect("run")
+        .stats
+        .steps
+        .max(1);
+        print!("  {name:<22}");
+        for (_, base) in &strategies {
+            let base = match base.clone() {
+                StrategySpec::Pct { seed, depth, .. } => StrategySpec::Pct {
+                    seed,
+                    depth,
+                    steps: len,
+                },
+                s => s,
+            };
+            let mut needed: Vec<u64> = (0..9u64)
+                .map(|k| {
+                    let mut c = cfg(base.clone(), 300, k * 10_000, cores);
+                    c.all_failures = false;
+                    let r = explore(name, elf, &o, &c, |_, _| {}).expect("explore");
+                    r.failures.first().map_or(u64::MAX, |f| f.index + 1)
+                })
+                .collect();
+            needed.sort_unstable();
+            match needed[4] {
+                u64::MAX => print!(" {:>9}", "-"),
+                n => print!(" {n:>9}"),
+            }
+        }
+        println!();
+    }
 }

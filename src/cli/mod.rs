@@ -3,6 +3,7 @@
 
 mod demo;
 mod examples;
+mod explore;
 mod inspect;
 mod races;
 mod record;
@@ -47,6 +48,9 @@ enum Command {
     Run(record::RunArgs),
     /// Re-execute a trace under its recorded schedule and check every event
     Replay(replay::ReplayArgs),
+    /// Search schedules (random or PCT, in parallel) until the guest fails; save the failure
+    /// and a minimized trace with the fewest preemptions found
+    Explore(explore::ExploreArgs),
     /// Summarise a trace, or list its events
     Inspect(inspect::InspectArgs),
     /// List the data races (and with --all every conflict) of a trace, with source lines
@@ -64,6 +68,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Record(a) => record::record(a),
         Command::Run(a) => record::run(a),
         Command::Replay(a) => replay::replay(a),
+        Command::Explore(a) => explore::explore(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Races(a) => races::races(a),
         Command::Tm(a) => tm::tm(a),

@@ -62,6 +62,10 @@ pub(crate) struct Controller {
     run_vcpu: Option<VcpuId>,
     run_len: u64,
     switches: u64,
+    preemptions: u64,
+    /// `Run` events emitted so far, and the indices of those that ended in a preemption.
+    runs: u64,
+    preempted_runs: Vec<u64>,
     vcpus: Vec<VcpuState>,
     last_progress: u64,
     verdict: Option<Verdict>,
@@ -86,6 +90,10 @@ pub struct RunStats {
     pub points: Vec<u64>,
     /// Times the token moved from one vCPU to another.
     pub switches: u64,
+    /// Switches away from a vCPU that could have gone on (not ended, not spinning).
+    pub preemptions: u64,
+    /// Indices (among the run's `Run` events) of the runs that ended in a preemption.
+    pub preempted_runs: Vec<u64>,
 }
 
 impl Controller {
@@ -111,6 +119,9 @@ impl Controller {
             run_vcpu: None,
             run_len: 0,
             switches: 0,
+            preemptions: 0,
+            runs: 0,
+            preempted_runs: Vec::new(),
             last_progress: 0,
             verdict: None,
             stopping: false,
@@ -180,10 +191,15 @@ impl Controller {
         }
         self.next_step += 1;
         self.vcpus[pick.0 as usize].points += 1;
+        let preempted = current.is_some_and(|c| c != pick) && !spinning;
         if self.run_vcpu == Some(pick) {
             self.run_len += 1;
         } else {
             self.flush_run();
+            if preempted {
+                self.preemptions += 1;
+                self.preempted_runs.push(self.runs.saturating_sub(1));
+            }
             if self.run_vcpu.is_some() {
                 self.switches += 1;
             }
@@ -329,6 +345,7 @@ impl Controller {
             if self.run_len > 0 {
                 let points = self.run_len;
                 self.run_len = 0;
+                self.runs += 1;
                 self.emit(&Event::Run { vcpu: v, points });
             }
         }
@@ -354,6 +371,8 @@ impl Controller {
             steps: self.next_step,
             points: self.vcpus.iter().map(|v| v.points).collect(),
             switches: self.switches,
+            preemptions: self.preemptions,
+            preempted_runs: std::mem::take(&mut self.preempted_runs),
         };
         (self.verdict.clone(), stats)
     }

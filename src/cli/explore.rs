@@ -1,0 +1,256 @@
+//! `weft explore`: search schedules until the guest fails, save the failure as a trace and
+//! a minimized trace with the fewest preemptions found.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::Serialize;
+use weft::explore::{self, ExploreConfig};
+use weft::session;
+use weft_recorder::{Guided, StrategySpec, DEFAULT_PCT_STEPS};
+
+use super::{check_output, read_guest, verdict_line, MachineArgs, EXIT_FAILURE, EXIT_PASS};
+
+#[derive(Args, Debug)]
+pub struct ExploreArgs {
+    /// The guest: a static ELF64 x86-64 executable for the weft board
+    guest: PathBuf,
+    #[command(flatten)]
+    machine: MachineArgs,
+    /// Schedules to try (indices 0..N; schedule i uses seed --seed + i)
+    #[arg(long, default_value_t = 1000)]
+    schedules: u64,
+    /// Host threads (default: all cores). The result does not depend on it.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only part I of N of the search (1-based), e.g. from a Slurm array or a
+    /// Kubernetes indexed Job; the N parts are disjoint and cover the whole search
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+    /// Keep searching after the first failure and save every distinct one
+    #[arg(long)]
+    all_failures: bool,
+    /// Stop after this many seconds
+    #[arg(long, value_name = "SECONDS")]
+    time: Option<f64>,
+    /// Directory for the failure traces (default: the current directory)
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+    /// Do not minimize the failing schedule
+    #[arg(long)]
+    no_minimize: bool,
+    /// A JSON summary on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+/// `I/N` with 1 <= I <= N.
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("`{s}` is not a shard: use I/N with 1 <= I <= N, e.g. 2/8");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if i == 0 || n == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i - 1, n))
+}
+
+#[derive(Serialize)]
+struct JsonFailure {
+    index: u64,
+    strategy: String,
+    key: String,
+    verdict: String,
+    count: u64,
+    trace: String,
+    minimized_trace: Option<String>,
+    preemptions: Option<usize>,
+    original_preemptions: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct JsonSummary {
+    guest: String,
+    strategy: String,
+    schedules: u64,
+    shard: Option<String>,
+    tried: u64,
+    seconds: f64,
+    schedules_per_second: f64,
+    timed_out: bool,
+    failures: Vec<JsonFailure>,
+}
+
+pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
+    let elf = read_guest(&a.guest)?;
+    let name = a.guest.display().to_string();
+    let opts = a.machine.options();
+    let strategy = match a.machine.strategy() {
+        StrategySpec::RoundRobin { .. } => StrategySpec::Random { seed: 0 },
+        // PCT spreads its d-1 priority change points over `steps`: left at the default, fit
+        // it to this guest's length, measured once (round-robin).
+        StrategySpec::Pct { seed, depth, steps } if steps == DEFAULT_PCT_STEPS => {
+            let rr = StrategySpec::RoundRobin { quantum: 1 };
+            let out = session::run(&name, &elf, &opts, &rr, Default::default())?;
+            StrategySpec::Pct {
+                seed,
+                depth,
+                steps: out.stats.steps.max(1),
+            }
+        }
+        s => s,
+    };
+    if !a.out.is_dir() {
+        bail!("{}: not a directory (--out)", a.out.display());
+    }
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let cfg = ExploreConfig {
+        strategy: strategy.clone(),
+        schedules: a.schedules,
+        seed_start: a.machine.seed.or(strategy.seed()).unwrap_or(0),
+        jobs,
+        shard: a.shard.unwrap_or((0, 1)),
+        all_failures: a.all_failures,
+        time_limit: a.time.map(Duration::from_secs_f64),
+    };
+    let tty = std::io::stderr().is_terminal() && !a.json;
+    let start = Instant::now();
+    let found = explore::explore(&name, &elf, &opts, &cfg, |tried, failures| {
+        if tty {
+            eprint!(
+                "\r\x1b[2K[weft explore] {tried} schedules, {failures} failure(s), {:.0}/s",
+                tried as f64 / start.elapsed().as_secs_f64().max(1e-9)
+            );
+        }
+    })?;
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    let secs = found.elapsed.as_secs_f64();
+    let rate = found.ran as f64 / secs.max(1e-9);
+    let stem = a
+        .guest
+        .file_stem()
+        .map_or("guest".into(), |s| s.to_string_lossy().into_owned());
+    let shard_label = a.shard.map(|(i, n)| format!("{}/{n}", i + 1));
+    let mut json = Vec::new();
+    if !a.json {
+        eprintln!(
+            "explored {} schedule(s) of {} ({strategy}, seeds from {}{}) in {secs:.1} s ({rate:.0}/s, {jobs} job(s)){}",
+            found.tried,
+            name,
+            cfg.seed_start,
+            shard_label.as_ref().map(|s| format!(", shard {s}")).unwrap_or_default(),
+            if found.timed_out { "; stopped by --time" } else { "" }
+        );
+    }
+    for (k, f) in found.failures.iter().enumerate() {
+        let suffix = if found.failures.len() > 1 {
+            format!("-{}", k + 1)
+        } else {
+            String::new()
+        };
+        let trace = a.out.join(format!("{stem}-fail{suffix}.weft"));
+        save(&trace, || {
+            session::record(&name, &elf, &opts, &f.strategy, &trace, Default::default())
+        })?;
+        let mut entry = JsonFailure {
+            index: f.index,
+            strategy: f.strategy.to_string(),
+            key: f.key.clone(),
+            verdict: f.verdict.to_string(),
+            count: f.count,
+            trace: trace.display().to_string(),
+            minimized_trace: None,
+            preemptions: None,
+            original_preemptions: None,
+        };
+        if !a.json {
+            eprintln!(
+                "failure: schedule {} ({}) {}",
+                f.index,
+                f.strategy,
+                verdict_line(&f.verdict)
+            );
+            if f.count > 1 {
+                eprintln!("  {} schedules failed this way", f.count);
+            }
+            eprintln!("  trace: {}", trace.display());
+        }
+        if !a.no_minimize {
+            let m = explore::minimize(&name, &elf, &opts, &f.strategy, &f.key)?;
+            let min = a.out.join(format!("{stem}-fail{suffix}-min.weft"));
+            let label = format!("minimized from {}", f.strategy);
+            save(&min, || {
+                session::record_with(
+                    &name,
+                    &elf,
+                    &opts,
+                    Box::new(Guided::new(m.schedule.clone(), label.clone())),
+                    &min,
+                    Default::default(),
+                )
+            })?;
+            if !a.json {
+                eprintln!(
+                    "  minimized: {} preemption(s) (from {}; {} candidate runs): {}",
+                    m.preemptions,
+                    m.original_preemptions,
+                    m.attempts,
+                    min.display()
+                );
+            }
+            entry.minimized_trace = Some(min.display().to_string());
+            entry.preemptions = Some(m.preemptions);
+            entry.original_preemptions = Some(m.original_preemptions);
+        }
+        json.push(entry);
+    }
+    if found.failures.is_empty() && !a.json {
+        eprintln!("no failure found");
+    }
+    if a.json {
+        let summary = JsonSummary {
+            guest: name,
+            strategy: strategy.to_string(),
+            schedules: a.schedules,
+            shard: shard_label,
+            tried: found.tried,
+            seconds: secs,
+            schedules_per_second: rate,
+            timed_out: found.timed_out,
+            failures: json,
+        };
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(ExitCode::from(if found.failures.is_empty() {
+        EXIT_PASS
+    } else {
+        EXIT_FAILURE
+    }))
+}
+
+/// Write a trace, replacing an older one of the same name from an earlier search.
+fn save(
+    path: &Path,
+    rec: impl FnOnce() -> Result<session::Recorded, session::SessionError>,
+) -> Result<()> {
+    check_output(path)?;
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    rec()?;
+    Ok(())
+}

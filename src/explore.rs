@@ -1,0 +1,267 @@
+//! `weft explore`: run many schedules of a guest until one fails, then hand back a minimal
+//! failing schedule.
+//!
+//! Schedule `i` of a search is the base strategy with seed `seed_start + i`, so a search is a
+//! range of indices. Indices are examined in batches, in parallel (rayon), and a batch's
+//! results are read in index order: the first failure is the lowest failing index whatever
+//! the number of jobs. `--shard I/N` keeps the indices `i` with `i % N == I - 1`, so shards
+//! are disjoint and together cover the unsharded search.
+//!
+//! Minimization looks for a schedule with fewer preemptions (switches away from a vCPU that
+//! could have gone on: the controller counts them) that fails the same way (same verdict class at the same place): first
+//! the shortest prefix of the failing schedule that, run on without preemption, still
+//! fails; then single runs dropped one at a time.
+
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use weft_recorder::{Guided, StrategySpec};
+use weft_trace::{MachineOptions, VcpuId, Verdict};
+
+use crate::session::{self, SessionError};
+
+/// A run-length schedule: (vCPU, points).
+pub type Schedule = Vec<(VcpuId, u64)>;
+
+/// What to search.
+#[derive(Clone, Debug)]
+pub struct ExploreConfig {
+    /// The base strategy: random or PCT; each schedule gets its own seed.
+    pub strategy: StrategySpec,
+    /// Schedule indices 0..schedules (before sharding).
+    pub schedules: u64,
+    pub seed_start: u64,
+    /// Host threads.
+    pub jobs: usize,
+    /// (I, N): only indices with i % N == I (0-based here).
+    pub shard: (u64, u64),
+    /// Keep going after the first failure, collecting every distinct one.
+    pub all_failures: bool,
+    /// Stop after this long (checked between batches).
+    pub time_limit: Option<Duration>,
+}
+
+/// One distinct failure.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub index: u64,
+    pub strategy: StrategySpec,
+    pub verdict: Verdict,
+    /// What makes two failures the same: verdict class and location.
+    pub key: String,
+    /// How many schedules failed this way.
+    pub count: u64,
+}
+
+/// What a search found.
+#[derive(Debug)]
+pub struct Explored {
+    /// Schedules examined, in index order, up to the answer.
+    pub tried: u64,
+    /// Schedules actually run (a batch runs whole, so a few past the first failure).
+    pub ran: u64,
+    /// Distinct failures, by lowest index.
+    pub failures: Vec<Failure>,
+    pub elapsed: Duration,
+    /// The search stopped because of `time_limit`.
+    pub timed_out: bool,
+}
+
+/// "Fails the same way": verdict class and where.
+pub fn failure_key(v: &Verdict) -> String {
+    match v {
+        Verdict::Pass => "pass".into(),
+        Verdict::ExitStatus { status, .. } => format!("exit status {status}"),
+        Verdict::Assertion { rip, .. } => format!("assertion at {rip:#x}"),
+        Verdict::Crash(c) => format!("crash at {:#x}: {}", c.rip, c.what),
+        Verdict::Deadlock { .. } => "deadlock".into(),
+        Verdict::Budget { .. } => "budget".into(),
+    }
+}
+
+/// The indices of `cfg`'s shard, in order.
+pub fn shard_indices(cfg: &ExploreConfig) -> impl Iterator<Item = u64> + '_ {
+    let (i, n) = cfg.shard;
+    (i..cfg.schedules).step_by(n.max(1) as usize)
+}
+
+/// Run the search. `progress(tried, failures)` is called after every batch.
+pub fn explore(
+    name: &str,
+    elf: &[u8],
+    opts: &MachineOptions,
+    cfg: &ExploreConfig,
+    mut progress: impl FnMut(u64, usize),
+) -> Result<Explored, SessionError> {
+    let start = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cfg.jobs.max(1))
+        .build()
+        .map_err(|e| SessionError::Other(format!("cannot start {} threads: {e}", cfg.jobs)))?;
+    let batch = cfg.jobs.max(1) * 8;
+    let mut indices = shard_indices(cfg).peekable();
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut tried = 0;
+    let mut ran = 0;
+    let mut timed_out = false;
+    while indices.peek().is_some() {
+        let chunk: Vec<u64> = indices.by_ref().take(batch).collect();
+        type Ran = Result<(u64, StrategySpec, Option<Verdict>), SessionError>;
+        let results: Vec<Ran> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map(|&i| {
+                    let spec = cfg.strategy.clone().with_seed(cfg.seed_start + i);
+                    let out = session::run(name, elf, opts, &spec, Default::default())?;
+                    Ok((i, spec, out.verdict))
+                })
+                .collect()
+        });
+        ran += results.len() as u64;
+        for r in results {
+            let (i, spec, verdict) = r?;
+            tried += 1;
+            let Some(v) = verdict.filter(|v| !v.is_pass()) else {
+                continue;
+            };
+            let key = failure_key(&v);
+            match failures.iter_mut().find(|f| f.key == key) {
+                Some(f) => f.count += 1,
+                None => failures.push(Failure {
+                    index: i,
+                    strategy: spec,
+                    verdict: v,
+                    key,
+                    count: 1,
+                }),
+            }
+            if !cfg.all_failures {
+                break;
+            }
+        }
+        progress(tried, failures.len());
+        if !failures.is_empty() && !cfg.all_failures {
+            break;
+        }
+        if cfg.time_limit.is_some_and(|t| start.elapsed() >= t) {
+            timed_out = indices.peek().is_some();
+            break;
+        }
+    }
+    Ok(Explored {
+        tried,
+        ran,
+        failures,
+        elapsed: start.elapsed(),
+        timed_out,
+    })
+}
+
+/// A minimized failing schedule.
+#[derive(Debug)]
+pub struct Minimized {
+    pub schedule: Schedule,
+    pub preemptions: usize,
+    pub original_preemptions: usize,
+    /// Candidate schedules run.
+    pub attempts: usize,
+}
+
+/// Most candidate runs minimization tries, and how long it may take.
+const MAX_ATTEMPTS: usize = 500;
+const MAX_TIME: Duration = Duration::from_secs(20);
+
+/// Find a schedule with as few preemptions as possible (switches away from a vCPU that
+/// could have gone on: not at its end, not spinning) that fails like `failing` (the
+/// strategy of a failure found by [`explore`]).
+pub fn minimize(
+    name: &str,
+    elf: &[u8],
+    opts: &MachineOptions,
+    failing: &StrategySpec,
+    key: &str,
+) -> Result<Minimized, SessionError> {
+    let start = Instant::now();
+    let (out, mut best) = session::run_schedule(name, elf, opts, failing.build())?;
+    if out.verdict.as_ref().map(failure_key).as_deref() != Some(key) {
+        return Err(SessionError::Other(format!(
+            "schedule {failing} no longer fails with {key}"
+        )));
+    }
+    let original = out.stats.preemptions as usize;
+    let mut best_p = original;
+    let mut cuts = out.stats.preempted_runs.clone();
+    let attempts = std::cell::Cell::new(0usize);
+    let spent = || attempts.get() >= MAX_ATTEMPTS || start.elapsed() >= MAX_TIME;
+    // A candidate that fails the same way: its actual schedule, preemptions, and the runs
+    // that ended in one.
+    type Found = (Schedule, usize, Vec<u64>);
+    let try_it = |cand: Schedule| -> Result<Option<Found>, SessionError> {
+        attempts.set(attempts.get() + 1);
+        let (o, s) = session::run_schedule(name, elf, opts, Box::new(Guided::new(cand, "")))?;
+        let same = o.verdict.as_ref().map(failure_key).as_deref() == Some(key);
+        Ok(same.then_some((s, o.stats.preemptions as usize, o.stats.preempted_runs)))
+    };
+    // Phase 1: the shortest prefix that still fails when the rest runs without preemption.
+    for k in 0..best.len() {
+        if spent() || best_p == 0 {
+            break;
+        }
+        if let Some((s, p, c)) = try_it(best[..k].to_vec())? {
+            if p < best_p {
+                (best, best_p, cuts) = (s, p, c);
+                break;
+            }
+        }
+    }
+    // Phase 2: undo single preemptions (drop the run that followed one) while that still
+    // fails; restart after each success.
+    'outer: loop {
+        for &j in &cuts {
+            if spent() || best_p == 0 {
+                break 'outer;
+            }
+            let mut cand = best.clone();
+            if (j as usize + 1) < cand.len() {
+                cand.remove(j as usize + 1);
+            }
+            if let Some((s, p, c)) = try_it(cand)? {
+                if p < best_p {
+                    (best, best_p, cuts) = (s, p, c);
+                    continue 'outer;
+                }
+            }
+        }
+        break;
+    }
+    Ok(Minimized {
+        preemptions: best_p,
+        schedule: best,
+        original_preemptions: original,
+        attempts: attempts.get(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_disjoint_and_cover_the_search() {
+        let cfg = |shard| ExploreConfig {
+            strategy: StrategySpec::Random { seed: 0 },
+            schedules: 10,
+            seed_start: 0,
+            jobs: 1,
+            shard,
+            all_failures: false,
+            time_limit: None,
+        };
+        let a: Vec<u64> = shard_indices(&cfg((0, 2))).collect();
+        let b: Vec<u64> = shard_indices(&cfg((1, 2))).collect();
+        assert_eq!(a, vec![0, 2, 4, 6, 8]);
+        assert_eq!(b, vec![1, 3, 5, 7, 9]);
+        let all: Vec<u64> = shard_indices(&cfg((0, 1))).collect();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+}
