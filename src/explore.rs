@@ -79,6 +79,16 @@ pub fn failure_key(v: &Verdict) -> String {
     }
 }
 
+/// The machine options of one schedule: TM fault injection drawn from its seed, so that
+/// injected aborts differ between schedules and each failure replays exactly.
+pub fn options_for(opts: &MachineOptions, strategy: &StrategySpec) -> MachineOptions {
+    let mut o = opts.clone();
+    if let Some(seed) = strategy.seed() {
+        o.tm.abort_seed = seed;
+    }
+    o
+}
+
 /// The indices of `cfg`'s shard, in order.
 pub fn shard_indices(cfg: &ExploreConfig) -> impl Iterator<Item = u64> + '_ {
     let (i, n) = cfg.shard;

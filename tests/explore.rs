@@ -165,3 +165,26 @@ fn bad_explore_options_are_usage_errors() {
         assert!(err.lines().count() <= 3, "{err}");
     }
 }
+
+#[test]
+fn injected_aborts_vary_per_schedule_and_failures_still_replay() {
+    let dir = scratch();
+    let (code, r) = explore(
+        "tm_elided_lock",
+        dir.path(),
+        &["--schedules", "24", "--tm-abort-rate", "30%", "--no-minimize"],
+    );
+    assert_eq!(code, 0, "{r}");
+    let (code, r) = explore(
+        "tm_elided_lock_buggy",
+        dir.path(),
+        &["--schedules", "100", "--tm-abort-rate", "30%", "--seed", "40"],
+    );
+    assert_eq!(code, 1, "{r}");
+    let f = &failures(&r)[0];
+    for key in ["trace", "minimized_trace"] {
+        let (code, _, err) = text(&weft(["replay", f[key].as_str().unwrap(), "--quiet"]));
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("reproduced"), "{err}");
+    }
+}

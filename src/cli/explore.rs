@@ -163,8 +163,9 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             String::new()
         };
         let trace = a.out.join(format!("{stem}-fail{suffix}.weft"));
+        let fopts = explore::options_for(&opts, &f.strategy);
         save(&trace, || {
-            session::record(&name, &elf, &opts, &f.strategy, &trace, Default::default())
+            session::record(&name, &elf, &fopts, &f.strategy, &trace, Default::default())
         })?;
         let mut entry = JsonFailure {
             index: f.index,
@@ -190,14 +191,14 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             eprintln!("  trace: {}", trace.display());
         }
         if !a.no_minimize {
-            let m = explore::minimize(&name, &elf, &opts, &f.strategy, &f.key)?;
+            let m = explore::minimize(&name, &elf, &fopts, &f.strategy, &f.key)?;
             let min = a.out.join(format!("{stem}-fail{suffix}-min.weft"));
             let label = format!("minimized from {}", f.strategy);
             save(&min, || {
                 session::record_with(
                     &name,
                     &elf,
-                    &opts,
+                    &fopts,
                     Box::new(Guided::new(m.schedule.clone(), label.clone())),
                     &min,
                     Default::default(),
