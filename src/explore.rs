@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use weft_recorder::{Guided, StrategySpec};
+use weft_recorder::{DfsTree, Guided, Strategy, StrategySpec};
 use weft_trace::{MachineOptions, VcpuId, Verdict};
 
 use crate::session::{self, SessionError};
@@ -45,7 +45,9 @@ pub struct ExploreConfig {
 #[derive(Clone, Debug)]
 pub struct Failure {
     pub index: u64,
+    /// The seeded strategy that failed (random, PCT), or for DFS the schedule itself.
     pub strategy: StrategySpec,
+    pub schedule: Option<Schedule>,
     pub verdict: Verdict,
     /// What makes two failures the same: verdict class and location.
     pub key: String,
@@ -140,6 +142,7 @@ pub fn explore(
                 None => failures.push(Failure {
                     index: i,
                     strategy: spec,
+                    schedule: None,
                     verdict: v,
                     key,
                     count: 1,
@@ -167,6 +170,87 @@ pub fn explore(
     })
 }
 
+impl Failure {
+    /// A strategy that reproduces the failing run.
+    pub fn replay(&self) -> Box<dyn Strategy> {
+        match &self.schedule {
+            Some(s) => Box::new(Guided::new(s.clone(), self.label())),
+            None => self.strategy.build(),
+        }
+    }
+
+    /// How to name the failing schedule: its strategy, or `dfs:bound=C #i`.
+    pub fn label(&self) -> String {
+        match &self.schedule {
+            Some(_) => format!("{} schedule #{}", self.strategy, self.index),
+            None => self.strategy.to_string(),
+        }
+    }
+}
+
+/// Preemption-bounded DFS: every schedule with at most `bound` preemptions, in DFS order,
+/// until the first failure (or all of them with `all_failures`), at most `cfg.schedules`
+/// schedules (`cfg`'s strategy, seeds, jobs and shard do not apply: the search is
+/// sequential). Also returns whether the search covered every schedule within the bound.
+pub fn explore_dfs(
+    name: &str,
+    elf: &[u8],
+    opts: &MachineOptions,
+    bound: u32,
+    cfg: &ExploreConfig,
+    mut progress: impl FnMut(u64, usize),
+) -> Result<(Explored, bool), SessionError> {
+    let (max, all_failures, time_limit) = (cfg.schedules, cfg.all_failures, cfg.time_limit);
+    let start = Instant::now();
+    let tree = DfsTree::new(bound);
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut tried = 0;
+    let mut complete = false;
+    let mut timed_out = false;
+    while tried < max {
+        let run = DfsTree::next_run(&tree);
+        let (out, schedule) = session::run_schedule(name, elf, opts, Box::new(run))?;
+        tried += 1;
+        if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
+            let key = failure_key(&v);
+            match failures.iter_mut().find(|f| f.key == key) {
+                Some(f) => f.count += 1,
+                None => failures.push(Failure {
+                    index: tried - 1,
+                    strategy: StrategySpec::Dfs { bound },
+                    schedule: Some(schedule),
+                    verdict: v,
+                    key,
+                    count: 1,
+                }),
+            }
+        }
+        if tried % 64 == 0 {
+            progress(tried, failures.len());
+        }
+        if !tree.borrow_mut().advance() {
+            complete = true;
+            break;
+        }
+        if !failures.is_empty() && !all_failures {
+            break;
+        }
+        if time_limit.is_some_and(|t| start.elapsed() >= t) {
+            timed_out = true;
+            break;
+        }
+    }
+    progress(tried, failures.len());
+    let explored = Explored {
+        tried,
+        ran: tried,
+        failures,
+        elapsed: start.elapsed(),
+        timed_out,
+    };
+    Ok((explored, complete))
+}
+
 /// A minimized failing schedule.
 #[derive(Debug)]
 pub struct Minimized {
@@ -188,14 +272,15 @@ pub fn minimize(
     name: &str,
     elf: &[u8],
     opts: &MachineOptions,
-    failing: &StrategySpec,
-    key: &str,
+    failing: &Failure,
 ) -> Result<Minimized, SessionError> {
     let start = Instant::now();
-    let (out, mut best) = session::run_schedule(name, elf, opts, failing.build())?;
+    let key = failing.key.as_str();
+    let (out, mut best) = session::run_schedule(name, elf, opts, failing.replay())?;
     if out.verdict.as_ref().map(failure_key).as_deref() != Some(key) {
         return Err(SessionError::Other(format!(
-            "schedule {failing} no longer fails with {key}"
+            "schedule {} no longer fails with {key}",
+            failing.label()
         )));
     }
     let original = out.stats.preemptions as usize;

@@ -172,13 +172,26 @@ fn injected_aborts_vary_per_schedule_and_failures_still_replay() {
     let (code, r) = explore(
         "tm_elided_lock",
         dir.path(),
-        &["--schedules", "24", "--tm-abort-rate", "30%", "--no-minimize"],
+        &[
+            "--schedules",
+            "24",
+            "--tm-abort-rate",
+            "30%",
+            "--no-minimize",
+        ],
     );
     assert_eq!(code, 0, "{r}");
     let (code, r) = explore(
         "tm_elided_lock_buggy",
         dir.path(),
-        &["--schedules", "100", "--tm-abort-rate", "30%", "--seed", "40"],
+        &[
+            "--schedules",
+            "100",
+            "--tm-abort-rate",
+            "30%",
+            "--seed",
+            "40",
+        ],
     );
     assert_eq!(code, 1, "{r}");
     let f = &failures(&r)[0];
@@ -187,4 +200,47 @@ fn injected_aborts_vary_per_schedule_and_failures_still_replay() {
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("reproduced"), "{err}");
     }
+}
+
+#[test]
+fn bounded_dfs_covers_exactly_the_expected_schedules() {
+    let dir = scratch();
+    // dfs_small.c: two vCPUs with three scheduling points each (see the guest).
+    for (bound, expected) in [(0, 2), (1, 8), (2, 26)] {
+        let s = format!("dfs:bound={bound}");
+        let (code, r) = explore(
+            "dfs_small",
+            dir.path(),
+            &["--strategy", &s, "--schedules", "1000"],
+        );
+        assert_eq!(code, 0, "{r}");
+        assert_eq!(r["tried"], expected, "bound {bound}: {r}");
+        assert_eq!(r["complete"], true, "{r}");
+    }
+    // A budget below the count stops the search early, and says so.
+    let (_, r) = explore(
+        "dfs_small",
+        dir.path(),
+        &["--strategy", "dfs:bound=2", "--schedules", "5"],
+    );
+    assert_eq!(
+        (r["tried"].as_u64(), r["complete"].as_bool()),
+        (Some(5), Some(false)),
+        "{r}"
+    );
+    // DFS finds the lost update with one preemption, and the trace replays.
+    let (code, r) = explore("racy_counter", dir.path(), &["--strategy", "dfs:bound=1"]);
+    assert_eq!(code, 1, "{r}");
+    let f = &failures(&r)[0];
+    assert!(
+        f["strategy"]
+            .as_str()
+            .unwrap()
+            .starts_with("dfs:bound=1 schedule #"),
+        "{f}"
+    );
+    assert_eq!(f["preemptions"], 1, "{f}");
+    let (code, _, err) = text(&weft(["replay", f["trace"].as_str().unwrap(), "--quiet"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("reproduced"), "{err}");
 }

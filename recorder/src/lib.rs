@@ -89,6 +89,7 @@ pub trait Strategy {
     fn pick(&mut self, point: &Point) -> VcpuId;
 }
 
+mod dfs;
 mod guided;
 mod pct;
 mod random;
@@ -96,12 +97,15 @@ mod rng;
 mod round_robin;
 mod spec;
 
+pub use dfs::{DfsRun, DfsTree};
 pub use guided::Guided;
 pub use pct::Pct;
 pub use random::Random;
 pub use rng::Rng;
 pub use round_robin::RoundRobin;
-pub use spec::{SpecError, StrategySpec, DEFAULT_DEPTH, DEFAULT_PCT_STEPS, DEFAULT_QUANTUM};
+pub use spec::{
+    SpecError, StrategySpec, DEFAULT_DEPTH, DEFAULT_DFS_BOUND, DEFAULT_PCT_STEPS, DEFAULT_QUANTUM,
+};
 
 #[cfg(test)]
 mod tests {

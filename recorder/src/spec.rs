@@ -9,16 +9,31 @@ use crate::{Pct, Random, RoundRobin, Strategy};
 /// A strategy and its parameters, as a value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StrategySpec {
-    RoundRobin { quantum: u64 },
-    Random { seed: u64 },
-    Pct { seed: u64, depth: u32, steps: u64 },
+    RoundRobin {
+        quantum: u64,
+    },
+    Random {
+        seed: u64,
+    },
+    Pct {
+        seed: u64,
+        depth: u32,
+        steps: u64,
+    },
+    /// Preemption-bounded DFS (`weft explore`); as a single strategy, its first schedule
+    /// (no preemption at all).
+    Dfs {
+        bound: u32,
+    },
 }
 
 pub const DEFAULT_QUANTUM: u64 = 1000;
 pub const DEFAULT_DEPTH: u32 = 3;
 pub const DEFAULT_PCT_STEPS: u64 = 100_000;
+pub const DEFAULT_DFS_BOUND: u32 = 2;
 
-const ACCEPTED: &str = "round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K]";
+const ACCEPTED: &str =
+    "round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K], dfs[:bound=C]";
 
 /// Why a spec string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,6 +50,9 @@ impl StrategySpec {
             StrategySpec::RoundRobin { quantum } => Box::new(RoundRobin::new(quantum)),
             StrategySpec::Random { seed } => Box::new(Random::new(seed)),
             StrategySpec::Pct { seed, depth, steps } => Box::new(Pct::new(seed, depth, steps)),
+            StrategySpec::Dfs { bound } => {
+                Box::new(crate::DfsTree::next_run(&crate::DfsTree::new(bound)))
+            }
         }
     }
 
@@ -64,6 +82,7 @@ impl fmt::Display for StrategySpec {
             StrategySpec::Pct { seed, depth, steps } => {
                 write!(f, "pct:seed={seed},depth={depth},steps={steps}")
             }
+            StrategySpec::Dfs { bound } => write!(f, "dfs:bound={bound}"),
         }
     }
 }
@@ -124,6 +143,16 @@ impl FromStr for StrategySpec {
                     seed: get("seed", 0),
                     depth: depth as u32,
                     steps: get("steps", DEFAULT_PCT_STEPS).max(1),
+                })
+            }
+            "dfs" => {
+                allow(&["bound"])?;
+                let bound = get("bound", DEFAULT_DFS_BOUND as u64);
+                if bound > 64 {
+                    return Err(err("bound must be 0..=64".into()));
+                }
+                Ok(StrategySpec::Dfs {
+                    bound: bound as u32,
                 })
             }
             other => Err(err(format!("unknown strategy `{other}`"))),

@@ -21,7 +21,8 @@ pub struct ExploreArgs {
     guest: PathBuf,
     #[command(flatten)]
     machine: MachineArgs,
-    /// Schedules to try (indices 0..N; schedule i uses seed --seed + i)
+    /// Schedules to try (indices 0..N; schedule i uses seed --seed + i; for
+    /// --strategy dfs:bound=C, at most N schedules of the bounded search)
     #[arg(long, default_value_t = 1000)]
     schedules: u64,
     /// Host threads (default: all cores). The result does not depend on it.
@@ -85,6 +86,9 @@ struct JsonSummary {
     seconds: f64,
     schedules_per_second: f64,
     timed_out: bool,
+    /// DFS only: whether every schedule within the bound was run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    complete: Option<bool>,
     failures: Vec<JsonFailure>,
 }
 
@@ -127,14 +131,27 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     };
     let tty = std::io::stderr().is_terminal() && !a.json;
     let start = Instant::now();
-    let found = explore::explore(&name, &elf, &opts, &cfg, |tried, failures| {
+    let progress = |tried: u64, failures: usize| {
         if tty {
             eprint!(
                 "\r\x1b[2K[weft explore] {tried} schedules, {failures} failure(s), {:.0}/s",
                 tried as f64 / start.elapsed().as_secs_f64().max(1e-9)
             );
         }
-    })?;
+    };
+    let mut dfs_complete = None;
+    let found = match strategy {
+        StrategySpec::Dfs { bound } => {
+            if a.shard.is_some() {
+                bail!("--shard is not supported with the dfs strategy (the search is sequential)");
+            }
+            let (found, complete) =
+                explore::explore_dfs(&name, &elf, &opts, bound, &cfg, progress)?;
+            dfs_complete = Some(complete);
+            found
+        }
+        _ => explore::explore(&name, &elf, &opts, &cfg, progress)?,
+    };
     if tty {
         eprint!("\r\x1b[2K");
     }
@@ -147,13 +164,25 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     let shard_label = a.shard.map(|(i, n)| format!("{}/{n}", i + 1));
     let mut json = Vec::new();
     if !a.json {
+        let how = match dfs_complete {
+            Some(_) => format!("{strategy}, 1 job"),
+            None => format!(
+                "{strategy}, seeds from {}{}, {jobs} job(s)",
+                cfg.seed_start,
+                shard_label
+                    .as_ref()
+                    .map(|s| format!(", shard {s}"))
+                    .unwrap_or_default()
+            ),
+        };
         eprintln!(
-            "explored {} schedule(s) of {} ({strategy}, seeds from {}{}) in {secs:.1} s ({rate:.0}/s, {jobs} job(s)){}",
+            "explored {} schedule(s) of {name} ({how}) in {secs:.1} s ({rate:.0}/s){}",
             found.tried,
-            name,
-            cfg.seed_start,
-            shard_label.as_ref().map(|s| format!(", shard {s}")).unwrap_or_default(),
-            if found.timed_out { "; stopped by --time" } else { "" }
+            if found.timed_out {
+                "; stopped by --time"
+            } else {
+                ""
+            }
         );
     }
     for (k, f) in found.failures.iter().enumerate() {
@@ -165,11 +194,11 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         let trace = a.out.join(format!("{stem}-fail{suffix}.weft"));
         let fopts = explore::options_for(&opts, &f.strategy);
         save(&trace, || {
-            session::record(&name, &elf, &fopts, &f.strategy, &trace, Default::default())
+            session::record_with(&name, &elf, &fopts, f.replay(), &trace, Default::default())
         })?;
         let mut entry = JsonFailure {
             index: f.index,
-            strategy: f.strategy.to_string(),
+            strategy: f.label(),
             key: f.key.clone(),
             verdict: f.verdict.to_string(),
             count: f.count,
@@ -182,7 +211,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             eprintln!(
                 "failure: schedule {} ({}) {}",
                 f.index,
-                f.strategy,
+                f.label(),
                 verdict_line(&f.verdict)
             );
             if f.count > 1 {
@@ -191,9 +220,9 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             eprintln!("  trace: {}", trace.display());
         }
         if !a.no_minimize {
-            let m = explore::minimize(&name, &elf, &fopts, &f.strategy, &f.key)?;
+            let m = explore::minimize(&name, &elf, &fopts, f)?;
             let min = a.out.join(format!("{stem}-fail{suffix}-min.weft"));
-            let label = format!("minimized from {}", f.strategy);
+            let label = format!("minimized from {}", f.label());
             save(&min, || {
                 session::record_with(
                     &name,
@@ -222,6 +251,16 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     if found.failures.is_empty() && !a.json {
         eprintln!("no failure found");
     }
+    if let (Some(complete), false) = (dfs_complete, a.json) {
+        if complete {
+            eprintln!(
+                "dfs: the search is complete: these {} schedules are every schedule within the bound",
+                found.tried
+            );
+        } else {
+            eprintln!("dfs: stopped before the end of the search (more schedules remain within the bound)");
+        }
+    }
     if a.json {
         let summary = JsonSummary {
             guest: name,
@@ -232,6 +271,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             seconds: secs,
             schedules_per_second: rate,
             timed_out: found.timed_out,
+            complete: dfs_complete,
             failures: json,
         };
         println!("{}", serde_json::to_string_pretty(&summary)?);
