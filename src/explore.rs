@@ -18,7 +18,11 @@ use rayon::prelude::*;
 use weft_recorder::{DfsTree, Guided, Strategy, StrategySpec};
 use weft_trace::{MachineOptions, VcpuId, Verdict};
 
-use crate::session::{self, SessionError};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::machine::{Machine, RunConfig, RunOutcome};
+use crate::session::{ScheduleSink, SessionError};
 
 /// A run-length schedule: (vCPU, points).
 pub type Schedule = Vec<(VcpuId, u64)>;
@@ -91,6 +95,47 @@ pub fn options_for(opts: &MachineOptions, strategy: &StrategySpec) -> MachineOpt
     o
 }
 
+thread_local! {
+    /// This thread's machine for the guest being searched: built once, reset per schedule.
+    static MACHINE: std::cell::RefCell<Option<(usize, MachineOptions, Machine)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Run one schedule on this thread's kept machine (built on first use, or when the guest or
+/// the options other than TM change), keeping its schedule.
+pub fn run_kept(
+    name: &str,
+    elf: &[u8],
+    opts: &MachineOptions,
+    strategy: Box<dyn Strategy>,
+) -> Result<(RunOutcome, Schedule), SessionError> {
+    MACHINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let key = elf.as_ptr() as usize ^ elf.len();
+        let mut base = opts.clone();
+        base.tm = Default::default();
+        let fits = matches!(&*slot, Some((k, o, _)) if *k == key && *o == base);
+        if !fits {
+            let m = Machine::new(elf, opts).map_err(|source| SessionError::Guest {
+                path: name.to_string(),
+                source,
+            })?;
+            *slot = Some((key, base, m));
+        }
+        let (_, _, m) = slot.as_mut().expect("just set");
+        m.set_tm_options(opts.tm.clone());
+        let sink = Rc::new(RefCell::new(ScheduleSink::default()));
+        let out = m
+            .run(strategy, sink.clone(), RunConfig::default())
+            .map_err(|source| SessionError::Guest {
+                path: name.to_string(),
+                source,
+            })?;
+        let runs = std::mem::take(&mut sink.borrow_mut().runs);
+        Ok((out, runs))
+    })
+}
+
 /// The indices of `cfg`'s shard, in order.
 pub fn shard_indices(cfg: &ExploreConfig) -> impl Iterator<Item = u64> + '_ {
     let (i, n) = cfg.shard;
@@ -124,7 +169,8 @@ pub fn explore(
                 .par_iter()
                 .map(|&i| {
                     let spec = cfg.strategy.clone().with_seed(cfg.seed_start + i);
-                    let out = session::run(name, elf, opts, &spec, Default::default())?;
+                    let o = options_for(opts, &spec);
+                    let (out, _) = run_kept(name, elf, &o, spec.build())?;
                     Ok((i, spec, out.verdict))
                 })
                 .collect()
@@ -209,7 +255,7 @@ pub fn explore_dfs(
     let mut timed_out = false;
     while tried < max {
         let run = DfsTree::next_run(&tree);
-        let (out, schedule) = session::run_schedule(name, elf, opts, Box::new(run))?;
+        let (out, schedule) = run_kept(name, elf, opts, Box::new(run))?;
         tried += 1;
         if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
             let key = failure_key(&v);
@@ -276,7 +322,7 @@ pub fn minimize(
 ) -> Result<Minimized, SessionError> {
     let start = Instant::now();
     let key = failing.key.as_str();
-    let (out, mut best) = session::run_schedule(name, elf, opts, failing.replay())?;
+    let (out, mut best) = run_kept(name, elf, opts, failing.replay())?;
     if out.verdict.as_ref().map(failure_key).as_deref() != Some(key) {
         return Err(SessionError::Other(format!(
             "schedule {} no longer fails with {key}",
@@ -293,7 +339,7 @@ pub fn minimize(
     type Found = (Schedule, usize, Vec<u64>);
     let try_it = |cand: Schedule| -> Result<Option<Found>, SessionError> {
         attempts.set(attempts.get() + 1);
-        let (o, s) = session::run_schedule(name, elf, opts, Box::new(Guided::new(cand, "")))?;
+        let (o, s) = run_kept(name, elf, opts, Box::new(Guided::new(cand, "")))?;
         let same = o.verdict.as_ref().map(failure_key).as_deref() == Some(key);
         Ok(same.then_some((s, o.stats.preemptions as usize, o.stats.preempted_runs)))
     };

@@ -369,36 +369,26 @@ fn exploration() {
         all_failures: true,
         time_limit: None,
     };
-    let (_, _, racy) = weft::examples::find("racy_counter").expect("built in");
-    let probe = session::run(
-        "racy_counter",
-        racy,
-        &opts,
-        &StrategySpec::RoundRobin { quantum: 1000 },
-        RunConfig::default(),
-    )
-    .expect("run");
-    println!();
-    println!(
-        "weft explore, racy_counter (2 vCPUs, {} scheduling points per schedule):",
-        probe.stats.steps
-    );
-    for jobs in [1, cores] {
-        let r = explore(
-            "racy_counter",
-            racy,
-            &opts,
-            &cfg(StrategySpec::Random { seed: 0 }, 400, 0, jobs),
-            |_, _| {},
-        )
-        .expect("explore");
-        let rate = r.ran as f64 / r.elapsed.as_secs_f64();
+    for (name, schedules) in [("racy_counter", 20_000), ("tm_elided_lock", 4_000)] {
+        let (_, _, elf) = weft::examples::find(name).expect("built in");
+        let rr = StrategySpec::RoundRobin { quantum: 1000 };
+        let probe = session::run(name, elf, &opts, &rr, RunConfig::default()).expect("run");
+        println!();
         println!(
-            "  {jobs} job(s): {} schedules in {:.2} s = {rate:.0} schedules/s ({:.0} per core)",
-            r.ran,
-            r.elapsed.as_secs_f64(),
-            rate / jobs as f64
+            "weft explore, {name} (2 vCPUs, {} scheduling points per schedule under round-robin):",
+            probe.stats.steps
         );
+        for jobs in [1, cores] {
+            let c = cfg(StrategySpec::Random { seed: 0 }, schedules, 0, jobs);
+            let r = explore(name, elf, &opts, &c, |_, _| {}).expect("explore");
+            let rate = r.ran as f64 / r.elapsed.as_secs_f64();
+            println!(
+                "  {jobs} job(s): {} schedules in {:.2} s = {rate:.0} schedules/s ({:.0} per core)",
+                r.ran,
+                r.elapsed.as_secs_f64(),
+                rate / jobs as f64
+            );
+        }
     }
     println!(
         "schedules to the first failure (median of 9 searches, disjoint seeds; - = none in 300):"

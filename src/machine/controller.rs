@@ -351,6 +351,11 @@ impl Controller {
         }
     }
 
+    /// Let go of the sink (the caller finishes it: a trace writer must be the only owner).
+    pub fn release_sink(&mut self) {
+        self.sink = Rc::new(RefCell::new(weft_trace::NullSink));
+    }
+
     /// Close the event stream (last `Run`, then `End`) and hand back the outcome.
     pub fn end_run(&mut self) -> (Option<Verdict>, RunStats) {
         if self.verdict.is_none() && !self.runnable.is_empty() {

@@ -49,11 +49,36 @@ pub(crate) struct Shared {
     pub snapshots: RefCell<Vec<Option<VcpuSnapshot>>>,
     /// Direct-mapped cache: RIP -> whether the instruction there is atomic (LOCK/XCHG).
     atomic_cache: Box<[Cell<(u64, bool)>]>,
+    /// One bit per RAM page written since the last reset (by the guest or by weft).
+    dirty: Box<[Cell<u64>]>,
 }
 
 const ATOMIC_CACHE: usize = 4096;
 
 impl Shared {
+    /// Note that `[addr, addr + len)` was written (so the next run restores it).
+    #[inline]
+    pub fn mark_dirty(&self, addr: u64, len: u64) {
+        for page in [addr / PAGE, (addr + len.max(1) - 1) / PAGE] {
+            if let Some(w) = self.dirty.get((page / 64) as usize) {
+                w.set(w.get() | 1 << (page % 64));
+            }
+        }
+    }
+
+    /// The written pages, clearing the record.
+    fn take_dirty(&self) -> Vec<u64> {
+        let mut pages = Vec::new();
+        for (i, w) in self.dirty.iter().enumerate() {
+            let mut bits = w.replace(0);
+            while bits != 0 {
+                pages.push(i as u64 * 64 + bits.trailing_zeros() as u64);
+                bits &= bits - 1;
+            }
+        }
+        pages
+    }
+
     /// Whether the instruction at `rip` is indivisible (decoded once per RIP, then cached).
     pub fn insn_atomic(&self, rip: u64) -> bool {
         let slot = &self.atomic_cache[((rip ^ (rip >> 12)) as usize) & (ATOMIC_CACHE - 1)];
@@ -147,10 +172,21 @@ pub struct Paused {
     pub vcpus: Vec<Option<VcpuSnapshot>>,
 }
 
-/// A loaded guest, ready to run once.
+/// A loaded guest, ready to run, as often as wanted: the vCPUs' unicorn instances are built
+/// on the first run and kept; each later run resets them (registers, the RAM pages written)
+/// instead of building new ones, which is what makes `weft explore` fast.
 pub struct Machine {
     image: ElfImage,
     opts: MachineOptions,
+    sites: Vec<(u64, isa::SiteKind)>,
+    kept: RefCell<Option<Kept>>,
+}
+
+/// What one run leaves for the next.
+struct Kept {
+    shared: Rc<Shared>,
+    vcpus: Vec<vcpu::Vcpu>,
+    stacks: Vec<corosensei::stack::DefaultStack>,
 }
 
 impl Machine {
@@ -159,14 +195,91 @@ impl Machine {
         validate_options(opts)?;
         let limit = opts.ram_bytes - opts.stack_bytes * opts.vcpus as u64;
         let image = ElfImage::parse(elf, limit)?;
+        let mut sites = Vec::new();
+        for s in image.segments.iter().filter(|s| s.executable) {
+            sites.extend(isa::find_sites(&s.data, s.addr));
+        }
         Ok(Machine {
             image,
             opts: opts.clone(),
+            sites,
+            kept: RefCell::new(None),
         })
     }
 
     pub fn options(&self) -> &MachineOptions {
         &self.opts
+    }
+
+    /// Change the TM options for the next runs (they shape no part of the instances).
+    pub fn set_tm_options(&mut self, tm: weft_trace::TmOptions) {
+        self.opts.tm = tm;
+    }
+
+    /// Build the shared state and every vCPU (first run).
+    fn build(&self, ctl: Controller) -> Result<Kept, MachineError> {
+        let mem = GuestMemory::new(self.opts.ram_bytes).ok_or_else(|| {
+            MachineError::Options(format!(
+                "cannot allocate {} bytes of RAM",
+                self.opts.ram_bytes
+            ))
+        })?;
+        self.image.load(&mem);
+        let pages = self.opts.ram_bytes.div_ceil(PAGE);
+        let shared = Rc::new(Shared {
+            ctl: RefCell::new(ctl),
+            mem,
+            tm: RefCell::new(tm::TmEngine::new(&self.opts.tm, self.opts.vcpus)),
+            snapshots: RefCell::new(vec![None; self.opts.vcpus as usize]),
+            atomic_cache: (0..ATOMIC_CACHE).map(|_| Cell::new((0, false))).collect(),
+            dirty: (0..pages.div_ceil(64)).map(|_| Cell::new(0)).collect(),
+        });
+        let mut vcpus = Vec::with_capacity(self.opts.vcpus as usize);
+        let mut stacks = Vec::with_capacity(self.opts.vcpus as usize);
+        for i in 0..self.opts.vcpus {
+            let err = |err| MachineError::Unicorn { vcpu: i, err };
+            vcpus.push(
+                vcpu::create(VcpuId(i), &shared, self.image.entry, &self.sites).map_err(err)?,
+            );
+            stacks.push(vcpu::new_stack().map_err(err)?);
+        }
+        shared.take_dirty();
+        Ok(Kept {
+            shared,
+            vcpus,
+            stacks,
+        })
+    }
+
+    /// Bring kept state back to the start: RAM pages written last time restored from the
+    /// image (or zeroed), registers to the entry state, fresh per-run state.
+    fn reset(&self, k: &mut Kept, ctl: Controller) -> Result<(), MachineError> {
+        let mem = &k.shared.mem;
+        let mut code_written = false;
+        for page in k.shared.take_dirty() {
+            let (lo, hi) = (page * PAGE, (page + 1) * PAGE);
+            mem.write(lo, &[0u8; PAGE as usize]);
+            for s in &self.image.segments {
+                let (a, b) = (s.addr.max(lo), (s.addr + s.data.len() as u64).min(hi));
+                if a < b {
+                    mem.write(a, &s.data[(a - s.addr) as usize..(b - s.addr) as usize]);
+                }
+                code_written |= s.executable && s.addr < hi && lo < s.addr + s.mem_size;
+            }
+        }
+        for (i, v) in k.vcpus.iter_mut().enumerate() {
+            if code_written {
+                v.flush_code();
+            }
+            v.reset().map_err(|err| MachineError::Unicorn {
+                vcpu: i as u32,
+                err,
+            })?;
+        }
+        *k.shared.ctl.borrow_mut() = ctl;
+        *k.shared.tm.borrow_mut() = tm::TmEngine::new(&self.opts.tm, self.opts.vcpus);
+        *k.shared.snapshots.borrow_mut() = vec![None; self.opts.vcpus as usize];
+        Ok(())
     }
 
     /// Run the guest to its end under `strategy`, sending events to `sink`.
@@ -176,17 +289,6 @@ impl Machine {
         sink: SharedSink,
         config: RunConfig,
     ) -> Result<RunOutcome, MachineError> {
-        let mem = GuestMemory::new(self.opts.ram_bytes).ok_or_else(|| {
-            MachineError::Options(format!(
-                "cannot allocate {} bytes of RAM",
-                self.opts.ram_bytes
-            ))
-        })?;
-        self.image.load(&mem);
-        let mut sites = Vec::new();
-        for s in self.image.segments.iter().filter(|s| s.executable) {
-            sites.extend(isa::find_sites(&s.data, s.addr));
-        }
         let mut ctl = Controller::new(
             self.opts.clone(),
             strategy,
@@ -195,21 +297,28 @@ impl Machine {
             config.progress,
         );
         ctl.pause_at = config.pause_at;
-        let shared = Rc::new(Shared {
-            ctl: RefCell::new(ctl),
-            mem,
-            tm: RefCell::new(tm::TmEngine::new(&self.opts.tm, self.opts.vcpus)),
-            snapshots: RefCell::new(vec![None; self.opts.vcpus as usize]),
-            atomic_cache: (0..ATOMIC_CACHE).map(|_| Cell::new((0, false))).collect(),
-        });
-        let mut coros: Vec<VcpuCoroutine> = Vec::with_capacity(self.opts.vcpus as usize);
-        for i in 0..self.opts.vcpus {
-            let c = vcpu::spawn(VcpuId(i), &shared, self.image.entry, &sites)
-                .map_err(|err| MachineError::Unicorn { vcpu: i, err })?;
-            coros.push(c);
+        let kept = self.kept.borrow_mut().take();
+        let mut k = match kept {
+            Some(mut k) => {
+                self.reset(&mut k, ctl)?;
+                k
+            }
+            None => self.build(ctl)?,
+        };
+        let shared = k.shared.clone();
+        let coros: Vec<VcpuCoroutine> = k
+            .vcpus
+            .drain(..)
+            .zip(k.stacks.drain(..))
+            .map(|(v, st)| v.into_coroutine(st))
+            .collect();
+        for (v, st) in schedule(&shared, coros) {
+            k.vcpus.push(v);
+            k.stacks.push(st);
         }
-        schedule(&shared, &mut coros);
         let (verdict, stats) = shared.ctl.borrow_mut().end_run();
+        shared.ctl.borrow_mut().release_sink();
+        *self.kept.borrow_mut() = Some(k);
         let steps = stats.steps;
         let ctl = shared.ctl.borrow();
         Ok(RunOutcome {
@@ -230,11 +339,14 @@ impl Machine {
 }
 
 /// The scheduler loop: resume whichever vCPU holds the token until the run is over, then
-/// let every suspended vCPU stop cleanly (a suspended coroutine holds unicorn's C frames
-/// and must finish, not be dropped).
-fn schedule(shared: &Rc<Shared>, coros: &mut [VcpuCoroutine]) {
-    let mut started = vec![false; coros.len()];
-    let mut done = vec![false; coros.len()];
+/// let every other vCPU stop cleanly (a suspended coroutine holds unicorn's C frames and
+/// must finish, not be dropped). Returns every vCPU and its stack, for the next run.
+fn schedule(
+    shared: &Rc<Shared>,
+    coros: Vec<VcpuCoroutine>,
+) -> Vec<(vcpu::Vcpu, corosensei::stack::DefaultStack)> {
+    let mut coros: Vec<Option<VcpuCoroutine>> = coros.into_iter().map(Some).collect();
+    let mut back: Vec<Option<vcpu::Vcpu>> = coros.iter().map(|_| None).collect();
     let first = shared.ctl.borrow_mut().decide(None, 0, false);
     let mut cur = match first {
         Decision::Switch(v) => Some(v),
@@ -242,11 +354,11 @@ fn schedule(shared: &Rc<Shared>, coros: &mut [VcpuCoroutine]) {
     };
     while let Some(v) = cur {
         let i = v.0 as usize;
-        started[i] = true;
-        cur = match coros[i].resume(Resume::Go) {
+        let Some(c) = coros[i].as_mut() else { break };
+        cur = match c.resume(Resume::Go) {
             CoroutineResult::Yield(Yield::SwitchTo(next)) => Some(next),
-            CoroutineResult::Return(exit) => {
-                done[i] = true;
+            CoroutineResult::Return((exit, vcpu)) => {
+                back[i] = Some(vcpu);
                 let mut ctl = shared.ctl.borrow_mut();
                 match exit {
                     VcpuExit::Ended(reason) => ctl.vcpu_ended(v, reason),
@@ -268,10 +380,21 @@ fn schedule(shared: &Rc<Shared>, coros: &mut [VcpuCoroutine]) {
         };
     }
     shared.ctl.borrow_mut().stopping = true;
-    for (i, c) in coros.iter_mut().enumerate() {
-        if started[i] && !done[i] {
-            // Its hook sees Stop, asks unicorn to stop, and emu_start returns.
-            while let CoroutineResult::Yield(_) = c.resume(Resume::Stop) {}
+    let mut out = Vec::with_capacity(coros.len());
+    for (i, c) in coros.into_iter().enumerate() {
+        let Some(mut c) = c else { continue };
+        if back[i].is_none() {
+            // Suspended in a hook: it sees Stop, asks unicorn to stop, and emu_start returns.
+            // Never started: it returns at once.
+            loop {
+                if let CoroutineResult::Return((_, vcpu)) = c.resume(Resume::Stop) {
+                    back[i] = Some(vcpu);
+                    break;
+                }
+            }
         }
+        let vcpu = back[i].take().expect("every coroutine returned its vCPU");
+        out.push((vcpu, c.into_stack()));
     }
+    out
 }

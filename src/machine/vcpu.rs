@@ -94,7 +94,7 @@ pub(crate) struct VcpuData {
     scrub: RefCell<Vec<Undo>>,
 }
 
-pub(crate) type VcpuCoroutine = Coroutine<Resume, Yield, VcpuExit, DefaultStack>;
+pub(crate) type VcpuCoroutine = Coroutine<Resume, Yield, (VcpuExit, Vcpu), DefaultStack>;
 
 impl VcpuData {
     fn ctl(&self) -> std::cell::RefMut<'_, Controller> {
@@ -322,14 +322,25 @@ const CRASH_REGS: [RegisterX86; 17] = [
     RegisterX86::RFLAGS,
 ];
 
-/// Create vCPU `id`'s unicorn instance over `shared.mem`, set its entry state, install its
-/// hooks and wrap it in a coroutine that runs it from `entry`.
-pub(crate) fn spawn(
+/// One vCPU's unicorn instance, kept from run to run: created once (instance, RAM mapping,
+/// hooks, translation cache), then reset to its entry state before each run.
+pub(crate) struct Vcpu {
+    uc: Unicorn<'static, VcpuData>,
+    /// Registers at entry, restored by `reset`.
+    initial: Context,
+    entry: u64,
+    /// Where the return address to the board lives (top of this vCPU's stack).
+    ret_slot: u64,
+}
+
+/// Create vCPU `id`'s unicorn instance over `shared.mem`, set its entry state and install
+/// its hooks.
+pub(crate) fn create(
     id: VcpuId,
     shared: &Rc<Shared>,
     entry: u64,
     sites: &[(u64, SiteKind)],
-) -> Result<VcpuCoroutine, unicorn_engine::uc_error> {
+) -> Result<Vcpu, unicorn_engine::uc_error> {
     let opts = shared.ctl.borrow().options().clone();
     let ram = shared.mem.size();
     let stack_top = ram - id.0 as u64 * opts.stack_bytes;
@@ -358,7 +369,6 @@ pub(crate) fn spawn(
 
     // Entry state (board ABI v1).
     let rsp = stack_top - 8;
-    shared.mem.write_u64(rsp, RETURN_ADDR);
     uc.reg_write(RegisterX86::RIP, entry)?;
     uc.reg_write(RegisterX86::RSP, rsp)?;
     uc.reg_write(RegisterX86::RDI, id.0 as u64)?;
@@ -368,29 +378,70 @@ pub(crate) fn spawn(
     uc.reg_write(RegisterX86::CR0, (cr0 | 0x2) & !0x4)?; // MP=1, EM=0
     let cr4 = uc.reg_read(RegisterX86::CR4)?;
     uc.reg_write(RegisterX86::CR4, cr4 | (1 << 9) | (1 << 10))?; // OSFXSR, OSXMMEXCPT
+    let mut initial = uc.context_alloc()?;
+    uc.context_save(&mut initial)?;
 
     install_hooks(&mut uc, ram, sites)?;
+    let mut v = Vcpu {
+        uc,
+        initial,
+        entry,
+        ret_slot: rsp,
+    };
+    v.reset()?;
+    Ok(v)
+}
 
-    let coroutine = Coroutine::with_stack(
-        DefaultStack::new(COROUTINE_STACK).map_err(|_| unicorn_engine::uc_error::NOMEM)?,
-        move |yielder: &Yielder<Resume, Yield>, first: Resume| {
-            if first == Resume::Stop {
-                return VcpuExit::Stopped;
-            }
-            uc.get_data().yielder.set(yielder as *const _);
-            let mut pc = entry;
-            let exit = loop {
-                let result = uc.emu_start(pc, RETURN_ADDR, 0, 0);
-                match after_stop(&mut uc, &result) {
-                    Some(next) => pc = next,
-                    None => break classify(&uc, result),
+impl Vcpu {
+    /// Back to the entry state: registers, the return address on the stack, per-run state.
+    pub fn reset(&mut self) -> Result<(), unicorn_engine::uc_error> {
+        self.uc.context_restore(&self.initial)?;
+        let d = self.uc.get_data();
+        d.shared.mem.write_u64(self.ret_slot, RETURN_ADDR);
+        d.shared.mark_dirty(self.ret_slot, 8);
+        *d.cause.borrow_mut() = None;
+        d.atomic_rip.set(0);
+        *d.abort.borrow_mut() = None;
+        d.aborting.set(false);
+        d.scrub.borrow_mut().clear();
+        Ok(())
+    }
+
+    /// Drop every translated block (after weft rewrote code pages between runs).
+    pub fn flush_code(&mut self) {
+        let _ = self.uc.ctl_flush_tb();
+    }
+
+    /// Wrap the vCPU in a coroutine that runs it from its entry; the coroutine hands the
+    /// vCPU back when it finishes, for the next run.
+    pub fn into_coroutine(self, stack: DefaultStack) -> VcpuCoroutine {
+        Coroutine::with_stack(
+            stack,
+            move |yielder: &Yielder<Resume, Yield>, first: Resume| {
+                let mut v = self;
+                if first == Resume::Stop {
+                    return (VcpuExit::Stopped, v);
                 }
-            };
-            uc.get_data().yielder.set(std::ptr::null());
-            exit
-        },
-    );
-    Ok(coroutine)
+                let uc = &mut v.uc;
+                uc.get_data().yielder.set(yielder as *const _);
+                let mut pc = v.entry;
+                let exit = loop {
+                    let result = uc.emu_start(pc, RETURN_ADDR, 0, 0);
+                    match after_stop(uc, &result) {
+                        Some(next) => pc = next,
+                        None => break classify(uc, result),
+                    }
+                };
+                uc.get_data().yielder.set(std::ptr::null());
+                (exit, v)
+            },
+        )
+    }
+}
+
+/// A fresh host stack for a vCPU coroutine.
+pub(crate) fn new_stack() -> Result<DefaultStack, unicorn_engine::uc_error> {
+    DefaultStack::new(COROUTINE_STACK).map_err(|_| unicorn_engine::uc_error::NOMEM)
 }
 
 fn install_hooks(
@@ -706,6 +757,9 @@ extern "C" fn on_mem(
     // SAFETY: `user` is this instance's `VcpuData` (see `install_hooks`), alive while it runs;
     // it is only touched through `Cell`s and `RefCell`s.
     let d = unsafe { &*(user as *const VcpuData) };
+    if ty == MemType::WRITE {
+        d.shared.mark_dirty(addr, size.max(1) as u64);
+    }
     d.on_access(uc, ty, addr, size.max(0) as usize, value);
 }
 
