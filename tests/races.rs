@@ -5,19 +5,11 @@
 mod common;
 use std::path::Path;
 
-use common::{guest, scratch, text, weft};
+use common::{scratch, text, weft};
 use serde_json::Value;
 
 fn record(name: &str, out: &Path, args: &[&str]) -> i32 {
-    let g = guest(name);
-    let mut a = vec![
-        "record".to_string(),
-        g.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-    ];
-    a.extend(args.iter().map(|s| s.to_string()));
-    let (code, _, err) = text(&weft(&a));
+    let (code, _, err) = common::record(name, out, args);
     assert!(code <= 1, "{name}: {err}");
     code
 }

@@ -4,7 +4,7 @@
 mod common;
 use std::path::Path;
 
-use common::{guest, scratch, text, weft};
+use common::{record, scratch, text, weft};
 use weft_trace::{Event, TraceReader, TraceWriter};
 
 /// The example guests (built from examples/*.c) and options that make them finish.
@@ -23,18 +23,6 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("tm_capacity", &["--vcpus", "2"]),
     ("tm_xabort", &["--vcpus", "3"]),
 ];
-
-fn record(name: &str, out: &Path, extra: &[&str]) -> (i32, String, String) {
-    let g = guest(name);
-    let mut a = vec![
-        "record".to_string(),
-        g.display().to_string(),
-        "-o".into(),
-        out.display().to_string(),
-    ];
-    a.extend(extra.iter().map(|s| s.to_string()));
-    text(&weft(&a))
-}
 
 #[test]
 fn every_example_records_identically_twice_and_replays() {

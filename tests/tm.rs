@@ -5,7 +5,7 @@
 mod common;
 use std::path::Path;
 
-use common::{guest, scratch, text, weft};
+use common::{guest, record, scratch, text, weft};
 use serde_json::Value;
 
 /// `weft SUB GUEST ARGS...` -> (exit code, stdout, stderr).
@@ -14,12 +14,6 @@ fn on_guest(sub: &str, name: &str, args: &[&str]) -> (i32, String, String) {
     let mut a = vec![sub.to_string(), g.display().to_string()];
     a.extend(args.iter().map(|s| s.to_string()));
     text(&weft(&a))
-}
-
-fn record(name: &str, out: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut a = vec!["-o", out.to_str().unwrap()];
-    a.extend_from_slice(args);
-    on_guest("record", name, &a)
 }
 
 /// The events of a trace, as JSON values (`{"TxAbort": {...}}` and so on).

@@ -351,6 +351,12 @@ impl Controller {
         }
     }
 
+    /// Emit an event made for the current step.
+    pub fn emit_at_step(&mut self, make: impl FnOnce(Step) -> Event) {
+        let step = self.step();
+        self.emit(&make(step));
+    }
+
     /// Let go of the sink (the caller finishes it: a trace writer must be the only owner).
     pub fn release_sink(&mut self) {
         self.sink = Rc::new(RefCell::new(weft_trace::NullSink));

@@ -66,16 +66,17 @@ pub(crate) fn vmcall(
         s
     };
     let log = |ret: u64| {
-        let mut c = d.shared.ctl.borrow_mut();
-        let step = c.step();
-        c.emit(&Event::Hypercall {
-            step,
-            vcpu: d.id,
-            rip,
-            nr,
-            args,
-            ret,
-        });
+        d.shared
+            .ctl
+            .borrow_mut()
+            .emit_at_step(|step| Event::Hypercall {
+                step,
+                vcpu: d.id,
+                rip,
+                nr,
+                args,
+                ret,
+            });
     };
     let ret: u64 = match nr {
         EXIT => {
@@ -128,14 +129,11 @@ pub(crate) fn vmcall(
                 return d.crash(h, e);
             }
             let label = text(args[0], args[1]);
-            let mut c = d.shared.ctl.borrow_mut();
-            let step = c.step();
-            c.emit(&Event::Mark {
+            d.shared.ctl.borrow_mut().emit_at_step(|step| Event::Mark {
                 step,
                 vcpu: d.id,
                 label,
             });
-            drop(c);
             0
         }
         HALT => {

@@ -249,9 +249,7 @@ impl VcpuData {
 
     /// Put a TxAbort event in the trace (memory is already rolled back).
     fn report_abort(&self, vcpu: VcpuId, a: &Abort) {
-        let mut c = self.ctl();
-        let step = c.step();
-        c.emit(&Event::TxAbort {
+        self.ctl().emit_at_step(|step| Event::TxAbort {
             step,
             vcpu,
             rip: a.rip,
@@ -666,15 +664,12 @@ fn xbegin(d: &VcpuData, uc: &mut Unicorn<'_, VcpuData>, h: *mut uc_engine, rip: 
         .begin(d.id, rip, i.near_branch_target(), &d.shared.mem);
     match begin {
         Begin::Started { depth } => {
-            let mut c = d.ctl();
-            let step = c.step();
-            c.emit(&Event::TxBegin {
+            d.ctl().emit_at_step(|step| Event::TxBegin {
                 step,
                 vcpu: d.id,
                 rip,
                 depth,
             });
-            drop(c);
             d.resume_at(next);
             d.stop_run_keep_cause(h);
         }
@@ -729,8 +724,7 @@ fn xend(
             write_lines,
         } => {
             let mut c = d.ctl();
-            let step = c.step();
-            c.emit(&Event::TxCommit {
+            c.emit_at_step(|step| Event::TxCommit {
                 step,
                 vcpu: d.id,
                 rip,

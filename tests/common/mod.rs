@@ -39,3 +39,16 @@ pub fn text(o: &Output) -> (i32, String, String) {
 pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
+
+/// `weft record GUEST -o OUT ARGS...` for a built guest -> (exit code, stdout, stderr).
+pub fn record(name: &str, out: &Path, args: &[&str]) -> (i32, String, String) {
+    let g = guest(name);
+    let mut a = vec![
+        "record".to_string(),
+        g.display().to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    a.extend(args.iter().map(|s| s.to_string()));
+    text(&weft(&a))
+}
