@@ -23,6 +23,7 @@ use std::rc::Rc;
 
 use crate::machine::{Machine, RunConfig, RunOutcome};
 use crate::session::{ScheduleSink, SessionError};
+use weft_trace::{Event, EventSink, SinkError};
 
 /// A run-length schedule: (vCPU, points).
 pub type Schedule = Vec<(VcpuId, u64)>;
@@ -109,6 +110,17 @@ pub fn run_kept(
     opts: &MachineOptions,
     strategy: Box<dyn Strategy>,
 ) -> Result<(RunOutcome, Schedule), SessionError> {
+    let (out, sink) = run_kept_with::<ScheduleSink>(name, elf, opts, strategy)?;
+    Ok((out, sink.runs))
+}
+
+/// [`run_kept`] with any sink type.
+fn run_kept_with<S: EventSink + Default + 'static>(
+    name: &str,
+    elf: &[u8],
+    opts: &MachineOptions,
+    strategy: Box<dyn Strategy>,
+) -> Result<(RunOutcome, S), SessionError> {
     MACHINE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let key = elf.as_ptr() as usize ^ elf.len();
@@ -124,16 +136,182 @@ pub fn run_kept(
         }
         let (_, _, m) = slot.as_mut().expect("just set");
         m.set_tm_options(opts.tm.clone());
-        let sink = Rc::new(RefCell::new(ScheduleSink::default()));
+        let sink = Rc::new(RefCell::new(S::default()));
         let out = m
             .run(strategy, sink.clone(), RunConfig::default())
             .map_err(|source| SessionError::Guest {
                 path: name.to_string(),
                 source,
             })?;
-        let runs = std::mem::take(&mut sink.borrow_mut().runs);
-        Ok((out, runs))
+        let sink = std::mem::take(&mut *sink.borrow_mut());
+        Ok((out, sink))
     })
+}
+
+/// A run's schedule and shared accesses, compact: what race-directed search needs.
+#[derive(Default)]
+struct AccessSink {
+    runs: Schedule,
+    /// (step, vCPU, RIP, address, size, is a write)
+    accesses: Vec<(u64, VcpuId, u64, u64, u8, bool)>,
+}
+
+impl EventSink for AccessSink {
+    fn event(&mut self, e: &Event) -> Result<(), SinkError> {
+        match e {
+            Event::Run { vcpu, points } => self.runs.push((*vcpu, *points)),
+            Event::Access {
+                step,
+                vcpu,
+                rip,
+                addr,
+                size,
+                kind,
+                ..
+            } => self
+                .accesses
+                .push((step.0, *vcpu, *rip, addr.0, *size, kind.is_write())),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The first `steps` scheduling points of `runs`.
+fn prefix(runs: &Schedule, steps: u64) -> Schedule {
+    let mut out = Vec::new();
+    let mut left = steps;
+    for &(v, n) in runs {
+        if left == 0 {
+            break;
+        }
+        out.push((v, n.min(left)));
+        left -= n.min(left);
+    }
+    out
+}
+
+/// Points `v` runs in steps `[from, to]` of `runs`.
+fn points_of(runs: &Schedule, v: VcpuId, from: u64, to: u64) -> u64 {
+    let mut at = 0;
+    let mut n = 0;
+    for &(w, len) in runs {
+        let (lo, hi) = (at, at + len);
+        if w == v {
+            n += hi.min(to + 1).saturating_sub(lo.max(from));
+        }
+        at = hi;
+    }
+    n
+}
+
+/// Schedules that reverse the adjacent conflicting pairs of a run (one per pair of code
+/// locations): run as before up to the earlier access, then let the later access's vCPU
+/// go first up to that access, then go on without preemption.
+fn reversals(sink: &AccessSink) -> Vec<Schedule> {
+    // Per 8-byte cell: the last write and the reads since it.
+    type Acc = (u64, VcpuId, u64);
+    let mut cells: std::collections::HashMap<u64, (Option<Acc>, Vec<Acc>)> = Default::default();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let mut reverse = |a: &Acc, b: &Acc, out: &mut Vec<Schedule>| {
+        if a.1 == b.1 || !seen.insert((a.2, b.2)) {
+            return;
+        }
+        let mut s = prefix(&sink.runs, a.0);
+        s.push((b.1, points_of(&sink.runs, b.1, a.0, b.0)));
+        out.push(s);
+    };
+    for &(step, v, rip, addr, size, write) in &sink.accesses {
+        let me = (step, v, rip);
+        for c in addr / 8..=(addr + size.max(1) as u64 - 1) / 8 {
+            let (w, reads) = cells.entry(c).or_default();
+            if let Some(last) = w {
+                reverse(last, &me, &mut out);
+            }
+            if write {
+                for r in reads.iter() {
+                    reverse(r, &me, &mut out);
+                }
+                *w = Some(me);
+                reads.clear();
+            } else {
+                match reads.iter_mut().find(|r| r.1 == v) {
+                    Some(r) => *r = me,
+                    None => reads.push(me),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Race-directed search: start from a run without preemption; for every run, reverse each
+/// of its conflicting pairs (per pair of code locations) in a new schedule; breadth first,
+/// each distinct schedule once, until a failure (all with `all_failures`), no schedule is
+/// left, or `cfg.schedules` have run. Sequential. Also returns whether no schedule was left.
+pub fn explore_race_directed(
+    name: &str,
+    elf: &[u8],
+    opts: &MachineOptions,
+    cfg: &ExploreConfig,
+    mut progress: impl FnMut(u64, usize),
+) -> Result<(Explored, bool), SessionError> {
+    let start = Instant::now();
+    let mut queue: std::collections::VecDeque<Schedule> = [Vec::new()].into();
+    let mut visited: std::collections::HashSet<Schedule> = [Vec::new()].into();
+    let mut failures: Vec<Failure> = Vec::new();
+    let (mut tried, mut timed_out) = (0, false);
+    while let Some(s) = queue.pop_front() {
+        if tried >= cfg.schedules {
+            break;
+        }
+        let label = "race-directed";
+        let (out, sink) =
+            run_kept_with::<AccessSink>(name, elf, opts, Box::new(Guided::new(s, label)))?;
+        tried += 1;
+        if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
+            let key = failure_key(&v);
+            match failures.iter_mut().find(|f| f.key == key) {
+                Some(f) => f.count += 1,
+                None => failures.push(Failure {
+                    index: tried - 1,
+                    strategy: StrategySpec::RaceDirected,
+                    schedule: Some(sink.runs.clone()),
+                    verdict: v,
+                    key,
+                    count: 1,
+                }),
+            }
+            if !cfg.all_failures {
+                break;
+            }
+        }
+        for cand in reversals(&sink) {
+            if visited.insert(cand.clone()) {
+                queue.push_back(cand);
+            }
+        }
+        if tried % 64 == 0 {
+            progress(tried, failures.len());
+        }
+        if cfg.time_limit.is_some_and(|t| start.elapsed() >= t) {
+            timed_out = true;
+            break;
+        }
+    }
+    progress(tried, failures.len());
+    let exhausted = queue.is_empty() && !timed_out;
+    Ok((
+        Explored {
+            tried,
+            ran: tried,
+            failures,
+            elapsed: start.elapsed(),
+            timed_out,
+        },
+        exhausted,
+    ))
 }
 
 /// The indices of `cfg`'s shard, in order.

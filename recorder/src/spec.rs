@@ -25,6 +25,9 @@ pub enum StrategySpec {
     Dfs {
         bound: u32,
     },
+    /// Race-directed search (`weft explore`): reverse the order of conflicting accesses
+    /// seen in earlier runs; as a single strategy, its first schedule (no preemption).
+    RaceDirected,
 }
 
 pub const DEFAULT_QUANTUM: u64 = 1000;
@@ -33,7 +36,7 @@ pub const DEFAULT_PCT_STEPS: u64 = 100_000;
 pub const DEFAULT_DFS_BOUND: u32 = 2;
 
 const ACCEPTED: &str =
-    "round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K], dfs[:bound=C]";
+    "round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K], dfs[:bound=C], race-directed";
 
 /// Why a spec string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,6 +56,7 @@ impl StrategySpec {
             StrategySpec::Dfs { bound } => {
                 Box::new(crate::DfsTree::next_run(&crate::DfsTree::new(bound)))
             }
+            StrategySpec::RaceDirected => Box::new(crate::Guided::new(Vec::new(), "race-directed")),
         }
     }
 
@@ -83,6 +87,7 @@ impl fmt::Display for StrategySpec {
                 write!(f, "pct:seed={seed},depth={depth},steps={steps}")
             }
             StrategySpec::Dfs { bound } => write!(f, "dfs:bound={bound}"),
+            StrategySpec::RaceDirected => write!(f, "race-directed"),
         }
     }
 }
@@ -144,6 +149,10 @@ impl FromStr for StrategySpec {
                     depth: depth as u32,
                     steps: get("steps", DEFAULT_PCT_STEPS).max(1),
                 })
+            }
+            "race-directed" | "race" => {
+                allow(&[])?;
+                Ok(StrategySpec::RaceDirected)
             }
             "dfs" => {
                 allow(&["bound"])?;

@@ -391,7 +391,8 @@ fn exploration() {
         }
     }
     println!(
-        "schedules to the first failure (median of 9 searches, disjoint seeds; - = none in 300):"
+        "schedules to the first failure (random, pct: median of 9 searches with disjoint seeds; \
+         dfs, race-directed: one search; - = none in 300):"
     );
     let strategies = [
         ("random", StrategySpec::Random { seed: 0 }),
@@ -412,8 +413,12 @@ fn exploration() {
             },
         ),
     ];
+    let systematic = [
+        ("dfs c=2", StrategySpec::Dfs { bound: 2 }),
+        ("race-dir", StrategySpec::RaceDirected),
+    ];
     print!("  {:<22}", "example");
-    for (n, _) in &strategies {
+    for (n, _) in strategies.iter().chain(&systematic) {
         print!(" {n:>9}");
     }
     println!();
@@ -462,6 +467,22 @@ fn exploration() {
             match needed[4] {
                 u64::MAX => print!(" {:>9}", "-"),
                 n => print!(" {n:>9}"),
+            }
+        }
+        for (_, spec) in &systematic {
+            let mut c = cfg(spec.clone(), 300, 0, 1);
+            c.all_failures = false;
+            let found = match spec {
+                StrategySpec::Dfs { bound } => {
+                    weft::explore::explore_dfs(name, elf, &o, *bound, &c, |_, _| {})
+                }
+                _ => weft::explore::explore_race_directed(name, elf, &o, &c, |_, _| {}),
+            }
+            .expect("explore")
+            .0;
+            match found.failures.first() {
+                Some(f) => print!(" {:>9}", f.index + 1),
+                None => print!(" {:>9}", "-"),
             }
         }
         println!();

@@ -121,6 +121,26 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode> {
         rep.verdict.as_ref().map(verdict_line).unwrap_or_default()
     );
 
+    println!("\nAsking which accesses raced (happens-before analysis of the trace):");
+    let r = super::races::report(&trace)?;
+    match r.races.first() {
+        Some(g) => {
+            println!(
+                "  {} data race(s) between code locations; the first, {} at step {}:",
+                r.races.len(),
+                g.class,
+                g.second.step
+            );
+            for (label, side) in [("first", &g.first), ("then", &g.second)] {
+                println!(
+                    "    {label:<5} vcpu{} {} {:#x} `{}`  {}",
+                    side.vcpu, side.kind, side.addr, side.insn, side.source
+                );
+            }
+        }
+        None => println!("  no data race found"),
+    }
+
     let t = trace.display();
     let w = invoked_as();
     let ex = a.out.join("examples");
@@ -131,6 +151,15 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode> {
     println!("  {w} inspect {t}                    # what the trace holds");
     println!("  {w} inspect --events --vcpu 1 {t}  # the accesses, with disassembly");
     println!("  {w} replay {t}                     # re-run it, as often as you like");
+    println!("  {w} races {t}                      # every race, with source lines");
+    println!(
+        "  {w} replay {t} --goto {}  # stop before the first race's second access",
+        r.races.first().map_or(0, |g| g.second.step)
+    );
+    println!(
+        "  {w} explore {}   # search, save and minimize a failing schedule",
+        guest_path.display()
+    );
     println!(
         "  {w} record --strategy {spec} --vcpus {} {}",
         a.vcpus,

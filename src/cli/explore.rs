@@ -150,6 +150,15 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             dfs_complete = Some(complete);
             found
         }
+        StrategySpec::RaceDirected => {
+            if a.shard.is_some() {
+                bail!("--shard is not supported with race-directed search (it is sequential)");
+            }
+            let (found, exhausted) =
+                explore::explore_race_directed(&name, &elf, &opts, &cfg, progress)?;
+            dfs_complete = Some(exhausted);
+            found
+        }
         _ => explore::explore(&name, &elf, &opts, &cfg, progress)?,
     };
     if tty {
@@ -251,14 +260,24 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     if found.failures.is_empty() && !a.json {
         eprintln!("no failure found");
     }
-    if let (Some(complete), false) = (dfs_complete, a.json) {
-        if complete {
-            eprintln!(
+    let stopped_by_failure = !found.failures.is_empty() && !a.all_failures;
+    if let (Some(complete), false, false) = (dfs_complete, a.json, stopped_by_failure) {
+        let race = matches!(strategy, StrategySpec::RaceDirected);
+        match (complete, race) {
+            (true, false) => eprintln!(
                 "dfs: the search is complete: these {} schedules are every schedule within the bound",
                 found.tried
-            );
-        } else {
-            eprintln!("dfs: stopped before the end of the search (more schedules remain within the bound)");
+            ),
+            (false, false) => eprintln!(
+                "dfs: stopped before the end of the search (more schedules remain within the bound)"
+            ),
+            (true, true) => eprintln!(
+                "race-directed: every conflicting pair found was reversed ({} schedules)",
+                found.tried
+            ),
+            (false, true) => eprintln!(
+                "race-directed: stopped with reversals left to try (raise --schedules)"
+            ),
         }
     }
     if a.json {
