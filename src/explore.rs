@@ -72,6 +72,8 @@ pub struct Explored {
     pub elapsed: Duration,
     /// The search stopped because of `time_limit`.
     pub timed_out: bool,
+    /// Distinct schedules among those examined (coverage; random searches repeat some).
+    pub distinct: u64,
 }
 
 /// "Fails the same way": verdict class and where.
@@ -309,9 +311,18 @@ pub fn explore_race_directed(
             failures,
             elapsed: start.elapsed(),
             timed_out,
+            distinct: tried,
         },
         exhausted,
     ))
+}
+
+/// A schedule's fingerprint, for counting distinct schedules.
+fn schedule_hash(s: &Schedule) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }
 
 /// The indices of `cfg`'s shard, in order.
@@ -338,25 +349,27 @@ pub fn explore(
     let mut failures: Vec<Failure> = Vec::new();
     let mut tried = 0;
     let mut ran = 0;
+    let mut seen = std::collections::HashSet::new();
     let mut timed_out = false;
     while indices.peek().is_some() {
         let chunk: Vec<u64> = indices.by_ref().take(batch).collect();
-        type Ran = Result<(u64, StrategySpec, Option<Verdict>), SessionError>;
+        type Ran = Result<(u64, StrategySpec, Option<Verdict>, u64), SessionError>;
         let results: Vec<Ran> = pool.install(|| {
             chunk
                 .par_iter()
                 .map(|&i| {
                     let spec = cfg.strategy.clone().with_seed(cfg.seed_start + i);
                     let o = options_for(opts, &spec);
-                    let (out, _) = run_kept(name, elf, &o, spec.build())?;
-                    Ok((i, spec, out.verdict))
+                    let (out, schedule) = run_kept(name, elf, &o, spec.build())?;
+                    Ok((i, spec, out.verdict, schedule_hash(&schedule)))
                 })
                 .collect()
         });
         ran += results.len() as u64;
         for r in results {
-            let (i, spec, verdict) = r?;
+            let (i, spec, verdict, hash) = r?;
             tried += 1;
+            seen.insert(hash);
             let Some(v) = verdict.filter(|v| !v.is_pass()) else {
                 continue;
             };
@@ -376,7 +389,7 @@ pub fn explore(
                 break;
             }
         }
-        progress(tried, failures.len());
+        progress(seen.len() as u64, failures.len());
         if !failures.is_empty() && !cfg.all_failures {
             break;
         }
@@ -391,6 +404,7 @@ pub fn explore(
         failures,
         elapsed: start.elapsed(),
         timed_out,
+        distinct: seen.len() as u64,
     })
 }
 
@@ -471,6 +485,7 @@ pub fn explore_dfs(
         failures,
         elapsed: start.elapsed(),
         timed_out,
+        distinct: tried,
     };
     Ok((explored, complete))
 }

@@ -58,6 +58,8 @@ fn finds_the_bug_in_buggy_examples_and_none_in_fixed_ones() {
         );
         assert_eq!(code, 0, "{name}: {r}");
         assert_eq!(r["tried"], 30, "{name}: {r}");
+        let distinct = r["distinct"].as_u64().unwrap();
+        assert!((1..=30).contains(&distinct), "{name}: {r}");
         assert!(failures(&r).is_empty(), "{name}: {r}");
     }
 }
@@ -215,6 +217,7 @@ fn bounded_dfs_covers_exactly_the_expected_schedules() {
         );
         assert_eq!(code, 0, "{r}");
         assert_eq!(r["tried"], expected, "bound {bound}: {r}");
+        assert_eq!(r["distinct"], expected, "bound {bound}: {r}");
         assert_eq!(r["complete"], true, "{r}");
     }
     // A budget below the count stops the search early, and says so.

@@ -83,6 +83,8 @@ struct JsonSummary {
     schedules: u64,
     shard: Option<String>,
     tried: u64,
+    /// Distinct schedules among those tried.
+    distinct: u64,
     seconds: f64,
     schedules_per_second: f64,
     timed_out: bool,
@@ -131,11 +133,11 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     };
     let tty = std::io::stderr().is_terminal() && !a.json;
     let start = Instant::now();
-    let progress = |tried: u64, failures: usize| {
+    let progress = |distinct: u64, failures: usize| {
         if tty {
             eprint!(
-                "\r\x1b[2K[weft explore] {tried} schedules, {failures} failure(s), {:.0}/s",
-                tried as f64 / start.elapsed().as_secs_f64().max(1e-9)
+                "\r\x1b[2K[weft explore] {distinct} distinct schedules, {failures} failure(s), {:.1} s",
+                start.elapsed().as_secs_f64()
             );
         }
     };
@@ -185,8 +187,9 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             ),
         };
         eprintln!(
-            "explored {} schedule(s) of {name} ({how}) in {secs:.1} s ({rate:.0}/s){}",
+            "explored {} schedule(s), {} distinct, of {name} ({how}) in {secs:.1} s ({rate:.0}/s){}",
             found.tried,
+            found.distinct,
             if found.timed_out {
                 "; stopped by --time"
             } else {
@@ -287,6 +290,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             schedules: a.schedules,
             shard: shard_label,
             tried: found.tried,
+            distinct: found.distinct,
             seconds: secs,
             schedules_per_second: rate,
             timed_out: found.timed_out,
