@@ -135,9 +135,10 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let progress = |distinct: u64, failures: usize| {
         if tty {
+            let secs = start.elapsed().as_secs_f64();
             eprint!(
-                "\r\x1b[2K[weft explore] {distinct} distinct schedules, {failures} failure(s), {:.1} s",
-                start.elapsed().as_secs_f64()
+                "\r\x1b[2K[weft explore] {distinct} distinct schedules ({:.0}/s), {failures} failure(s), {secs:.1} s",
+                distinct as f64 / secs.max(1e-9)
             );
         }
     };
