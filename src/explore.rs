@@ -273,18 +273,14 @@ pub fn explore_race_directed(
             run_kept_with::<AccessSink>(name, elf, opts, Box::new(Guided::new(s, label)))?;
         tried += 1;
         if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
-            let key = failure_key(&v);
-            match failures.iter_mut().find(|f| f.key == key) {
-                Some(f) => f.count += 1,
-                None => failures.push(Failure {
-                    index: tried - 1,
-                    strategy: StrategySpec::RaceDirected,
-                    schedule: Some(sink.runs.clone()),
-                    verdict: v,
-                    key,
-                    count: 1,
-                }),
-            }
+            let schedule = Some(sink.runs.clone());
+            note_failure(
+                &mut failures,
+                tried - 1,
+                StrategySpec::RaceDirected,
+                schedule,
+                v,
+            );
             if !cfg.all_failures {
                 break;
             }
@@ -373,18 +369,7 @@ pub fn explore(
             let Some(v) = verdict.filter(|v| !v.is_pass()) else {
                 continue;
             };
-            let key = failure_key(&v);
-            match failures.iter_mut().find(|f| f.key == key) {
-                Some(f) => f.count += 1,
-                None => failures.push(Failure {
-                    index: i,
-                    strategy: spec,
-                    schedule: None,
-                    verdict: v,
-                    key,
-                    count: 1,
-                }),
-            }
+            note_failure(&mut failures, i, spec, None, v);
             if !cfg.all_failures {
                 break;
             }
@@ -406,6 +391,29 @@ pub fn explore(
         timed_out,
         distinct: seen.len() as u64,
     })
+}
+
+/// Count a failing schedule: a new kind of failure is kept (the first schedule of each
+/// kind, by examination order), a known one only counted.
+fn note_failure(
+    failures: &mut Vec<Failure>,
+    index: u64,
+    strategy: StrategySpec,
+    schedule: Option<Schedule>,
+    verdict: Verdict,
+) {
+    let key = failure_key(&verdict);
+    match failures.iter_mut().find(|f| f.key == key) {
+        Some(f) => f.count += 1,
+        None => failures.push(Failure {
+            index,
+            strategy,
+            schedule,
+            verdict,
+            key,
+            count: 1,
+        }),
+    }
 }
 
 impl Failure {
@@ -450,18 +458,8 @@ pub fn explore_dfs(
         let (out, schedule) = run_kept(name, elf, opts, Box::new(run))?;
         tried += 1;
         if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
-            let key = failure_key(&v);
-            match failures.iter_mut().find(|f| f.key == key) {
-                Some(f) => f.count += 1,
-                None => failures.push(Failure {
-                    index: tried - 1,
-                    strategy: StrategySpec::Dfs { bound },
-                    schedule: Some(schedule),
-                    verdict: v,
-                    key,
-                    count: 1,
-                }),
-            }
+            let spec = StrategySpec::Dfs { bound };
+            note_failure(&mut failures, tried - 1, spec, Some(schedule), v);
         }
         if tried % 64 == 0 {
             progress(tried, failures.len());
