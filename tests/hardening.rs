@@ -1,0 +1,148 @@
+//! Hardening: garbage in never crashes weft (exit 2, one line naming the file), a recording
+//! killed with SIGKILL keeps what it wrote, and short runs of the fuzzers (weft-fuzz) pass.
+
+mod common;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{guest, scratch, text, weft};
+
+#[test]
+fn every_subcommand_answers_garbage_with_exit_2_and_one_line() {
+    let dir = scratch();
+    let mut files = Vec::new();
+    for (name, bytes) in [
+        ("empty", Vec::new()),
+        ("text", b"hello, this is not a program\n".to_vec()),
+        (
+            "elf-head",
+            b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0".to_vec(),
+        ),
+        (
+            "trace-head",
+            b"WEFTTRC\0\x02\0\0\0\xff\xff\xff\x7f".to_vec(),
+        ),
+        (
+            "random",
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+                .collect(),
+        ),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        files.push(p);
+    }
+    files.push(dir.path().to_path_buf()); // a directory
+    files.push(dir.path().join("missing"));
+    let out = dir.path().join("out.weft");
+    for f in &files {
+        let f = f.to_str().unwrap();
+        let cases: Vec<Vec<&str>> = vec![
+            vec!["run", f],
+            vec!["record", f, "-o", out.to_str().unwrap()],
+            vec!["explore", f, "--schedules", "2"],
+            vec!["replay", f],
+            vec!["replay", f, "--goto", "3"],
+            vec!["inspect", f],
+            vec!["inspect", f, "--events"],
+            vec!["races", f],
+            vec!["tm", f],
+        ];
+        for args in cases {
+            let (code, _, err) = text(&weft(&args));
+            assert_eq!(code, 2, "{args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.starts_with("weft: error: "), "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn bad_option_combinations_are_usage_errors_not_panics() {
+    let g = guest("racy_counter");
+    let g = g.to_str().unwrap();
+    for args in [
+        vec!["run", g, "--vcpus", "0"],
+        vec!["run", g, "--vcpus", "65"],
+        vec!["run", g, "--ram", "12345"],
+        vec!["run", g, "--stack", "1K"],
+        vec!["run", g, "--vcpus", "64", "--ram", "1M"],
+        vec!["run", g, "--strategy", "pct:depth=0"],
+        vec!["run", g, "--strategy", "dfs:bound=99"],
+        vec!["run", g, "--tm-write-lines", "0"],
+        vec!["run", g, "--tm-abort-rate", "-1"],
+        vec!["explore", g, "--jobs", "0"],
+        vec!["replay", "--regs", "x.weft"],
+        vec!["inspect", "x.weft", "--goto", "1", "--from", "2"],
+    ] {
+        let (code, _, err) = text(&weft(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let first = err.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("error:") || first.starts_with("weft: error:"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_recording_killed_with_sigkill_keeps_what_it_wrote() {
+    let dir = scratch();
+    let g = guest("bench_workload");
+    for (i, min_bytes) in [40_000u64, 120_000, 400_000].into_iter().enumerate() {
+        let t = dir.path().join(format!("killed{i}.weft"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["record", g.to_str().unwrap(), "-o", t.to_str().unwrap()])
+            .args(["--vcpus", "4", "--strategy", "random:seed=3", "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it once it has written this much (at a different place each time).
+        let start = Instant::now();
+        while std::fs::metadata(&t).map_or(0, |m| m.len()) < min_bytes
+            && start.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (code, out, err) = text(&weft(["inspect".as_ref(), t.as_os_str()]));
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("the trace ends before the run did"), "{out}");
+        let (code, _, err) = text(&weft([
+            "replay".as_ref(),
+            t.as_os_str(),
+            "--quiet".as_ref(),
+        ]));
+        assert!(err.contains("replayed exactly"), "{err}");
+        assert_eq!(code, 2, "{err}");
+    }
+}
+
+/// A few seconds of each fuzz target, fixed seeds (weft-fuzz runs for hours the same way).
+#[test]
+fn short_fuzz_runs_find_no_panic() {
+    let dir = scratch();
+    for (target, n) in [("trace", "400"), ("elf", "3000")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_weft-fuzz"))
+            .args([
+                target,
+                "--iterations",
+                n,
+                "--seed",
+                "11",
+                "--run-every",
+                "50",
+            ])
+            .args(["--crashes", dir.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        let (code, out, err) = text(&o);
+        assert_eq!(code, 0, "{target}: {out}{err}");
+        assert!(out.contains(", 0 panic(s)"), "{out}");
+    }
+}
