@@ -229,3 +229,17 @@ fn spinning_without_pause_is_still_a_deadlock() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("FAIL (deadlock)"), "{err}");
 }
+
+#[test]
+fn a_vcpu_that_never_reaches_a_scheduling_point_is_still_bounded() {
+    let (code, out, err) = run("private_loop", &["--vcpus", "2", "--max-steps", "3000"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "private_loop: vcpu0 spins on its own stack\n");
+    assert!(err.contains("FAIL (budget)"), "{err}");
+    let (code, _, err) = run(
+        "private_loop",
+        &["--vcpus", "1", "--deadlock-window", "2000"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL (deadlock)"), "{err}");
+}

@@ -114,3 +114,34 @@ pub fn emu_stop(uc: *mut uc_engine) {
     // SAFETY: a live handle; uc_emu_stop may be called from inside hooks.
     unsafe { uc_sys::uc_emu_stop(uc) };
 }
+
+/// A raw basic-block hook callback (uc_cb_hookcode_t).
+pub type BlockCallback = extern "C" fn(*mut uc_engine, u64, u32, *mut c_void);
+
+/// Hook the start of every translated block with a raw callback.
+pub fn add_block_hook<D>(
+    uc: &mut Unicorn<'_, D>,
+    callback: BlockCallback,
+    user_data: *mut c_void,
+) -> Result<(), unicorn_engine::uc_error> {
+    let mut hook: uc_sys::uc_hook = 0;
+    // SAFETY: a live handle; `callback` has the C signature unicorn calls for block hooks;
+    // `user_data` points at data owned by the instance and so outlives the hook. begin > end
+    // means every address.
+    let err = unsafe {
+        uc_sys::uc_hook_add(
+            uc.get_handle(),
+            &mut hook,
+            HookType::BLOCK.0 as c_int,
+            callback as *mut c_void,
+            user_data,
+            1,
+            0,
+        )
+    };
+    if err == unicorn_engine::uc_error::OK {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
