@@ -70,7 +70,11 @@ pub fn record_with(
         options: options.clone(),
         strategy: strategy.spec(),
     };
-    let writer = Rc::new(RefCell::new(TraceWriter::create(out, &header)?));
+    let mut w = TraceWriter::create(out, &header)?;
+    if let Some(limit) = config.trace_limit {
+        w.set_limit(limit);
+    }
+    let writer = Rc::new(RefCell::new(w));
     let outcome = machine
         .run(strategy, writer.clone(), config)
         .map_err(guest_error(guest_name))?;

@@ -146,3 +146,69 @@ fn short_fuzz_runs_find_no_panic() {
         assert!(out.contains(", 0 panic(s)"), "{out}");
     }
 }
+
+#[test]
+fn a_size_limit_or_a_full_disk_ends_recording_with_a_clear_error() {
+    let dir = scratch();
+    let t = dir.path().join("limited.weft");
+    let g = guest("bench_workload");
+    let (code, _, err) = text(&weft([
+        "record",
+        g.to_str().unwrap(),
+        "-o",
+        t.to_str().unwrap(),
+        "--strategy",
+        "random:seed=1",
+        "--max-trace-bytes",
+        "200K",
+        "--quiet",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("size limit of 204800 bytes"), "{err}");
+    let len = std::fs::metadata(&t).unwrap().len();
+    assert!(len <= 204_800 && len > 50_000, "{len}");
+    // What was written is a trace that opens and replays.
+    let (code, out, err) = text(&weft(["inspect".as_ref(), t.as_os_str()]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the trace ends before the run did"), "{out}");
+    let (_, _, err) = text(&weft([
+        "replay".as_ref(),
+        t.as_os_str(),
+        "--quiet".as_ref(),
+    ]));
+    assert!(err.contains("replayed exactly"), "{err}");
+
+    // A device with no space left: the first write fails, one line naming it.
+    if std::path::Path::new("/dev/full").exists() {
+        let g = guest("racy_counter");
+        let (code, _, err) = text(&weft([
+            "record",
+            g.to_str().unwrap(),
+            "-o",
+            "/dev/full",
+            "-q",
+        ]));
+        assert_eq!(code, 2, "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("/dev/full") && err.contains("No space left"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn sixty_four_vcpus_all_spinning_end_in_a_deadlock_verdict() {
+    let (code, _, err) = text(&weft([
+        "run",
+        guest("spin_forever").to_str().unwrap(),
+        "--vcpus",
+        "64",
+        "--deadlock-window",
+        "20000",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL (deadlock)"), "{err}");
+    assert!(err.contains("vcpu63"), "{err}");
+}

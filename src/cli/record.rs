@@ -27,6 +27,10 @@ pub struct RecordArgs {
     /// Do not echo the guest's console output
     #[arg(short, long)]
     quiet: bool,
+    /// Stop recording (exit code 2) before the trace grows past this size (e.g. 500M);
+    /// what was written stays a readable trace
+    #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
+    max_trace_bytes: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -57,7 +61,7 @@ pub fn progress_config(echo_console: bool) -> RunConfig {
     RunConfig {
         echo_console,
         progress,
-        pause_at: None,
+        ..RunConfig::default()
     }
 }
 
@@ -94,15 +98,11 @@ pub fn record(a: RecordArgs) -> Result<ExitCode> {
     let opts = a.machine.options();
     let strategy = a.machine.strategy();
     let name = a.guest.display().to_string();
-    let rec = session::record(
-        &name,
-        &elf,
-        &opts,
-        &strategy,
-        &out,
-        progress_config(!a.quiet),
-    )?;
+    let mut config = progress_config(!a.quiet);
+    config.trace_limit = a.max_trace_bytes;
+    let rec = session::record(&name, &elf, &opts, &strategy, &out, config);
     end_progress();
+    let rec = rec?;
     report(&rec.outcome);
     eprintln!(
         "trace: {} ({} events, {}; strategy {strategy})",

@@ -153,6 +153,8 @@ pub struct RunConfig {
     pub progress: Option<ProgressFn>,
     /// Stop just before this step, with no verdict, and report where every vCPU is.
     pub pause_at: Option<u64>,
+    /// Recording sessions: stop when the trace would grow past this many bytes.
+    pub trace_limit: Option<u64>,
 }
 
 /// One vCPU's registers where a run paused (`RunConfig::pause_at`).

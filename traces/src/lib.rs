@@ -42,6 +42,8 @@ pub enum TraceError {
     Version { path: PathBuf, found: u32 },
     #[error("{}: {what}", path.display())]
     Corrupt { path: PathBuf, what: String },
+    #[error("{}: the trace reached its size limit of {limit} bytes (--max-trace-bytes); it ends there", path.display())]
+    Limit { path: PathBuf, limit: u64 },
 }
 
 #[cfg(test)]

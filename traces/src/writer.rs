@@ -40,6 +40,8 @@ pub struct TraceWriter {
     index: Vec<ChunkInfo>,
     events: u64,
     failed: bool,
+    /// Refuse chunks that would take the file past this many bytes.
+    limit: Option<u64>,
 }
 
 impl TraceWriter {
@@ -78,6 +80,7 @@ impl TraceWriter {
             index: Vec::new(),
             events: 0,
             failed: false,
+            limit: None,
         };
         let mut front = Vec::with_capacity(FILE_HEADER_LEN as usize + hdr.len() + 4);
         front.extend_from_slice(&MAGIC);
@@ -88,6 +91,12 @@ impl TraceWriter {
         w.put(&front)?;
         w.out.flush().map_err(io)?;
         Ok(w)
+    }
+
+    /// Stop writing (with an error) before the file would grow past `bytes`: what was
+    /// written stays a readable trace.
+    pub fn set_limit(&mut self, bytes: u64) {
+        self.limit = Some(bytes);
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), TraceError> {
@@ -141,6 +150,15 @@ impl TraceWriter {
         self.compressor
             .compress_to_buffer(&self.raw, &mut self.compressed)
             .map_err(|e| io(&self.path, e))?;
+        if let Some(limit) = self.limit {
+            let need = self.offset + CHUNK_HEADER_LEN + self.compressed.len() as u64;
+            if need > limit {
+                return Err(TraceError::Limit {
+                    path: self.path.clone(),
+                    limit,
+                });
+            }
+        }
         let first = self.chunk_first.unwrap_or(self.chunk_last);
         let h = ChunkHeader {
             payload_len: self.compressed.len() as u32,
