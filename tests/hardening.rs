@@ -212,3 +212,43 @@ fn sixty_four_vcpus_all_spinning_end_in_a_deadlock_verdict() {
     assert!(err.contains("FAIL (deadlock)"), "{err}");
     assert!(err.contains("vcpu63"), "{err}");
 }
+
+#[test]
+fn ctrl_c_during_record_finishes_the_trace_cleanly() {
+    let dir = scratch();
+    let t = dir.path().join("interrupted.weft");
+    let g = guest("bench_workload");
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["record", g.to_str().unwrap(), "-o", t.to_str().unwrap()])
+        .args(["--vcpus", "4", "--strategy", "random:seed=3", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::fs::metadata(&t).map_or(0, |m| m.len()) < 100_000
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let (code, _, err) = text(&out);
+    assert_eq!(code, 130, "{err}");
+    assert!(err.contains("interrupted (Ctrl-C) at step"), "{err}");
+    // Finished cleanly: the index is there (no "no index" note), and it replays.
+    let (code, out, err) = text(&weft(["inspect".as_ref(), t.as_os_str()]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("no index"), "{out}");
+    assert!(out.contains("the trace ends before the run did"), "{out}");
+    let (_, _, err) = text(&weft([
+        "replay".as_ref(),
+        t.as_os_str(),
+        "--quiet".as_ref(),
+    ]));
+    assert!(err.contains("replayed exactly"), "{err}");
+}

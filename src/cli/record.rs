@@ -65,6 +65,23 @@ pub fn progress_config(echo_console: bool) -> RunConfig {
     }
 }
 
+/// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// A flag that the first Ctrl-C sets (the recording then stops at its next scheduling
+/// point and finishes the trace); a second Ctrl-C ends weft at once.
+fn ctrl_c() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use signal_hook::consts::SIGINT;
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register_conditional_shutdown(
+        SIGINT,
+        EXIT_INTERRUPTED as i32,
+        flag.clone(),
+    )?;
+    signal_hook::flag::register(SIGINT, flag.clone())?;
+    Ok(flag)
+}
+
 /// Clear a progress line if one was drawn.
 pub fn end_progress() {
     if std::io::stderr().is_terminal() {
@@ -100,9 +117,23 @@ pub fn record(a: RecordArgs) -> Result<ExitCode> {
     let name = a.guest.display().to_string();
     let mut config = progress_config(!a.quiet);
     config.trace_limit = a.max_trace_bytes;
+    config.interrupt = Some(ctrl_c()?);
     let rec = session::record(&name, &elf, &opts, &strategy, &out, config);
     end_progress();
     let rec = rec?;
+    if rec.outcome.interrupted {
+        eprintln!(
+            "interrupted (Ctrl-C) at step {}: the trace is complete up to there",
+            rec.outcome.stats.steps
+        );
+        eprintln!(
+            "trace: {} ({} events, {}; strategy {strategy})",
+            out.display(),
+            rec.events,
+            human_bytes(rec.bytes)
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     report(&rec.outcome);
     eprintln!(
         "trace: {} ({} events, {}; strategy {strategy})",

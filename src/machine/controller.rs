@@ -79,6 +79,9 @@ pub(crate) struct Controller {
     pub pause_at: Option<u64>,
     /// The run stopped at `pause_at`.
     pub paused: bool,
+    /// Stop at the next decision when this is set (Ctrl-C during `weft record`).
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    pub interrupted: bool,
 }
 
 /// Counters a finished run reports.
@@ -129,6 +132,8 @@ impl Controller {
             bad_pick: None,
             pause_at: None,
             paused: false,
+            interrupt: None,
+            interrupted: false,
         }
     }
 
@@ -156,6 +161,15 @@ impl Controller {
         }
         if self.pause_at == Some(self.next_step) {
             self.paused = true;
+            self.stopping = true;
+            return Decision::Stop;
+        }
+        if self
+            .interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            self.interrupted = true;
             self.stopping = true;
             return Decision::Stop;
         }

@@ -142,6 +142,8 @@ pub struct RunOutcome {
     pub bad_pick: Option<(weft_trace::Step, VcpuId)>,
     /// The run paused at `RunConfig::pause_at`.
     pub paused: Option<Paused>,
+    /// The run was stopped through `RunConfig::interrupt`.
+    pub interrupted: bool,
 }
 
 /// How a run reports while it goes.
@@ -155,6 +157,9 @@ pub struct RunConfig {
     pub pause_at: Option<u64>,
     /// Recording sessions: stop when the trace would grow past this many bytes.
     pub trace_limit: Option<u64>,
+    /// Set from outside (a Ctrl-C handler) to stop the run at the next scheduling point,
+    /// with no verdict.
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One vCPU's registers where a run paused (`RunConfig::pause_at`).
@@ -299,6 +304,7 @@ impl Machine {
             config.progress,
         );
         ctl.pause_at = config.pause_at;
+        ctl.interrupt = config.interrupt;
         let kept = self.kept.borrow_mut().take();
         let mut k = match kept {
             Some(mut k) => {
@@ -336,6 +342,7 @@ impl Machine {
                 step: steps,
                 vcpus: shared.snapshots.borrow().clone(),
             }),
+            interrupted: ctl.interrupted,
         })
     }
 }
