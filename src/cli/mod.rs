@@ -48,8 +48,8 @@ enum Command {
     Run(record::RunArgs),
     /// Re-execute a trace under its recorded schedule and check every event
     Replay(replay::ReplayArgs),
-    /// Search schedules (random or PCT, in parallel) until the guest fails; save the failure
-    /// and a minimized trace with the fewest preemptions found
+    /// Search schedules (random, PCT, bounded DFS, race-directed) until the guest fails; save
+    /// the failure and a minimized trace with the fewest preemptions found
     Explore(explore::ExploreArgs),
     /// Summarise a trace, or list its events
     Inspect(inspect::InspectArgs),
@@ -83,7 +83,9 @@ pub struct MachineArgs {
     /// Number of vCPUs (1..=64)
     #[arg(long, default_value_t = 2)]
     vcpus: u32,
-    /// Scheduling strategy: round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K]
+    /// Scheduling strategy: round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K],
+    /// dfs[:bound=C], race-directed (the last two search with `weft explore`; explore uses
+    /// random when this is left at round-robin)
     #[arg(long, default_value = "round-robin")]
     strategy: StrategySpec,
     /// Seed for the strategy (overrides a seed given in --strategy)
