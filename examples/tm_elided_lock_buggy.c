@@ -10,12 +10,19 @@
  * its two updates, sees a + b == TOTAL - 1 and, since it never read the lock word, nothing
  * aborts it: it commits having seen the broken invariant. (Real hardware has the same bug.)
  *
- * What should happen: it passes under many schedules and fails under others, e.g.
- *     weft run tm_elided_lock_buggy.elf --strategy random --seed 1    (try seeds 1..20)
+ * The lock holder is not safe either: a transaction that commits between its reads of `a`
+ * and `b` makes it see a + b == TOTAL + 1 (and one between its load and store of `a` or `b`
+ * makes it lose that update).
+ *
+ * What should happen: it passes under some schedules and fails under others (try seeds
+ * 1..20; most fail, e.g. seed 1 passes), e.g.
+ *     weft run tm_elided_lock_buggy.elf --strategy random --seed 2
  * fails with
- *     assertion failed on vcpu1 ...: tm_elided_lock_buggy: vcpu1 saw a + b = 999,
- *     expected 1000 (round 5)
- * Record the failing seed and ask `weft tm` which accesses conflicted (or did not).
+ *     assertion failed on vcpu0 ...: tm_elided_lock_buggy: vcpu0 saw a + b = 1001,
+ *     expected 1000 (round 7)
+ * (the lock holder's view) and --seed 5 with "vcpu0 saw a + b = 999, expected 1000
+ * (round 5)" (a transaction's view). Record a failing seed and ask `weft tm` which accesses
+ * conflicted (or did not).
  *
  * Try it:
  *     weft record tm_elided_lock_buggy.elf -o buggy.weft --strategy random --seed 3

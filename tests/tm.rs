@@ -108,9 +108,15 @@ fn committed_transactions_are_atomic_under_many_random_schedules() {
         assert_eq!(code, 0, "seed {seed}: {out}{err}");
         assert_eq!(out, "tm_atomic ok: 4 vCPUs, total 4000\n");
     }
-    // (Strict round-robin can make these retry-only transactions abort each other forever:
-    // weft calls that a livelock, as it is; the guest has no fallback path.)
-    for s in ["pct:seed=3,depth=3", "pct:seed=8,depth=2"] {
+    // Strict round-robin can make transactions abort each other again and again; the
+    // guest falls back to its (elided) lock after ten tries, so it ends under every one.
+    for s in [
+        "pct:seed=3,depth=3",
+        "pct:seed=8,depth=2",
+        "round-robin:quantum=1",
+        "round-robin:quantum=2",
+        "round-robin:quantum=5",
+    ] {
         let (code, out, err) = on_guest("run", "tm_atomic", &["--vcpus", "3", "--strategy", s]);
         assert_eq!(code, 0, "{s}: {out}{err}");
     }
@@ -324,4 +330,19 @@ fn weft_tm_on_a_trace_without_transactions_says_so() {
     let (code, out, err) = text(&weft(["tm".as_ref(), t.as_os_str()]));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "no transactions in this trace\n");
+}
+
+#[test]
+fn transactions_retried_forever_end_as_a_livelock() {
+    let (code, out, err) = on_guest("run", "tm_retry_forever", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "tm_retry_forever: committed\n");
+    let (code, out, err) = on_guest(
+        "run",
+        "tm_retry_forever",
+        &["--tm-abort-rate", "100%", "--deadlock-window", "50000"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert!(err.contains("FAIL (deadlock)"), "{err}");
 }

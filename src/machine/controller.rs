@@ -25,6 +25,9 @@ pub(crate) enum Decision {
     Stop,
 }
 
+/// Preemption positions a run keeps for minimization (`RunStats::preempted_runs`).
+const MAX_PREEMPTED_RUNS: usize = 1 << 16;
+
 /// How many recent (address, value) reads a vCPU remembers for spin detection.
 const RECENT_READS: usize = 4;
 
@@ -212,7 +215,11 @@ impl Controller {
             self.flush_run();
             if preempted {
                 self.preemptions += 1;
-                self.preempted_runs.push(self.runs.saturating_sub(1));
+                // Kept for minimization, which only needs the first ones: bounded, so a long
+                // random recording does not grow by 8 bytes per switch.
+                if self.preempted_runs.len() < MAX_PREEMPTED_RUNS {
+                    self.preempted_runs.push(self.runs.saturating_sub(1));
+                }
             }
             if self.run_vcpu.is_some() {
                 self.switches += 1;
@@ -239,6 +246,13 @@ impl Controller {
                 .runnable
                 .iter()
                 .all(|v| self.vcpus[v.0 as usize].spin >= self.opts.spin_threshold)
+    }
+
+    /// Something that is no progress happened to `vcpu` (its transaction aborted): a spin
+    /// event, so that transactions retried forever end as a livelock.
+    pub fn spin_event(&mut self, vcpu: VcpuId) {
+        let st = &mut self.vcpus[vcpu.0 as usize];
+        st.spin = st.spin.saturating_add(1);
     }
 
     /// Record something that moved the run forward: resets the deadlock clock.

@@ -252,7 +252,9 @@ impl VcpuData {
 
     /// Put a TxAbort event in the trace (memory is already rolled back).
     fn report_abort(&self, vcpu: VcpuId, a: &Abort) {
-        self.ctl().emit_at_step(|step| Event::TxAbort {
+        let mut c = self.ctl();
+        c.spin_event(vcpu);
+        c.emit_at_step(|step| Event::TxAbort {
             step,
             vcpu,
             rip: a.rip,
