@@ -57,15 +57,31 @@ pub fn add_mem_hook<D>(
     callback: MemCallback,
     user_data: *mut c_void,
 ) -> Result<(), unicorn_engine::uc_error> {
+    // SAFETY: `callback` has the C signature unicorn calls for memory hooks.
+    unsafe { hook_add(uc, kind, callback as *mut c_void, user_data, begin, end) }
+}
+
+/// `uc_hook_add` for hooks that take no extra argument.
+///
+/// # Safety
+/// `callback` must have the C signature unicorn calls for `kind`, and `user_data` must stay
+/// valid as long as the instance (weft passes data the instance owns).
+unsafe fn hook_add<D>(
+    uc: &mut Unicorn<'_, D>,
+    kind: HookType,
+    callback: *mut c_void,
+    user_data: *mut c_void,
+    begin: u64,
+    end: u64,
+) -> Result<(), unicorn_engine::uc_error> {
     let mut hook: uc_sys::uc_hook = 0;
-    // SAFETY: a live handle; `callback` has the C signature unicorn calls for memory hooks;
-    // `user_data` points at data owned by the instance and so outlives the hook.
+    // SAFETY: a live handle; the callback and data are as the caller promises.
     let err = unsafe {
         uc_sys::uc_hook_add(
             uc.get_handle(),
             &mut hook,
             kind.0 as c_int,
-            callback as *mut c_void,
+            callback,
             user_data,
             begin,
             end,
@@ -124,24 +140,16 @@ pub fn add_block_hook<D>(
     callback: BlockCallback,
     user_data: *mut c_void,
 ) -> Result<(), unicorn_engine::uc_error> {
-    let mut hook: uc_sys::uc_hook = 0;
-    // SAFETY: a live handle; `callback` has the C signature unicorn calls for block hooks;
-    // `user_data` points at data owned by the instance and so outlives the hook. begin > end
+    // SAFETY: `callback` has the C signature unicorn calls for block hooks. begin > end
     // means every address.
-    let err = unsafe {
-        uc_sys::uc_hook_add(
-            uc.get_handle(),
-            &mut hook,
-            HookType::BLOCK.0 as c_int,
+    unsafe {
+        hook_add(
+            uc,
+            HookType::BLOCK,
             callback as *mut c_void,
             user_data,
             1,
             0,
         )
-    };
-    if err == unicorn_engine::uc_error::OK {
-        Ok(())
-    } else {
-        Err(err)
     }
 }
