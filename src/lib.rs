@@ -8,6 +8,7 @@
 //! a trace. The `weft` binary is a thin command line over these.
 
 pub mod codemap;
+pub mod debugger;
 pub mod debuginfo;
 pub mod explore;
 pub mod machine;

@@ -4,6 +4,7 @@
 mod demo;
 mod examples;
 mod explore;
+mod gdb;
 mod inspect;
 mod races;
 mod record;
@@ -51,6 +52,8 @@ enum Command {
     /// Search schedules (random, PCT, bounded DFS, race-directed) until the guest fails; save
     /// the failure and a minimized trace with the fewest preemptions found
     Explore(explore::ExploreArgs),
+    /// Serve a trace to gdb (forwards and backwards, every vCPU a thread) on 127.0.0.1
+    Gdbserver(gdb::GdbserverArgs),
     /// Summarise a trace, or list its events
     Inspect(inspect::InspectArgs),
     /// List the data races (and with --all every conflict) of a trace, with source lines
@@ -69,6 +72,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => record::run(a),
         Command::Replay(a) => replay::replay(a),
         Command::Explore(a) => explore::explore(a),
+        Command::Gdbserver(a) => gdb::gdbserver(a),
         Command::Inspect(a) => inspect::inspect(a),
         Command::Races(a) => races::races(a),
         Command::Tm(a) => tm::tm(a),

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use weft::races::{self, Group, RaceReport, Side};
-use weft_trace::{Event, TraceError, TraceHeader, TraceReader};
+use weft::races::{self, Group, RaceReport};
+use weft_trace::TraceReader;
 
 use super::{EXIT_FAILURE, EXIT_PASS};
 
@@ -27,63 +27,17 @@ pub struct RacesArgs {
     dot: Option<PathBuf>,
 }
 
-/// Read every event of `path` in order, or fail naming the file.
-pub fn for_each_event(path: &Path, mut f: impl FnMut(Event)) -> Result<TraceHeader> {
-    let reader = TraceReader::open(path)?;
-    let header = reader.header().clone();
-    for e in reader.into_events() {
-        let e: Result<Event, TraceError> = e;
-        f(e?);
-    }
-    Ok(header)
-}
-
-/// Run both passes over the trace.
+/// Run both passes over the trace (a warning about a damaged trace goes to stderr).
 pub fn report(path: &Path) -> Result<RaceReport> {
     let reader = TraceReader::open(path)?;
     if let Some(w) = reader.warning() {
         eprintln!("weft: warning: {}: {w}", path.display());
     }
-    let mut first = Vec::new();
-    let header = for_each_event(path, |e| {
-        if matches!(e, Event::Access { .. } | Event::Hypercall { .. }) {
-            first.push(e)
-        }
-    })?;
-    let sync = races::sync_cells(first);
-    let mut err = None;
-    let events = TraceReader::open(path)?
-        .into_events()
-        .map_while(|e| e.map_err(|x| err = Some(x)).ok());
-    let r = races::analyze(&header, &sync, events);
-    if let Some(e) = err {
-        return Err(e.into());
-    }
-    Ok(r)
-}
-
-fn side_line(label: &str, s: &Side) -> String {
-    let arrow = if s.kind.contains('W') { "<-" } else { "->" };
-    let mut line = format!(
-        "  {label:<6} step {:<8} vcpu{:<3} {:<2} [{:#x}]:{} {arrow} {:#x}   {:#x} `{}`",
-        s.step, s.vcpu, s.kind, s.addr, s.size, s.value, s.rip, s.insn
-    );
-    if !s.source.is_empty() {
-        line.push_str(&format!("  {}", s.source));
-    }
-    line
+    races::report_file(path)
 }
 
 fn print_group(g: &Group) {
-    let what = if g.race { "race" } else { "conflict" };
-    let times = if g.count == 1 {
-        format!("once, at step {}", g.first_step)
-    } else {
-        format!("x{} (steps {}..{})", g.count, g.first_step, g.last_step)
-    };
-    println!("{what} #{} {} {times}", g.id, g.class);
-    println!("{}", side_line("first", &g.first));
-    println!("{}", side_line("then", &g.second));
+    println!("{}", g.describe());
 }
 
 pub fn races(a: RacesArgs) -> Result<ExitCode> {

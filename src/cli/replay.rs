@@ -28,9 +28,21 @@ pub struct ReplayArgs {
     /// With --goto: also print every vCPU's registers
     #[arg(long, requires = "goto")]
     regs: bool,
+    /// Debug the replay in gdb (forwards and backwards; every vCPU is a thread): starts a
+    /// gdb stub on a free loopback port and gdb on the guest connected to it
+    #[arg(long, conflicts_with_all = ["goto", "regs"])]
+    gdb: bool,
+    #[command(flatten)]
+    session: super::gdb::SessionArgs,
+    /// With --gdb: more arguments for gdb (after `--`)
+    #[arg(last = true, value_name = "GDB_ARGS", requires = "gdb")]
+    gdb_args: Vec<String>,
 }
 
 pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
+    if a.gdb {
+        return super::gdb::replay_in_gdb(&a.trace, &a.session, &a.gdb_args);
+    }
     let mut config = progress_config(!a.quiet);
     config.pause_at = a.goto;
     let r = session::replay(&a.trace, config)?;

@@ -145,6 +145,16 @@ impl Controller {
         Step(self.next_step.saturating_sub(1))
     }
 
+    /// The number the next decision gets.
+    pub fn next_step(&self) -> u64 {
+        self.next_step
+    }
+
+    /// Whether `v` has not ended.
+    pub fn is_live(&self, v: VcpuId) -> bool {
+        self.runnable.contains(v)
+    }
+
     pub fn options(&self) -> &MachineOptions {
         &self.opts
     }

@@ -131,8 +131,26 @@ pub fn emu_stop(uc: *mut uc_engine) {
     unsafe { uc_sys::uc_emu_stop(uc) };
 }
 
-/// A raw basic-block hook callback (uc_cb_hookcode_t).
+/// A raw basic-block or code hook callback (uc_cb_hookcode_t).
 pub type BlockCallback = extern "C" fn(*mut uc_engine, u64, u32, *mut c_void);
+
+/// Read a register of up to 16 bytes (XMM, x87 ST) through a raw handle.
+pub fn reg_read_bytes(uc: *mut uc_engine, reg: RegisterX86, out: &mut [u8; 16]) {
+    // SAFETY: `uc` is a live instance not running on another thread; unicorn writes at most
+    // 16 bytes for the XMM and ST registers, 8 for the others.
+    unsafe { uc_sys::uc_reg_read(uc, reg as c_int, out.as_mut_ptr().cast()) };
+}
+
+/// Hook every instruction with a raw callback (the debugger's instruction counter).
+pub fn add_code_hook<D>(
+    uc: &mut Unicorn<'_, D>,
+    callback: BlockCallback,
+    user_data: *mut c_void,
+) -> Result<(), unicorn_engine::uc_error> {
+    // SAFETY: `callback` has the C signature unicorn calls for code hooks. begin > end means
+    // every address.
+    unsafe { hook_add(uc, HookType::CODE, callback as *mut c_void, user_data, 1, 0) }
+}
 
 /// Hook the start of every translated block with a raw callback.
 pub fn add_block_hook<D>(

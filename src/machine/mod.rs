@@ -3,6 +3,8 @@
 
 mod controller;
 mod cpuid;
+pub mod debug;
+mod debug_run;
 mod elf;
 mod ffi;
 pub mod hypercall;
@@ -19,6 +21,7 @@ use weft_recorder::Strategy;
 use weft_trace::{MachineOptions, VcpuId, Verdict, MAX_VCPUS};
 
 pub use controller::{ProgressFn, RunStats, SharedSink};
+pub use debug_run::{DebugEvent, DebugRegs, DebugRun};
 pub use elf::{ElfError, ElfImage, Segment};
 pub use memory::{GuestMemory, PAGE};
 
@@ -51,6 +54,10 @@ pub(crate) struct Shared {
     atomic_cache: Box<[Cell<(u64, bool)>]>,
     /// One bit per RAM page written since the last reset (by the guest or by weft).
     dirty: Box<[Cell<u64>]>,
+    /// The debugger's control of a debug machine (`Machine::new_debug`).
+    pub debug: Option<RefCell<debug::DebugCtl>>,
+    /// Whether any watchpoint is set: the memory hook asks the debugger only then.
+    pub watching: Cell<bool>,
 }
 
 const ATOMIC_CACHE: usize = 4096;
@@ -187,6 +194,8 @@ pub struct Machine {
     opts: MachineOptions,
     sites: Vec<(u64, isa::SiteKind)>,
     kept: RefCell<Option<Kept>>,
+    /// Built for the debugger: a hook on every instruction (see `debug`).
+    debug: bool,
 }
 
 /// What one run leaves for the next.
@@ -211,7 +220,16 @@ impl Machine {
             opts: opts.clone(),
             sites,
             kept: RefCell::new(None),
+            debug: false,
         })
+    }
+
+    /// A machine for the debugger: every instruction boundary can pause ([`DebugRun`]).
+    /// Slower than [`Machine::new`] (one more hook per instruction).
+    pub fn new_debug(elf: &[u8], opts: &MachineOptions) -> Result<Machine, MachineError> {
+        let mut m = Machine::new(elf, opts)?;
+        m.debug = true;
+        Ok(m)
     }
 
     pub fn options(&self) -> &MachineOptions {
@@ -240,6 +258,10 @@ impl Machine {
             snapshots: RefCell::new(vec![None; self.opts.vcpus as usize]),
             atomic_cache: (0..ATOMIC_CACHE).map(|_| Cell::new((0, false))).collect(),
             dirty: (0..pages.div_ceil(64)).map(|_| Cell::new(0)).collect(),
+            debug: self
+                .debug
+                .then(|| RefCell::new(debug::DebugCtl::new(self.opts.vcpus))),
+            watching: Cell::new(false),
         });
         let mut vcpus = Vec::with_capacity(self.opts.vcpus as usize);
         let mut stacks = Vec::with_capacity(self.opts.vcpus as usize);
@@ -296,6 +318,22 @@ impl Machine {
         sink: SharedSink,
         config: RunConfig,
     ) -> Result<RunOutcome, MachineError> {
+        let (mut k, mut sched) = self.start(strategy, sink, config)?;
+        while sched.drive(&k.shared).is_some() {}
+        let shared = k.shared.clone();
+        sched.finish(&shared, &mut k);
+        let outcome = outcome(&shared);
+        *self.kept.borrow_mut() = Some(k);
+        Ok(outcome)
+    }
+
+    /// Reset (or build) the machine for a run and start its scheduler.
+    fn start(
+        &self,
+        strategy: Box<dyn Strategy>,
+        sink: SharedSink,
+        config: RunConfig,
+    ) -> Result<(Kept, Scheduler), MachineError> {
         let mut ctl = Controller::new(
             self.opts.clone(),
             strategy,
@@ -313,97 +351,152 @@ impl Machine {
             }
             None => self.build(ctl)?,
         };
-        let shared = k.shared.clone();
+        let handles = k.vcpus.iter().map(|v| v.handle()).collect();
         let coros: Vec<VcpuCoroutine> = k
             .vcpus
             .drain(..)
             .zip(k.stacks.drain(..))
             .map(|(v, st)| v.into_coroutine(st))
             .collect();
-        for (v, st) in schedule(&shared, coros) {
-            k.vcpus.push(v);
-            k.stacks.push(st);
+        let sched = Scheduler::start(&k.shared, coros, handles);
+        Ok((k, sched))
+    }
+
+    /// Start a run the debugger drives ([`DebugRun::resume`]). Needs [`Machine::new_debug`].
+    pub fn debug_run(
+        &self,
+        strategy: Box<dyn Strategy>,
+        sink: SharedSink,
+    ) -> Result<DebugRun, MachineError> {
+        if !self.debug {
+            return Err(MachineError::Options(
+                "debug_run needs a machine built with Machine::new_debug".into(),
+            ));
         }
-        let (verdict, stats) = shared.ctl.borrow_mut().end_run();
-        shared.ctl.borrow_mut().release_sink();
-        *self.kept.borrow_mut() = Some(k);
-        let steps = stats.steps;
-        let ctl = shared.ctl.borrow();
-        Ok(RunOutcome {
-            verdict: if ctl.sink_error.is_some() || ctl.bad_pick.is_some() {
-                None
-            } else {
-                verdict
-            },
-            stats,
-            sink_error: ctl.sink_error.clone(),
-            bad_pick: ctl.bad_pick,
-            paused: ctl.paused.then(|| Paused {
-                step: steps,
-                vcpus: shared.snapshots.borrow().clone(),
-            }),
-            interrupted: ctl.interrupted,
-        })
+        let (k, sched) = self.start(strategy, sink, RunConfig::default())?;
+        Ok(DebugRun::new(k, sched))
     }
 }
 
-/// The scheduler loop: resume whichever vCPU holds the token until the run is over, then
-/// let every other vCPU stop cleanly (a suspended coroutine holds unicorn's C frames and
-/// must finish, not be dropped). Returns every vCPU and its stack, for the next run.
-fn schedule(
-    shared: &Rc<Shared>,
-    coros: Vec<VcpuCoroutine>,
-) -> Vec<(vcpu::Vcpu, corosensei::stack::DefaultStack)> {
-    let mut coros: Vec<Option<VcpuCoroutine>> = coros.into_iter().map(Some).collect();
-    let mut back: Vec<Option<vcpu::Vcpu>> = coros.iter().map(|_| None).collect();
-    let first = shared.ctl.borrow_mut().decide(None, 0, false);
-    let mut cur = match first {
-        Decision::Switch(v) => Some(v),
-        _ => None,
-    };
-    while let Some(v) = cur {
-        let i = v.0 as usize;
-        let Some(c) = coros[i].as_mut() else { break };
-        cur = match c.resume(Resume::Go) {
-            CoroutineResult::Yield(Yield::SwitchTo(next)) => Some(next),
-            CoroutineResult::Return((exit, vcpu)) => {
-                back[i] = Some(vcpu);
-                let mut ctl = shared.ctl.borrow_mut();
-                match exit {
-                    VcpuExit::Ended(reason) => ctl.vcpu_ended(v, reason),
-                    VcpuExit::Crashed(info) => ctl.finish(Verdict::Crash(info)),
-                    VcpuExit::Stopped => {}
+/// What the controller says of a finished (or stopped) run.
+fn outcome(shared: &Rc<Shared>) -> RunOutcome {
+    let (verdict, stats) = shared.ctl.borrow_mut().end_run();
+    shared.ctl.borrow_mut().release_sink();
+    let steps = stats.steps;
+    let ctl = shared.ctl.borrow();
+    RunOutcome {
+        verdict: if ctl.sink_error.is_some() || ctl.bad_pick.is_some() {
+            None
+        } else {
+            verdict
+        },
+        stats,
+        sink_error: ctl.sink_error.clone(),
+        bad_pick: ctl.bad_pick,
+        paused: ctl.paused.then(|| Paused {
+            step: steps,
+            vcpus: shared.snapshots.borrow().clone(),
+        }),
+        interrupted: ctl.interrupted,
+    }
+}
+
+/// The scheduler loop: resume whichever vCPU holds the token until the run is over (or,
+/// on a debug machine, a vCPU pauses for the debugger), then let every other vCPU stop
+/// cleanly (a suspended coroutine holds unicorn's C frames and must finish, not be dropped).
+struct Scheduler {
+    coros: Vec<Option<VcpuCoroutine>>,
+    /// vCPUs whose coroutine returned, kept for the next run.
+    back: Vec<Option<vcpu::Vcpu>>,
+    /// Who holds the token (`None`: the run is over).
+    cur: Option<VcpuId>,
+    /// Raw unicorn handles, for reading registers while paused.
+    handles: Vec<vcpu::Handle>,
+}
+
+impl Scheduler {
+    fn start(
+        shared: &Rc<Shared>,
+        coros: Vec<VcpuCoroutine>,
+        handles: Vec<vcpu::Handle>,
+    ) -> Scheduler {
+        let first = shared.ctl.borrow_mut().decide(None, 0, false);
+        Scheduler {
+            back: coros.iter().map(|_| None).collect(),
+            handles,
+            coros: coros.into_iter().map(Some).collect(),
+            cur: match first {
+                Decision::Switch(v) => Some(v),
+                _ => None,
+            },
+        }
+    }
+
+    /// Run until the run is over (`None`) or a vCPU pauses for the debugger.
+    fn drive(&mut self, shared: &Rc<Shared>) -> Option<debug::PauseReason> {
+        while let Some(v) = self.cur {
+            let i = v.0 as usize;
+            let Some(c) = self.coros[i].as_mut() else {
+                self.cur = None;
+                break;
+            };
+            self.cur = match c.resume(Resume::Go) {
+                CoroutineResult::Yield(Yield::SwitchTo(next)) => Some(next),
+                CoroutineResult::Yield(Yield::Debug(reason)) => return Some(reason),
+                CoroutineResult::Return((exit, vcpu)) => {
+                    self.back[i] = Some(vcpu);
+                    if let Some(dbg) = &shared.debug {
+                        // A vCPU being stepped ended: the step ends at the next instruction.
+                        let mut dbg = dbg.borrow_mut();
+                        if let debug::Goal::Vcpu { vcpu, .. } = dbg.goal {
+                            if vcpu == v.0 {
+                                dbg.goal = debug::Goal::Position(dbg.g + 1);
+                            }
+                        }
+                    }
+                    let mut ctl = shared.ctl.borrow_mut();
+                    match exit {
+                        VcpuExit::Ended(reason) => ctl.vcpu_ended(v, reason),
+                        VcpuExit::Crashed(info) => ctl.finish(Verdict::Crash(info)),
+                        VcpuExit::Stopped => {}
+                    }
+                    if ctl.stopping {
+                        None
+                    } else if !ctl.any_runnable() {
+                        ctl.finish(Verdict::Pass);
+                        None
+                    } else {
+                        match ctl.decide(None, 0, false) {
+                            Decision::Switch(n) => Some(n),
+                            _ => None,
+                        }
+                    }
                 }
-                if ctl.stopping {
-                    None
-                } else if !ctl.any_runnable() {
-                    ctl.finish(Verdict::Pass);
-                    None
-                } else {
-                    match ctl.decide(None, 0, false) {
-                        Decision::Switch(n) => Some(n),
-                        _ => None,
+            };
+        }
+        None
+    }
+
+    /// Stop every vCPU still suspended and hand all of them back to `k`.
+    fn finish(mut self, shared: &Rc<Shared>, k: &mut Kept) {
+        shared.ctl.borrow_mut().stopping = true;
+        for (i, c) in self.coros.iter_mut().enumerate() {
+            let Some(mut c) = c.take() else { continue };
+            if self.back[i].is_none() {
+                // Suspended in a hook: it sees Stop, asks unicorn to stop, and emu_start
+                // returns. Never started: it returns at once.
+                loop {
+                    if let CoroutineResult::Return((_, vcpu)) = c.resume(Resume::Stop) {
+                        self.back[i] = Some(vcpu);
+                        break;
                     }
                 }
             }
-        };
-    }
-    shared.ctl.borrow_mut().stopping = true;
-    let mut out = Vec::with_capacity(coros.len());
-    for (i, c) in coros.into_iter().enumerate() {
-        let Some(mut c) = c else { continue };
-        if back[i].is_none() {
-            // Suspended in a hook: it sees Stop, asks unicorn to stop, and emu_start returns.
-            // Never started: it returns at once.
-            loop {
-                if let CoroutineResult::Return((_, vcpu)) = c.resume(Resume::Stop) {
-                    back[i] = Some(vcpu);
-                    break;
-                }
-            }
+            let vcpu = self.back[i]
+                .take()
+                .expect("every coroutine returned its vCPU");
+            k.vcpus.push(vcpu);
+            k.stacks.push(c.into_stack());
         }
-        let vcpu = back[i].take().expect("every coroutine returned its vCPU");
-        out.push((vcpu, c.into_stack()));
     }
-    out
 }

@@ -135,6 +135,19 @@ impl TmEngine {
         self.active > 0
     }
 
+    /// A line on `v`'s transaction for the debugger (`None`: not in one).
+    pub fn describe(&self, v: VcpuId) -> Option<String> {
+        let t = self.txs[v.0 as usize].as_ref()?;
+        Some(format!(
+            "in a transaction: depth {}, XBEGIN at {:#x}, fallback {:#x}, {} line(s) read, {} written",
+            t.depth,
+            t.begin_rip,
+            t.fallback,
+            t.read.len(),
+            t.write.len()
+        ))
+    }
+
     pub fn depth(&self, v: VcpuId) -> u8 {
         self.txs[v.0 as usize].as_ref().map_or(0, |t| t.depth)
     }

@@ -46,7 +46,13 @@ pub(crate) enum Resume {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Yield {
     SwitchTo(VcpuId),
+    /// Paused at an instruction boundary for the debugger (debug machines only).
+    Debug(super::debug::PauseReason),
 }
+
+/// A vCPU's raw unicorn handle, to read its registers while every vCPU is suspended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Handle(pub *mut uc_engine);
 
 /// How a vCPU's emulation ended.
 #[derive(Debug)]
@@ -412,6 +418,10 @@ impl Vcpu {
         Ok(())
     }
 
+    pub fn handle(&self) -> Handle {
+        Handle(self.uc.get_handle())
+    }
+
     /// Drop every translated block (after weft rewrote code pages between runs).
     pub fn flush_code(&mut self) {
         let _ = self.uc.ctl_flush_tb();
@@ -456,6 +466,10 @@ fn install_hooks(
 ) -> Result<(), unicorn_engine::uc_error> {
     // The hottest hook: registered raw, so each call skips the safe wrapper's bookkeeping.
     let user: *mut c_void = (uc.get_data() as *const VcpuData).cast_mut().cast();
+    if uc.get_data().shared.debug.is_some() {
+        // First, so that it sees every instruction before a site hook (XBEGIN) may stop.
+        ffi::add_code_hook(uc, on_insn, user)?;
+    }
     ffi::add_mem_hook(
         uc,
         HookType::MEM_READ | HookType::MEM_WRITE,
@@ -762,7 +776,34 @@ extern "C" fn on_mem(
     if ty == MemType::WRITE {
         d.shared.mark_dirty(addr, size.max(1) as u64);
     }
+    if d.shared.watching.get() && !d.aborting.get() {
+        if let Some(dbg) = &d.shared.debug {
+            let write = ty == MemType::WRITE;
+            dbg.borrow_mut()
+                .on_access(d.id.0, addr, size.max(1) as u64, write);
+        }
+    }
     d.on_access(uc, ty, addr, size.max(0) as usize, value);
+}
+
+/// Every instruction of a debug machine: count it and pause there if the debugger says so.
+extern "C" fn on_insn(uc: *mut uc_engine, addr: u64, _size: u32, user: *mut c_void) {
+    // SAFETY: as in `on_mem`.
+    let d = unsafe { &*(user as *const VcpuData) };
+    // Instructions after an abort or after the end of the run are not really executed.
+    if d.aborting.get() || d.shared.ctl.borrow().stopping {
+        return;
+    }
+    let Some(dbg) = &d.shared.debug else { return };
+    let next_step = d.shared.ctl.borrow().next_step();
+    let pause = dbg.borrow_mut().on_insn(d.id.0, addr, next_step);
+    if let Some(reason) = pause {
+        let y = d.yielder.get();
+        // SAFETY: as in `VcpuData::point`: hooks run inside this vCPU's coroutine.
+        if unsafe { &*y }.suspend(Yield::Debug(reason)) == Resume::Stop {
+            d.stop(uc, StopCause::Stop);
+        }
+    }
 }
 
 /// Blocks a vCPU may run without a scheduling point before one is forced.
