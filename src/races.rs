@@ -547,6 +547,74 @@ pub fn dot(r: &RaceReport, all: bool) -> String {
     format!("{d:?}")
 }
 
+/// Read every event of `path` in order, or fail naming the file.
+pub fn for_each_event(path: &Path, mut f: impl FnMut(Event)) -> anyhow::Result<TraceHeader> {
+    let reader = TraceReader::open(path)?;
+    let header = reader.header().clone();
+    for e in reader.into_events() {
+        let e: Result<Event, TraceError> = e;
+        f(e?);
+    }
+    Ok(header)
+}
+
+/// Both passes over the trace at `path`.
+pub fn report_file(path: &Path) -> anyhow::Result<RaceReport> {
+    let mut first = Vec::new();
+    let header = for_each_event(path, |e| {
+        if matches!(e, Event::Access { .. } | Event::Hypercall { .. }) {
+            first.push(e)
+        }
+    })?;
+    let sync = sync_cells(first);
+    let mut err = None;
+    let events = TraceReader::open(path)?
+        .into_events()
+        .map_while(|e| e.map_err(|x| err = Some(x)).ok());
+    let r = analyze(&header, &sync, events);
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    Ok(r)
+}
+
+impl Side {
+    /// One line: step, vCPU, access, instruction and source.
+    pub fn line(&self, label: &str) -> String {
+        let arrow = if self.kind.contains('W') { "<-" } else { "->" };
+        let mut line = format!(
+            "  {label:<6} step {:<8} vcpu{:<3} {:<2} [{:#x}]:{} {arrow} {:#x}   {:#x} `{}`",
+            self.step, self.vcpu, self.kind, self.addr, self.size, self.value, self.rip, self.insn
+        );
+        if !self.source.is_empty() {
+            line.push_str(&format!("  {}", self.source));
+        }
+        line
+    }
+}
+
+impl Group {
+    /// Three lines: what, how often, and both accesses.
+    pub fn describe(&self) -> String {
+        let what = if self.race { "race" } else { "conflict" };
+        let times = if self.count == 1 {
+            format!("once, at step {}", self.first_step)
+        } else {
+            format!(
+                "x{} (steps {}..{})",
+                self.count, self.first_step, self.last_step
+            )
+        };
+        format!(
+            "{what} #{} {} {times}\n{}\n{}",
+            self.id,
+            self.class,
+            self.first.line("first"),
+            self.second.line("then")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,73 +736,5 @@ mod tests {
         );
         assert_eq!(r.aborted_accesses, 1);
         assert!(r.races.is_empty() && r.conflicts.is_empty());
-    }
-}
-
-/// Read every event of `path` in order, or fail naming the file.
-pub fn for_each_event(path: &Path, mut f: impl FnMut(Event)) -> anyhow::Result<TraceHeader> {
-    let reader = TraceReader::open(path)?;
-    let header = reader.header().clone();
-    for e in reader.into_events() {
-        let e: Result<Event, TraceError> = e;
-        f(e?);
-    }
-    Ok(header)
-}
-
-/// Both passes over the trace at `path`.
-pub fn report_file(path: &Path) -> anyhow::Result<RaceReport> {
-    let mut first = Vec::new();
-    let header = for_each_event(path, |e| {
-        if matches!(e, Event::Access { .. } | Event::Hypercall { .. }) {
-            first.push(e)
-        }
-    })?;
-    let sync = sync_cells(first);
-    let mut err = None;
-    let events = TraceReader::open(path)?
-        .into_events()
-        .map_while(|e| e.map_err(|x| err = Some(x)).ok());
-    let r = analyze(&header, &sync, events);
-    if let Some(e) = err {
-        return Err(e.into());
-    }
-    Ok(r)
-}
-
-impl Side {
-    /// One line: step, vCPU, access, instruction and source.
-    pub fn line(&self, label: &str) -> String {
-        let arrow = if self.kind.contains('W') { "<-" } else { "->" };
-        let mut line = format!(
-            "  {label:<6} step {:<8} vcpu{:<3} {:<2} [{:#x}]:{} {arrow} {:#x}   {:#x} `{}`",
-            self.step, self.vcpu, self.kind, self.addr, self.size, self.value, self.rip, self.insn
-        );
-        if !self.source.is_empty() {
-            line.push_str(&format!("  {}", self.source));
-        }
-        line
-    }
-}
-
-impl Group {
-    /// Three lines: what, how often, and both accesses.
-    pub fn describe(&self) -> String {
-        let what = if self.race { "race" } else { "conflict" };
-        let times = if self.count == 1 {
-            format!("once, at step {}", self.first_step)
-        } else {
-            format!(
-                "x{} (steps {}..{})",
-                self.count, self.first_step, self.last_step
-            )
-        };
-        format!(
-            "{what} #{} {} {times}\n{}\n{}",
-            self.id,
-            self.class,
-            self.first.line("first"),
-            self.second.line("then")
-        )
     }
 }

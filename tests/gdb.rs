@@ -1,0 +1,347 @@
+//! The gdb stub driven by the real gdb in batch mode (`weft replay --gdb TRACE -- -batch
+//! ...` and `weft gdbserver`): breakpoints on the right vCPU and line, watchpoints at each
+//! write, reverse execution, threads, monitor commands. Run from the package root, so gdb
+//! finds the example sources under ./examples.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{guest, record, scratch, text, weft};
+use weft_trace::{Event, TraceReader};
+
+/// Whether gdb is installed (scripts/setup.sh installs it; without it these tests fail).
+fn gdb_present() -> bool {
+    Command::new("gdb").arg("--version").output().is_ok()
+}
+
+/// Run gdb in batch mode with `commands` on the trace at `trace`: (exit code, output).
+fn gdb(trace: &Path, commands: &[&str]) -> (i32, String) {
+    assert!(gdb_present(), "gdb is missing: run scripts/setup.sh");
+    let mut args = vec![
+        "replay".to_string(),
+        "--gdb".into(),
+        trace.display().to_string(),
+        "--".into(),
+        "-batch".into(),
+        "-nx".into(),
+        "-ex".into(),
+        "set pagination off".into(),
+    ];
+    for c in commands {
+        args.push("-ex".into());
+        args.push(c.to_string());
+    }
+    let (code, out, err) = text(&weft(&args));
+    (code, format!("{out}{err}"))
+}
+
+/// A line of a built-in example's source containing `needle`.
+fn line_of(example: &str, needle: &str) -> usize {
+    let src = std::fs::read_to_string(format!("examples/{example}.c")).expect("example source");
+    src.lines().position(|l| l.contains(needle)).expect("line") + 1
+}
+
+/// The racy counter under strict alternation: it loses updates; vCPU 1 fails the check.
+fn racy_trace(dir: &Path, strategy: &str) -> std::path::PathBuf {
+    let t = dir.join("racy.weft");
+    let (code, out, err) = record("racy_counter", &t, &["--strategy", strategy]);
+    assert!(code == 0 || code == 1, "{out}{err}");
+    t
+}
+
+/// `$1 = (volatile unsigned long *) 0x403238 <counter>` -> 0x403238.
+fn address_in(out: &str, symbol: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("<{symbol}>")))
+        .unwrap_or_else(|| panic!("no address of {symbol} in:\n{out}"));
+    let hex = line.split("0x").nth(1).expect("hex").split(' ').next().unwrap();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+/// (old, new) for every write to `addr` that changed it, in trace order.
+fn value_changes(trace: &Path, addr: u64) -> Vec<(u64, u64)> {
+    let mut last = 0;
+    let mut out = Vec::new();
+    for e in TraceReader::open(trace).unwrap().into_events() {
+        if let Event::Access {
+            addr: a,
+            kind,
+            value,
+            ..
+        } = e.unwrap()
+        {
+            if a.0 == addr && kind.is_write() && value != last {
+                out.push((last, value));
+                last = value;
+            }
+        }
+    }
+    out
+}
+
+/// `Old value = 1` / `New value = 2` pairs gdb printed.
+fn watch_reports(out: &str) -> Vec<(u64, u64)> {
+    let mut olds = out.lines().filter_map(|l| l.strip_prefix("Old value = "));
+    let news = out.lines().filter_map(|l| l.strip_prefix("New value = "));
+    news.map(|n| {
+        let o = olds.next().expect("an old value");
+        (o.trim().parse().unwrap(), n.trim().parse().unwrap())
+    })
+    .collect()
+}
+
+/// `step 17 is next; instruction 32 of the run; vcpu 1` lines -> (step, instruction, vcpu).
+fn whens(out: &str) -> Vec<(u64, u64, u32)> {
+    out.lines()
+        .filter(|l| l.starts_with("step ") && l.contains(" is next; instruction "))
+        .map(|l| {
+            let n: Vec<u64> = l
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap())
+                .collect();
+            (n[0], n[1], n[2] as u32)
+        })
+        .collect()
+}
+
+#[test]
+fn a_breakpoint_stops_the_vcpu_that_reaches_it_at_its_line() {
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin:quantum=1");
+    // Only the last vCPU to finish checks the counter; the recording says which one.
+    let (_, summary, _) = text(&weft(["inspect", t.to_str().unwrap()]));
+    let last = if summary.contains("on vcpu1") { 1 } else { 0 };
+    let line = line_of("racy_counter", "if (got != expected)");
+    let (code, out) = gdb(
+        &t,
+        &[
+            &format!("break racy_counter.c:{line}"),
+            "continue",
+            "info threads",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let tid = last + 1;
+    assert!(
+        out.contains(&format!("Thread {tid} hit Breakpoint 1")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("racy_counter.c:{line}")), "{out}");
+    assert!(
+        out.contains(&format!("* {tid}    Thread 1.{tid} (vcpu {last})")),
+        "{out}"
+    );
+}
+
+#[test]
+fn every_vcpu_is_a_named_thread() {
+    let dir = scratch();
+    let t = dir.path().join("four.weft");
+    let (code, out, err) = record("racy_counter", &t, &["--vcpus", "4"]);
+    assert!(code <= 1, "{out}{err}");
+    let (code, out) = gdb(&t, &["info threads"]);
+    assert_eq!(code, 0, "{out}");
+    for v in 0..4 {
+        assert!(
+            out.contains(&format!("Thread 1.{} (vcpu {v})", v + 1)),
+            "vcpu {v} missing:\n{out}"
+        );
+    }
+    assert!(!out.contains("(vcpu 4)"), "{out}");
+}
+
+#[test]
+fn a_watchpoint_stops_at_each_write_that_changes_the_racy_counter() {
+    let dir = scratch();
+    for strategy in ["round-robin", "round-robin:quantum=1"] {
+        let t = racy_trace(dir.path(), strategy);
+        let (_, out) = gdb(&t, &["print &counter"]);
+        let counter = address_in(&out, "counter");
+        let expected = value_changes(&t, counter);
+        assert!(expected.len() >= 3, "{strategy}: {expected:?}");
+        let mut cmds = vec!["watch counter"];
+        cmds.extend(std::iter::repeat_n("continue", expected.len() + 1));
+        let (code, out) = gdb(&t, &cmds);
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(watch_reports(&out), expected, "{strategy}:\n{out}");
+        assert!(out.contains("No more reverse-execution history"), "{out}");
+    }
+}
+
+#[test]
+fn reverse_continue_returns_to_the_previous_watchpoint_hit() {
+    let dir = scratch();
+    // A passing schedule: every write changes the counter, so every write is a gdb stop.
+    let t = racy_trace(dir.path(), "round-robin");
+    let (code, out) = gdb(
+        &t,
+        &[
+            "watch counter",
+            "continue",
+            "monitor when",
+            "continue",
+            "monitor when",
+            "continue",
+            "monitor when",
+            "reverse-continue",
+            "monitor when",
+            "print counter",
+            "reverse-continue",
+            "monitor when",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let w = whens(&out);
+    assert_eq!(w.len(), 5, "{out}");
+    assert_eq!(w[3], w[1], "back to the second hit:\n{out}");
+    assert_eq!(w[4], w[0], "back to the first hit:\n{out}");
+    assert!(out.contains("$1 = 2"), "{out}");
+}
+
+#[test]
+fn reverse_stepi_undoes_exactly_one_instruction() {
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin:quantum=1");
+    let line = line_of("racy_counter", "counter++");
+    let regs = "info registers rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 rip eflags";
+    let mut cmds = vec![format!("break racy_counter.c:{line}"), "continue".into()];
+    // On both threads: the other vCPU may run in between, as recorded.
+    for thread in ["1", "2"] {
+        cmds.push(format!("thread {thread}"));
+        for _ in 0..3 {
+            cmds.extend([
+                "echo ==before\\n".into(),
+                regs.into(),
+                "stepi".into(),
+                "echo ==after\\n".into(),
+                regs.into(),
+                "reverse-stepi".into(),
+                "echo ==back\\n".into(),
+                regs.into(),
+                "stepi".into(),
+            ]);
+        }
+    }
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let (code, out) = gdb(&t, &cmds);
+    assert_eq!(code, 0, "{out}");
+    // Register dumps in order: before, after, back, before, ...
+    let mut dumps: Vec<(String, String)> = Vec::new();
+    for part in out.split("==").skip(1) {
+        let (label, rest) = part.split_once('\n').unwrap_or((part, ""));
+        let regs: Vec<&str> = rest
+            .lines()
+            .take_while(|l| l.split_whitespace().count() >= 2 && !l.starts_with("0x"))
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase()))
+            .take(14)
+            .collect();
+        dumps.push((label.to_string(), regs.join("\n")));
+    }
+    assert_eq!(dumps.len(), 18, "{out}");
+    for trio in dumps.chunks(3) {
+        assert_eq!(trio[0].1.lines().count(), 14, "{out}");
+        assert_eq!(trio[0].1, trio[2].1, "reverse-stepi went elsewhere:\n{out}");
+        let rip = |s: &str| s.lines().find(|l| l.starts_with("rip")).unwrap().to_string();
+        assert_ne!(rip(&trio[0].1), rip(&trio[1].1), "stepi did not move:\n{out}");
+    }
+}
+
+#[test]
+fn monitor_when_and_goto_round_trip() {
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin:quantum=1");
+    let (code, out) = gdb(
+        &t,
+        &[
+            "monitor goto 40",
+            "monitor when",
+            "monitor goto 7",
+            "monitor when",
+            "monitor goto 63",
+            "monitor when",
+            "monitor goto 999999",
+            "monitor schedule 2",
+            "monitor checkpoints",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let steps: Vec<u64> = whens(&out).iter().map(|w| w.0).collect();
+    // goto prints where it landed, then `when` says the same.
+    assert_eq!(steps[..6], [40, 40, 7, 7, 63, 63], "{out}");
+    assert!(out.contains("step 999999 is past the end of the trace"), "{out}");
+    assert!(out.contains("no steps left") || out.contains("steps "), "{out}");
+}
+
+#[test]
+fn the_end_of_the_trace_is_the_end_of_history_and_reverse_reaches_the_start() {
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin:quantum=1");
+    let (code, out) = gdb(
+        &t,
+        &["continue", "monitor when", "reverse-continue", "monitor when"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("No more reverse-execution history").count(), 2, "{out}");
+    assert!(out.contains("the end of the recorded history: assertion"), "{out}");
+    let w = whens(&out);
+    assert_eq!(w.last().map(|w| w.1), Some(0), "back at instruction 0:\n{out}");
+}
+
+#[test]
+fn gdbserver_listens_on_loopback_and_refuses_other_addresses_unless_asked() {
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin");
+    let (code, _, err) = text(&weft([
+        "gdbserver",
+        t.to_str().unwrap(),
+        "--address",
+        "0.0.0.0",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--allow-remote"), "{err}");
+
+    // Port 0: the server says which port it took; a gdb connects there.
+    let mut server = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["gdbserver", t.to_str().unwrap(), "--port", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(server.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {first}"))
+        .to_string();
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx", "-ex"])
+        .arg(format!("file {}", guest("racy_counter").display()))
+        .args(["-ex", &format!("target remote {addr}"), "-ex", "info threads"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.contains("(vcpu 1)"), "{out}");
+    assert!(server.wait().unwrap().success());
+}
+
+#[test]
+fn a_missing_gdb_is_a_clear_error() {
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin");
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["replay", "--gdb", t.to_str().unwrap()])
+        .env("WEFT_GDB", "/nonexistent/gdb")
+        .output()
+        .unwrap();
+    let (code, _, err) = text(&out);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/nonexistent/gdb: not found"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
