@@ -7,6 +7,7 @@ missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v make >/dev/null 2>&1 || missing+=(make)
+command -v gdb >/dev/null 2>&1 || missing+=(gdb)
 # bindgen needs libclang.so; Debian's libclang-dev provides it.
 if ! dpkg -s libclang-dev >/dev/null 2>&1; then
   missing+=(libclang-dev)

@@ -143,6 +143,11 @@ impl SourceMap {
         self.lines = addr2line::Context::from_dwarf(dwarf).ok();
     }
 
+    /// The address of the function or data object called `name`.
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        self.symbols.iter().find(|s| s.2 == name).map(|s| s.0)
+    }
+
     /// Source positions of the instruction at `addr`, innermost first: with inlining, the
     /// inlined function's line, then each call site out to the real function.
     pub fn frames(&self, addr: u64) -> Vec<SourceLine> {

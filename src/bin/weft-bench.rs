@@ -77,6 +77,7 @@ fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("races") => return race_analysis(),
         Some("explore") => return exploration(),
+        Some("gdb") => return time_travel(),
         _ => {}
     }
     let vcpus: u32 = std::env::args()
@@ -487,4 +488,114 @@ fn exploration() {
         }
         println!();
     }
+}
+
+/// `weft-bench gdb`: reverse-continue over a trace of ~100 M steps (48 vCPUs of the bench
+/// workload), against the time a plain forward replay of the same trace takes.
+fn time_travel() {
+    use weft::debugger::{TimeTravel, DEFAULT_CHECKPOINT_EVERY};
+    use weft_gdb::{Debuggee, Motion, Stops, Watch, WatchKind};
+
+    let vcpus: u32 = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(48);
+    let (_, _, elf) = weft::examples::find(GUEST).expect("bench_workload is built in");
+    let dir = std::env::temp_dir().join(format!("weft-bench-gdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("long.weft");
+    let opts = MachineOptions {
+        vcpus,
+        ..MachineOptions::default()
+    };
+    let t = Instant::now();
+    let rec = weft::session::record(
+        GUEST,
+        elf,
+        &opts,
+        &StrategySpec::RoundRobin { quantum: 1000 },
+        &trace,
+        RunConfig::default(),
+    )
+    .expect("record");
+    let steps = rec.outcome.stats.steps;
+    println!(
+        "weft-bench gdb: {GUEST}, {vcpus} vCPUs: {steps} steps, recorded in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let r = weft::session::replay(&trace, RunConfig::default()).expect("replay");
+    assert!(r.reproduced());
+    let replay = t.elapsed().as_secs_f64();
+    println!(
+        "{:<52} {:>8.2} s  ({:.1} M steps/s)",
+        "forward replay (weft replay, checked)",
+        replay,
+        steps as f64 / replay / 1e6
+    );
+    let map = weft::debuginfo::SourceMap::new(elf);
+    let total = map.address_of("total").expect("symbol total");
+    let start = map.address_of("_start").expect("symbol _start");
+    let t = Instant::now();
+    let mut tt = TimeTravel::open(&trace, DEFAULT_CHECKPOINT_EVERY).expect("session");
+    let none = Stops::default();
+    let stop = tt.resume(Motion::Continue, &none).expect("continue");
+    let forward = t.elapsed().as_secs_f64();
+    println!(
+        "{:<52} {:>8.2} s  ({:.2}x replay; {} checkpoints, every {} steps) -> {:?}",
+        "gdb: continue from the start to the end of history",
+        forward,
+        forward / replay,
+        tt.monitor("checkpoints").map(|s| s.lines().count()).unwrap_or(0),
+        DEFAULT_CHECKPOINT_EVERY,
+        stop.kind
+    );
+    let watch = Stops {
+        breakpoints: Vec::new(),
+        watches: vec![Watch {
+            addr: total,
+            len: 8,
+            kind: WatchKind::Write,
+        }],
+    };
+    for what in ["previous write of `total` (near the end)", "write before that"] {
+        let t = Instant::now();
+        let stop = tt
+            .resume(Motion::ReverseContinue, &watch)
+            .expect("reverse-continue");
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{:<52} {:>8.2} s  ({:.3}x replay) -> {:?} on vcpu {}",
+            format!("gdb: reverse-continue to the {what}"),
+            secs,
+            secs / replay,
+            stop.kind,
+            stop.vcpu
+        );
+    }
+    let t = Instant::now();
+    let stop = tt.resume(Motion::ReverseStep(0), &none).expect("reverse-stepi");
+    println!(
+        "{:<52} {:>8.2} s  -> {:?}",
+        "gdb: reverse-stepi of vcpu 0",
+        t.elapsed().as_secs_f64(),
+        stop.kind
+    );
+    let far = Stops {
+        breakpoints: vec![start],
+        watches: Vec::new(),
+    };
+    let t = Instant::now();
+    let stop = tt.resume(Motion::ReverseContinue, &far).expect("reverse-continue");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{:<52} {:>8.2} s  ({:.2}x replay) -> {:?} on vcpu {}",
+        "gdb: reverse-continue to _start (worst case: whole trace)",
+        secs,
+        secs / replay,
+        stop.kind,
+        stop.vcpu
+    );
+    drop(tt);
+    let _ = std::fs::remove_dir_all(&dir);
 }
