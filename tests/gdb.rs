@@ -58,7 +58,13 @@ fn address_in(out: &str, symbol: &str) -> u64 {
         .lines()
         .find(|l| l.contains(&format!("<{symbol}>")))
         .unwrap_or_else(|| panic!("no address of {symbol} in:\n{out}"));
-    let hex = line.split("0x").nth(1).expect("hex").split(' ').next().unwrap();
+    let hex = line
+        .split("0x")
+        .nth(1)
+        .expect("hex")
+        .split(' ')
+        .next()
+        .unwrap();
     u64::from_str_radix(hex, 16).unwrap()
 }
 
@@ -173,6 +179,61 @@ fn a_watchpoint_stops_at_each_write_that_changes_the_racy_counter() {
     }
 }
 
+/// (step, vcpu) of every access to `addr`, in trace order.
+fn accesses_to(trace: &Path, addr: u64) -> Vec<(u64, u32)> {
+    let mut out = Vec::new();
+    for e in TraceReader::open(trace).unwrap().into_events() {
+        if let Event::Access {
+            step,
+            vcpu,
+            addr: a,
+            ..
+        } = e.unwrap()
+        {
+            if a.0 == addr {
+                out.push((step.0, vcpu.0));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_watchpoint_set_after_goto_catches_the_next_access_whoever_makes_it() {
+    // After `goto S` every vCPU but one waits at its next scheduling point, some at an
+    // access they have not made yet: a watchpoint set there must see those accesses too.
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin:quantum=1");
+    let (_, out) = gdb(&t, &["print &counter"]);
+    let counter = address_in(&out, "counter");
+    let accesses = accesses_to(&t, counter);
+    assert!(accesses.len() >= 8, "{accesses:?}");
+    for &(step, _) in accesses.iter().step_by(3).take(4) {
+        let (code, out) = gdb(
+            &t,
+            &[
+                &format!("goto {step}"),
+                "awatch counter",
+                "continue",
+                "when",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        let (_, first) = accesses
+            .iter()
+            .find(|(s, _)| *s >= step)
+            .copied()
+            .expect("an access at or after the step");
+        let tid = first + 1;
+        assert!(
+            out.contains(&format!(
+                "Thread {tid} hit Hardware access (read/write) watchpoint"
+            )),
+            "goto {step}: the next access to counter is vcpu {first}'s:\n{out}"
+        );
+    }
+}
+
 #[test]
 fn reverse_continue_returns_to_the_previous_watchpoint_hit() {
     let dir = scratch();
@@ -246,8 +307,17 @@ fn reverse_stepi_undoes_exactly_one_instruction() {
     for trio in dumps.chunks(3) {
         assert_eq!(trio[0].1.lines().count(), 14, "{out}");
         assert_eq!(trio[0].1, trio[2].1, "reverse-stepi went elsewhere:\n{out}");
-        let rip = |s: &str| s.lines().find(|l| l.starts_with("rip")).unwrap().to_string();
-        assert_ne!(rip(&trio[0].1), rip(&trio[1].1), "stepi did not move:\n{out}");
+        let rip = |s: &str| {
+            s.lines()
+                .find(|l| l.starts_with("rip"))
+                .unwrap()
+                .to_string()
+        };
+        assert_ne!(
+            rip(&trio[0].1),
+            rip(&trio[1].1),
+            "stepi did not move:\n{out}"
+        );
     }
 }
 
@@ -273,8 +343,14 @@ fn monitor_when_and_goto_round_trip() {
     let steps: Vec<u64> = whens(&out).iter().map(|w| w.0).collect();
     // goto prints where it landed, then `when` says the same.
     assert_eq!(steps[..6], [40, 40, 7, 7, 63, 63], "{out}");
-    assert!(out.contains("step 999999 is past the end of the trace"), "{out}");
-    assert!(out.contains("no steps left") || out.contains("steps "), "{out}");
+    assert!(
+        out.contains("step 999999 is past the end of the trace"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no steps left") || out.contains("steps "),
+        "{out}"
+    );
 }
 
 #[test]
@@ -283,13 +359,29 @@ fn the_end_of_the_trace_is_the_end_of_history_and_reverse_reaches_the_start() {
     let t = racy_trace(dir.path(), "round-robin:quantum=1");
     let (code, out) = gdb(
         &t,
-        &["continue", "monitor when", "reverse-continue", "monitor when"],
+        &[
+            "continue",
+            "monitor when",
+            "reverse-continue",
+            "monitor when",
+        ],
     );
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.matches("No more reverse-execution history").count(), 2, "{out}");
-    assert!(out.contains("the end of the recorded history: assertion"), "{out}");
+    assert_eq!(
+        out.matches("No more reverse-execution history").count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("the end of the recorded history: assertion"),
+        "{out}"
+    );
     let w = whens(&out);
-    assert_eq!(w.last().map(|w| w.1), Some(0), "back at instruction 0:\n{out}");
+    assert_eq!(
+        w.last().map(|w| w.1),
+        Some(0),
+        "back at instruction 0:\n{out}"
+    );
 }
 
 #[test]
@@ -323,7 +415,12 @@ fn gdbserver_listens_on_loopback_and_refuses_other_addresses_unless_asked() {
     let out = Command::new("gdb")
         .args(["-batch", "-nx", "-ex"])
         .arg(format!("file {}", guest("racy_counter").display()))
-        .args(["-ex", &format!("target remote {addr}"), "-ex", "info threads"])
+        .args([
+            "-ex",
+            &format!("target remote {addr}"),
+            "-ex",
+            "info threads",
+        ])
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&out.stdout).to_string();
@@ -344,4 +441,27 @@ fn a_missing_gdb_is_a_clear_error() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("/nonexistent/gdb: not found"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn the_sources_of_a_built_in_guest_are_shown_wherever_gdb_runs() {
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin");
+    // Not the repository: gdb cannot find ./examples/racy_counter.c here by itself.
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .current_dir(dir.path())
+        .args(["replay", "--gdb", t.to_str().unwrap(), "--"])
+        .args(["-batch", "-nx", "-ex", "list _start", "-ex", "info source"])
+        .output()
+        .unwrap();
+    let (code, out, err) = text(&out);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = line_of("racy_counter", "counter++;");
+    let src = std::fs::read_to_string("examples/racy_counter.c").unwrap();
+    let text_of_line = src.lines().nth(line - 1).unwrap();
+    assert!(
+        out.contains(&format!("{line}\t{text_of_line}")),
+        "source line {line} not shown:\n{out}{err}"
+    );
+    assert!(!err.contains("No such file"), "{err}");
 }

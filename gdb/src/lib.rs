@@ -3,7 +3,8 @@
 //! A gdbstub target over a small [`Debuggee`] trait: whatever can show registers and memory
 //! of numbered vCPUs, run forwards and backwards to the next stop, and answer monitor
 //! commands can be debugged from gdb. weft's replayer implements it; nothing here knows the
-//! emulator. vCPU `n` is gdb thread `n + 1`, named "vcpu n".
+//! emulator. vCPU `n` is gdb thread `n + 1`, named "vcpu n" (", ended" once it has ended);
+//! every vCPU is listed at every position, so gdb's numbering never changes.
 
 mod target;
 

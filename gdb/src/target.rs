@@ -35,6 +35,8 @@ struct GdbTarget<D: Debuggee> {
     /// Set by `resume`, carried out by the event loop.
     motion: Option<Motion>,
     step: Option<Vcpu>,
+    /// The vCPUs live at the latest thread listing, for the threads' names.
+    live: Vec<Vcpu>,
 }
 
 fn tid(v: Vcpu) -> Tid {
@@ -102,8 +104,13 @@ impl<D: Debuggee> MultiThreadBase for GdbTarget<D> {
         Err(TargetError::NonFatal)
     }
 
+    /// Every vCPU, ended or not: gdb numbers threads in the order it first sees them, so a
+    /// thread that vanished and came back (going backwards past its end) would get a new
+    /// number. Listing all keeps gdb's thread N as vCPU N-1 for the whole session; the name
+    /// says which have ended.
     fn list_active_threads(&mut self, active: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
-        for v in self.d.live_vcpus()? {
+        self.live = self.d.live_vcpus()?;
+        for v in 0..self.d.vcpus() {
             active(tid(v));
         }
         Ok(())
@@ -120,7 +127,12 @@ impl<D: Debuggee> MultiThreadBase for GdbTarget<D> {
 
 impl<D: Debuggee> ThreadExtraInfo for GdbTarget<D> {
     fn thread_extra_info(&self, t: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        let name = format!("vcpu {}", vcpu(t));
+        let v = vcpu(t);
+        let name = if self.live.contains(&v) {
+            format!("vcpu {v}")
+        } else {
+            format!("vcpu {v}, ended")
+        };
         let n = name.len().min(buf.len());
         buf[..n].copy_from_slice(&name.as_bytes()[..n]);
         Ok(n)
@@ -356,6 +368,7 @@ pub fn serve<D: Debuggee>(conn: TcpStream, debuggee: D) -> Result<(), String> {
         stops: Stops::default(),
         motion: None,
         step: None,
+        live: Vec::new(),
     };
     match GdbStub::new(conn).run_blocking::<EventLoop<D>>(&mut target) {
         Ok(DisconnectReason::Disconnect | DisconnectReason::Kill) => Ok(()),

@@ -39,16 +39,28 @@ pub struct SessionArgs {
     pub checkpoint_every: u64,
 }
 
-/// Start the session, write the guest ELF for gdb, and bind the listener.
-fn start(
-    trace: &Path,
-    s: &SessionArgs,
-    addr: SocketAddr,
-) -> Result<(TimeTravel, PathBuf, TcpListener)> {
+/// A started session: the debuggee, the files gdb loads, and the listener.
+struct Started {
+    tt: TimeTravel,
+    /// The guest ELF, for gdb's symbols.
+    elf: PathBuf,
+    /// weft's gdb commands (`when`, `goto`) and the built-in guest's source directory.
+    script: PathBuf,
+    listener: TcpListener,
+}
+
+/// Start the session, write the guest ELF and the gdb script, and bind the listener.
+fn start(trace: &Path, s: &SessionArgs, addr: SocketAddr) -> Result<Started> {
     let tt = TimeTravel::open(trace, s.checkpoint_every)?;
     let elf = tt.guest_elf()?;
+    let script = tt.gdb_script()?;
     let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
-    Ok((tt, elf, listener))
+    Ok(Started {
+        tt,
+        elf,
+        script,
+        listener,
+    })
 }
 
 pub fn gdbserver(a: GdbserverArgs) -> Result<ExitCode> {
@@ -60,12 +72,18 @@ pub fn gdbserver(a: GdbserverArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_INPUT));
     }
-    let (tt, elf, listener) = start(&a.trace, &a.session, SocketAddr::new(a.address, a.port))?;
+    let Started {
+        tt,
+        elf,
+        script,
+        listener,
+    } = start(&a.trace, &a.session, SocketAddr::new(a.address, a.port))?;
     let addr = listener.local_addr()?;
     eprintln!(
-        "weft: gdbserver on {addr} for {}\n  connect: gdb {} -ex 'target remote {addr}'",
+        "weft: gdbserver on {addr} for {}\n  connect: gdb {} -x {} -ex 'target remote {addr}'",
         a.trace.display(),
-        elf.display()
+        elf.display(),
+        script.display()
     );
     let (stream, _) = listener.accept()?;
     drop(listener);
@@ -76,11 +94,18 @@ pub fn gdbserver(a: GdbserverArgs) -> Result<ExitCode> {
 /// `weft replay --gdb`: serve on a free loopback port and run gdb on the guest against it.
 pub fn replay_in_gdb(trace: &Path, s: &SessionArgs, gdb_args: &[String]) -> Result<ExitCode> {
     let gdb = std::env::var_os("WEFT_GDB").unwrap_or_else(|| "gdb".into());
-    let (tt, elf, listener) = start(trace, s, SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0))?;
+    let Started {
+        tt,
+        elf,
+        script,
+        listener,
+    } = start(trace, s, SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0))?;
     let addr = listener.local_addr()?;
     let mut child = match Command::new(&gdb)
         .arg("-q")
         .arg(&elf)
+        .arg("-x")
+        .arg(&script)
         .args(["-ex", &format!("target remote {addr}")])
         .args(gdb_args)
         .spawn()

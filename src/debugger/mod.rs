@@ -111,8 +111,41 @@ impl TimeTravel {
         let name = Path::new(&self.header.guest.name)
             .file_name()
             .map_or_else(|| "guest".into(), |n| n.to_string_lossy().to_string());
-        let path = self.dir.join(name);
-        std::fs::write(&path, &self.header.guest.elf)
+        self.write_file(&name, &self.header.guest.elf)
+    }
+
+    /// Write the gdb script of the session (see [`gdb_script`]) into its directory.
+    pub fn gdb_script(&self) -> anyhow::Result<PathBuf> {
+        let sources = self.builtin_sources()?;
+        self.write_file("weft.gdb", gdb_script(sources.as_deref()).as_bytes())
+    }
+
+    /// If the guest is a built-in example, write its source (and weft.h) where its debug
+    /// information says they are, below the session's directory, and return that directory:
+    /// the sources gdb would otherwise look for in the weft repository.
+    fn builtin_sources(&self) -> anyhow::Result<Option<PathBuf>> {
+        let Some((name, src, _)) = crate::examples::EXAMPLES
+            .iter()
+            .find(|(_, _, elf)| *elf == self.header.guest.elf.as_slice())
+        else {
+            return Ok(None);
+        };
+        self.write_file(&format!("src/examples/{name}.c"), src.as_bytes())?;
+        self.write_file(
+            "src/examples/include/weft.h",
+            crate::examples::WEFT_H.as_bytes(),
+        )?;
+        Ok(Some(self.dir.join("src")))
+    }
+
+    /// Write `bytes` to `rel` below the session's directory (removed when the session ends).
+    fn write_file(&self, rel: &str, bytes: &[u8]) -> anyhow::Result<PathBuf> {
+        let path = self.dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes)
             .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
         Ok(path)
     }
@@ -369,6 +402,8 @@ impl TimeTravel {
         Ok(out.join("\n"))
     }
 
+    /// The races whose code some live vCPU is at now, the nearest in steps first: the
+    /// three nearest in full, the others by number.
     fn races_here(&mut self) -> Result<String, String> {
         if self.races.is_none() {
             self.races = Some(crate::races::report_file(&self.trace).map_err(|e| e.to_string())?);
@@ -377,27 +412,48 @@ impl TimeTravel {
         for v in self.status.live.clone() {
             pcs.push((v, self.regs(v)?.rip));
         }
+        let now = self.status.next_step;
         let r = self.races.as_ref().expect("computed above");
-        let mut out = Vec::new();
+        let mut found: Vec<(u64, String, &crate::races::Group)> = Vec::new();
         for g in &r.races {
             let at: Vec<String> = pcs
                 .iter()
                 .filter(|(_, pc)| *pc == g.first.rip || *pc == g.second.rip)
                 .map(|(v, _)| format!("vcpu {v}"))
                 .collect();
-            if !at.is_empty() {
-                out.push(format!(
-                    "{} is at one of its accesses:\n{}",
-                    at.join(", "),
-                    g.describe()
-                ));
+            if at.is_empty() {
+                continue;
             }
+            let distance = if (g.first_step..=g.last_step).contains(&now) {
+                0
+            } else {
+                now.abs_diff(g.first_step).min(now.abs_diff(g.last_step))
+            };
+            found.push((distance, at.join(" and "), g));
         }
-        if out.is_empty() {
+        if found.is_empty() {
             return Ok(format!(
                 "no vcpu is at an access of a data race here ({} race(s) in the trace: \
-                 `weft races {}` lists them; `monitor goto STEP` goes to one)",
+                 `weft races {}` lists them; `goto STEP` goes to one)",
                 r.races.len(),
+                self.trace.display()
+            ));
+        }
+        found.sort_by_key(|(d, _, g)| (*d, g.id));
+        let mut out: Vec<String> = found
+            .iter()
+            .take(3)
+            .map(|(_, who, g)| format!("{who} at an instruction of\n{}", g.describe()))
+            .collect();
+        if found.len() > 3 {
+            let rest: Vec<String> = found[3..]
+                .iter()
+                .map(|(_, _, g)| format!("#{}", g.id))
+                .collect();
+            out.push(format!(
+                "and {} more race(s) at these instructions: {} (`weft inspect {} --race N`)",
+                rest.len(),
+                rest.join(" "),
                 self.trace.display()
             ));
         }
@@ -430,9 +486,28 @@ fn stop_kind(r: PauseReason) -> StopKind {
     }
 }
 
+/// gdb commands for a weft session: `when` and `goto STEP` (which, unlike the bare monitor
+/// command, makes gdb forget the registers and frames it had cached), and the directory of
+/// a built-in guest's sources.
+pub fn gdb_script(sources: Option<&Path>) -> String {
+    let mut s = String::from(
+        "# weft: commands for debugging a recorded run (docs/gdb.md)\n\
+         define when\n  monitor when\nend\n\
+         document when\nSay which step is next, the instruction count and the vcpu.\nend\n\
+         define goto\n  monitor goto $arg0 flushed\n  maintenance flush register-cache\n  frame\nend\n\
+         document goto\nGo to the first instruction boundary where step STEP is next \
+         (the steps of `weft races`).\nUsage: goto STEP\nend\n",
+    );
+    if let Some(dir) = sources {
+        s.push_str(&format!("directory {}\n", dir.display()));
+    }
+    s
+}
+
 const MONITOR_HELP: &str = "weft monitor commands:
   when              the current step (next scheduling decision), instruction and vcpu
   goto STEP         go to the first instruction boundary where STEP is the next step
+                    (weft's gdb command `goto STEP` does this and refreshes gdb's view)
   races             data races at the instruction some vcpu is at now
   tm                every vcpu's transaction (depth, XBEGIN, read and write sets)
   schedule [N]      the next N (10) runs of the recorded schedule
@@ -516,9 +591,13 @@ impl Debuggee for TimeTravel {
                     .and_then(|a| a.parse::<u64>().ok())
                     .ok_or("usage: monitor goto STEP (a step number, as `weft races` prints)")?;
                 self.goto_step(step)?;
+                // weft's gdb `goto` command flushes gdb's caches itself.
+                if words.next() == Some("flushed") {
+                    return Ok(self.when());
+                }
                 Ok(format!(
-                    "{}\n(gdb shows the old frame until you type `frame` or step: \
-                     use `flushregs` or `maintenance flush register-cache` first)",
+                    "{}\n(gdb still shows the old registers: type `maintenance flush \
+                     register-cache`, or use weft's gdb command `goto STEP`, which does)",
                     self.when()
                 ))
             }

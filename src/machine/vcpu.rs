@@ -776,6 +776,9 @@ extern "C" fn on_mem(
     if ty == MemType::WRITE {
         d.shared.mark_dirty(addr, size.max(1) as u64);
     }
+    d.on_access(uc, ty, addr, size.max(0) as usize, value);
+    // After the scheduling point: the access happens now, when this vCPU runs again, and
+    // the watchpoints are the ones set while it waited (a debugger may have added some).
     if d.shared.watching.get() && !d.aborting.get() {
         if let Some(dbg) = &d.shared.debug {
             let write = ty == MemType::WRITE;
@@ -783,7 +786,6 @@ extern "C" fn on_mem(
                 .on_access(d.id.0, addr, size.max(1) as u64, write);
         }
     }
-    d.on_access(uc, ty, addr, size.max(0) as usize, value);
 }
 
 /// Every instruction of a debug machine: count it and pause there if the debugger says so.
