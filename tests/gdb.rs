@@ -465,3 +465,43 @@ fn the_sources_of_a_built_in_guest_are_shown_wherever_gdb_runs() {
     );
     assert!(!err.contains("No such file"), "{err}");
 }
+
+#[test]
+fn reverse_stepi_over_a_read_shows_the_memory_it_read() {
+    // Under strict alternation every load waits at its scheduling point while the other
+    // vCPU runs: going back over it must land where the load is about to happen, with
+    // memory as the load saw it, not where the vCPU began the instruction.
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin:quantum=1");
+    let mut cmds = vec!["rwatch counter".to_string()];
+    for _ in 0..6 {
+        cmds.extend([
+            "continue".into(),
+            "reverse-stepi".into(),
+            "echo ==\\n".into(),
+            "print counter".into(),
+            "stepi".into(),
+        ]);
+    }
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let (code, out) = gdb(&t, &cmds);
+    assert_eq!(code, 0, "{out}");
+    let read: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Value = "))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    let before: Vec<u64> = out
+        .split("==\n")
+        .skip(1)
+        .map(|p| {
+            let l = p.lines().find(|l| l.starts_with('$')).expect("a print");
+            l.split(" = ").nth(1).unwrap().trim().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(read.len(), 6, "{out}");
+    assert_eq!(
+        before, read,
+        "memory before each load is what it read:\n{out}"
+    );
+}

@@ -140,6 +140,7 @@ impl Executor {
             next_step: self.run.next_step(),
             vcpu: ctl.last_vcpu,
             icount: ctl.icount.clone(),
+            began: ctl.began.clone(),
             live: (0..n).filter(|&v| self.run.is_live(v)).collect(),
             pid: std::process::id() as i32,
         }

@@ -276,34 +276,21 @@ impl TimeTravel {
         })
     }
 
-    /// Back to where `v` was one instruction earlier.
+    /// Back to where `v` was one instruction earlier: the last position before `v` began
+    /// its current instruction. If `v`'s previous instruction waited at a scheduling point
+    /// while others ran, that is the moment just before it went on, not when it began:
+    /// memory then is what the instruction saw.
     fn reverse_step(&mut self, v: Vcpu) -> Result<Stop, String> {
         let k = self.status.icount.get(v as usize).copied().unwrap_or(0);
-        if k <= 1 {
+        let began = self.status.began.get(v as usize).copied().unwrap_or(0);
+        if k <= 1 || began <= 1 {
             self.goto(0)?;
             return Ok(Stop {
                 vcpu: v,
                 kind: StopKind::StartOfHistory,
             });
         }
-        let target = k - 1;
-        let i = self
-            .latest(|c| {
-                let ck = c.status.icount[v as usize];
-                ck < target || (ck == target && c.status.vcpu == v && c.status.g > 0)
-            })
-            .ok_or("no checkpoint")?;
-        self.activate(i)?;
-        if self.status.icount[v as usize] < target {
-            self.run(
-                Goal::Vcpu {
-                    vcpu: v,
-                    icount: target,
-                },
-                &Stops::default(),
-                None,
-            )?;
-        }
+        self.goto(began - 1)?;
         Ok(Stop {
             vcpu: v,
             kind: StopKind::Step,

@@ -51,6 +51,8 @@ pub struct Status {
     /// The vCPU of the latest instruction.
     pub vcpu: u32,
     pub icount: Vec<u64>,
+    /// Per vCPU: the position at which it began its current instruction (0: none yet).
+    pub began: Vec<u64>,
     pub live: Vec<u32>,
     /// The executor's process id.
     pub pid: i32,

@@ -66,6 +66,8 @@ pub struct DebugCtl {
     pub g: u64,
     /// Instructions begun so far per vCPU.
     pub icount: Vec<u64>,
+    /// Per vCPU: the position at which it began its latest instruction (0: none yet).
+    pub began: Vec<u64>,
     /// The vCPU of the latest instruction begun.
     pub last_vcpu: u32,
     pub goal: Goal,
@@ -87,6 +89,7 @@ impl DebugCtl {
         DebugCtl {
             g: 0,
             icount: vec![0; vcpus as usize],
+            began: vec![0; vcpus as usize],
             last_vcpu: 0,
             goal: Goal::Continue,
             breakpoints: HashSet::new(),
@@ -123,6 +126,7 @@ impl DebugCtl {
         self.g += 1;
         let v = vcpu as usize;
         self.icount[v] += 1;
+        self.began[v] = self.g;
         self.last_vcpu = vcpu;
         let watch = self.pending[v].take();
         let goal = match self.goal {
@@ -178,6 +182,7 @@ mod tests {
         assert_eq!(d.on_insn(1, 0x20, 0), None);
         assert_eq!(d.on_insn(0, 0x11, 1), Some(PauseReason::Goal));
         assert_eq!((d.g, d.icount.clone()), (3, vec![2, 1]));
+        assert_eq!(d.began, vec![3, 2]);
         d.goal = Goal::Vcpu { vcpu: 1, icount: 2 };
         assert_eq!(d.on_insn(0, 0x12, 1), None);
         assert_eq!(d.on_insn(1, 0x21, 1), Some(PauseReason::Goal));
