@@ -505,3 +505,28 @@ fn reverse_stepi_over_a_read_shows_the_memory_it_read() {
         "memory before each load is what it read:\n{out}"
     );
 }
+
+#[test]
+fn reverse_stepping_moves_the_thread_gdb_has_selected() {
+    // gdb reverse-steps "any thread" meaning its selected one: thread 2 here, not 1.
+    let dir = scratch();
+    let t = racy_trace(dir.path(), "round-robin:quantum=1");
+    let line = line_of("racy_counter", "counter++");
+    let (code, out) = gdb(
+        &t,
+        &[
+            &format!("break racy_counter.c:{line}"),
+            "continue",
+            "delete",
+            "thread 2",
+            "stepi",
+            "stepi",
+            "reverse-stepi",
+            "reverse-next",
+            "info threads",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("received signal"), "{out}");
+    assert!(out.contains("* 2    Thread 1.2 (vcpu 1)"), "{out}");
+}

@@ -6,6 +6,7 @@
 //! emulator. vCPU `n` is gdb thread `n + 1`, named "vcpu n" (", ended" once it has ended);
 //! every vCPU is listed at every position, so gdb's numbering never changes.
 
+mod tap;
 mod target;
 
 use std::net::TcpStream;

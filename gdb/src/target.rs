@@ -26,7 +26,10 @@ use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
 use gdbstub_arch::x86::X86_64_SSE;
 
+use crate::tap::{Seen, Tap};
 use crate::{Debuggee, Motion, StopKind, Stops, Vcpu, Watch, WatchKind};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// The gdbstub target: the debuggee, gdb's stops, and the motion gdb asked for.
 struct GdbTarget<D: Debuggee> {
@@ -37,6 +40,8 @@ struct GdbTarget<D: Debuggee> {
     step: Option<Vcpu>,
     /// The vCPUs live at the latest thread listing, for the threads' names.
     live: Vec<Vcpu>,
+    /// The thread selections gdb made, read off the connection.
+    seen: Rc<RefCell<Seen>>,
 }
 
 fn tid(v: Vcpu) -> Tid {
@@ -190,7 +195,15 @@ impl<D: Debuggee> MultiThreadSingleStep for GdbTarget<D> {
 }
 
 impl<D: Debuggee> ReverseStep<Tid> for GdbTarget<D> {
+    /// gdb asks with resume thread "any", meaning the thread it has selected; gdbstub then
+    /// passes the first thread, so take gdb's selection instead.
     fn reverse_step(&mut self, t: Tid) -> Result<(), Self::Error> {
+        let seen = self.seen.borrow();
+        let t = match (seen.resume_any, seen.general.and_then(NonZeroUsize::new)) {
+            (true, Some(selected)) => selected,
+            _ => t,
+        };
+        drop(seen);
         self.motion = Some(Motion::ReverseStep(vcpu(t)));
         Ok(())
     }
@@ -305,6 +318,8 @@ fn run_motion<D: Debuggee>(t: &mut GdbTarget<D>) -> Result<MultiThreadStopReason
     let motion = t.motion.take().unwrap_or(Motion::Continue);
     let stop = t.d.resume(motion, &t.stops)?;
     let id = tid(stop.vcpu);
+    // The stop reply selects the stopped thread for gdb.
+    t.seen.borrow_mut().general = Some(id.get());
     Ok(match stop.kind {
         StopKind::Step => MultiThreadStopReason::SignalWithThread {
             tid: id,
@@ -337,16 +352,16 @@ enum EventLoop<D> {
 
 impl<D: Debuggee> run_blocking::BlockingEventLoop for EventLoop<D> {
     type Target = GdbTarget<D>;
-    type Connection = TcpStream;
+    type Connection = Tap;
     type StopReason = MultiThreadStopReason<u64>;
 
     #[allow(clippy::type_complexity)]
     fn wait_for_stop_reason(
         target: &mut GdbTarget<D>,
-        _conn: &mut TcpStream,
+        _conn: &mut Tap,
     ) -> Result<
         run_blocking::Event<Self::StopReason>,
-        run_blocking::WaitForStopReasonError<String, <TcpStream as Connection>::Error>,
+        run_blocking::WaitForStopReasonError<String, <Tap as Connection>::Error>,
     > {
         run_motion(target)
             .map(run_blocking::Event::TargetStopped)
@@ -363,7 +378,9 @@ impl<D: Debuggee> run_blocking::BlockingEventLoop for EventLoop<D> {
 
 /// Serve gdb on `conn` until it detaches, disconnects or kills the session.
 pub fn serve<D: Debuggee>(conn: TcpStream, debuggee: D) -> Result<(), String> {
+    let conn = Tap::new(conn);
     let mut target = GdbTarget {
+        seen: conn.seen(),
         d: debuggee,
         stops: Stops::default(),
         motion: None,
