@@ -54,6 +54,7 @@ function niceTick(span, px) {
 }
 
 function render() {
+  dirty = false;
   W = Math.max(600, svg.clientWidth || 1200);
   const lanes = [];
   for (let v = 0; v < NV; v++) if (!S.hidden.has(v)) lanes.push(v);
@@ -100,7 +101,8 @@ function render() {
   const detailTicks = aHi - aLo <= MAX_TICKS;
   const vis = [];
   for (let i = 0; i < D.txs.length; i++) { const t = D.txs[i]; if (t.begin <= hi && t.end >= lo) vis.push(i); }
-  const detailSpans = vis.length <= MAX_SPANS;
+  /* Single spans only where they can be told apart; else per-bucket counts. */
+  const detailSpans = vis.length <= Math.min(MAX_SPANS, plotW() / 3);
   drawBuckets(out, lanes, detailRuns, detailTicks, detailSpans);
   if (detailRuns) {
     const open = new Map();
@@ -137,7 +139,7 @@ function render() {
       if (t.outcome === 'commit') out.push(el('path', { d: 'M' + f1(ex - s - 1) + ',' + f1(ey) + 'l' + f1(s * 0.6) + ',' + f1(s * 0.8) + 'l' + f1(s * 1.2) + ',' + f1(-s * 1.6), stroke: '#2b8a3e', 'stroke-width': 1.6, fill: 'none' }));
       if (t.outcome === 'abort') {
         out.push(el('path', { d: 'M' + f1(ex - s * 1.6) + ',' + f1(ey - s) + 'l' + f1(s * 1.6) + ',' + f1(s * 2) + 'm0,' + f1(-s * 2) + 'l' + f1(-s * 1.6) + ',' + f1(s * 2), stroke: '#e03131', 'stroke-width': 1.6 }));
-        if (t.by != null && laneTop.has(t.by)) {
+        if (t.by != null && laneTop.has(t.by) && vis.length <= 300) {
           const bx = X(t.end + 0.5), by = yc(t.by);
           out.push(el('path', { class: 'abort-by', d: 'M' + f1(bx) + ',' + f1(by) + 'L' + f1(ex) + ',' + f1(by < y ? y : y + SH), stroke: '#e03131', 'stroke-width': 1.2, 'stroke-dasharray': '2 2', fill: 'none', 'marker-end': 'url(#ah-abort)' }));
         }
@@ -187,7 +189,7 @@ function render() {
     const dx = x2 - x1, dy = y2 - y1, len = Math.max(1, Math.hypot(dx, dy));
     let nx = -dy / len, ny = dx / len;
     if (nx < 0 || (nx === 0 && ny > 0)) { nx = -nx; ny = -ny; }
-    const bulge = clamp(len * 0.22, 16, 70) + k * 14;
+    const bulge = clamp(len * 0.22, 16, 70) + Math.min(k, 3) * 14;
     const mx = (x1 + x2) / 2 + nx * bulge, my = (y1 + y2) / 2 + ny * bulge;
     const cls = g.race ? 'race' : 'conflict';
     if (g.race) stat.arcs++; else stat.conflictArcs++;
@@ -232,7 +234,7 @@ function render() {
       /* Text to the right of its tick, or to the left where the right has no room. */
       const right = Math.floor((nextX - x - 10) / 6.6), left = Math.floor((x - prevX - 10) / 6.6);
       const end = right < 24 && left > right, room = Math.min(90, end ? left : right);
-      if (notes.length <= MAX_LABELS && room >= 4) {
+      if (notes.length <= MAX_LABELS && room >= 10) {
         out.push(el('text', { class: 'console-label', x: f1(end ? x - 4 : x + 4), y: y + 13, 'text-anchor': end ? 'end' : 'start', 'data-t': 'k', 'data-i': i },
           esc('vcpu' + n[1] + ': ' + firstLine(n[2], room))));
       }
@@ -330,8 +332,12 @@ function status(stat) {
   st.setAttribute('data-errors', (window.weftErrors || []).length);
 }
 
-let pending = false;
-function schedule() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; render(); }); } }
+/* Redraw at the next frame, once, unless a direct render() came first. */
+let pending = false, dirty = false;
+function schedule() {
+  dirty = true;
+  if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; if (dirty) render(); }); }
+}
 
 /* ---- view motions ---- */
 function setView(v0, v1) {
