@@ -633,6 +633,10 @@ fn guest_text_cannot_break_the_page() {
     w.finish().unwrap();
     let page = dir.path().join("evil.html");
     let html = report(&t, &page, &[]);
+    assert!(
+        html.contains("Content-Security-Policy\" content=\"default-src 'none';"),
+        "the page may fetch nothing"
+    );
     let scripts = check_html(&html);
     assert_eq!(
         scripts.len(),
