@@ -732,3 +732,213 @@ fn bad_input_is_one_line_naming_the_file() {
     assert_eq!(code, 0, "{err}");
     assert!(dir.path().join("ok.html").exists(), "{out}");
 }
+
+/// Drives the page like a person: filters, the vCPU checkbox, the conflicts toggle, the
+/// wheel, a drag, a key and a hover, one after another; after each it records the page's
+/// status, hint and tooltip as `data-probe-NAME` on the body.
+const PROBE: &str = r#"<script>
+window.addEventListener('load', function () {
+  var svg = document.getElementById('tl');
+  function st() {
+    var s = document.getElementById('weft-status');
+    return ['accesses', 'arcs', 'conflict-arcs', 'spans', 'lanes', 'view', 'errors'].map(function (k) {
+      return k + '=' + s.getAttribute('data-' + k); }).join(' ');
+  }
+  function input(id, v) { var e = document.getElementById(id); e.value = v; e.dispatchEvent(new Event('input')); }
+  function check(sel, on) { var c = document.querySelector(sel); c.checked = on; c.dispatchEvent(new Event('change')); }
+  function box() { return svg.getBoundingClientRect(); }
+  var steps = [
+    ['start', function () {}],
+    ['addr', function () { input('f-addr', 'ADDR'); }],
+    ['badaddr', function () { input('f-addr', 'zzz'); }],
+    ['code', function () { input('f-addr', ''); input('f-code', 'CODE'); }],
+    ['hide0', function () { input('f-code', ''); check('#f-vcpus input', false); }],
+    ['conflicts', function () { check('#f-vcpus input', true); check('#f-conf', true); }],
+    ['wheel', function () { check('#f-conf', false); var b = box();
+      svg.dispatchEvent(new WheelEvent('wheel', { deltaY: -200, clientX: b.left + b.width / 2, clientY: b.top + 60, bubbles: true, cancelable: true })); }],
+    ['drag', function () { var b = box();
+      svg.dispatchEvent(new MouseEvent('mousedown', { button: 0, clientX: b.left + 600, clientY: b.top + 60, bubbles: true }));
+      window.dispatchEvent(new MouseEvent('mousemove', { clientX: b.left + 300, clientY: b.top + 60 }));
+      window.dispatchEvent(new MouseEvent('mouseup', {})); }],
+    ['key', function () { document.dispatchEvent(new KeyboardEvent('keydown', { key: '+' })); }],
+    ['hover', function () { var t = svg.querySelector('rect.acc'), r = t.getBoundingClientRect();
+      t.dispatchEvent(new MouseEvent('mousemove', { clientX: r.left + 1, clientY: r.top + 1, bubbles: true })); }]
+  ];
+  var i = 0;
+  function next() {
+    if (i > 0) {
+      var tip = document.getElementById('tip');
+      document.body.setAttribute('data-probe-' + steps[i - 1][0], st() +
+        ' hint=' + document.getElementById('v-hint').textContent.replace(/\W+/g, '_') +
+        ' tip=' + (tip.hidden ? '' : tip.textContent.replace(/\s+/g, '_')));
+    }
+    if (i === steps.length) return;
+    steps[i++][1]();
+    setTimeout(next, 100);
+  }
+  next();
+});
+</script>
+</body>"#;
+
+/// `data-probe-NAME="k=v k=v ..."` of the dumped DOM.
+fn probed(dom: &str, name: &str) -> BTreeMap<String, String> {
+    let key = format!("data-probe-{name}=\"");
+    let start = dom.find(&key).unwrap_or_else(|| panic!("no probe {name}")) + key.len();
+    let value = &dom[start..start + dom[start..].find('"').unwrap()];
+    value
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn view(p: &BTreeMap<String, String>) -> (i64, i64) {
+    let v = &p["view"];
+    let (a, b) = v.rsplit_once('-').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+#[test]
+fn filters_zoom_pan_and_hover_work_in_the_browser() {
+    let dir = scratch();
+    let t = dir.path().join("tm.weft");
+    record(
+        "tm_elided_lock_buggy",
+        &t,
+        &["--strategy", "random", "--seed", "2"],
+    );
+    let page = dir.path().join("tm.html");
+    let html = report(&t, &page, &[]);
+    let m = model(&html);
+    let races: Vec<&Value> = m["races"].as_array().unwrap().iter().collect();
+    let first = races.iter().find(|g| g["race"] == true).expect("a race");
+    let addr = first["a"]["addr"].as_u64().unwrap();
+    let locs = m["locs"].as_array().unwrap();
+    let loc_text = |i: &Value| -> String {
+        i.as_u64().map_or(String::new(), |i| {
+            let l = &locs[i as usize];
+            format!(
+                "{} {} {:#x}",
+                l[2].as_str().unwrap(),
+                l[1].as_str().unwrap(),
+                l[0].as_u64().unwrap()
+            )
+            .to_lowercase()
+        })
+    };
+    // "tm_elided_lock_buggy.c:68" out of "_start+0xb9 (examples/tm_elided_lock_buggy.c:68)".
+    let src = loc_text(&first["a"]["loc"]);
+    let code: String = src
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .chars()
+        .take_while(|c| *c != ')' && *c != ',')
+        .collect();
+    assert!(code.contains(".c:"), "{code}");
+    let page_text = html.replacen(
+        "</body>",
+        &PROBE
+            .replace("ADDR", &format!("{addr:#x}"))
+            .replace("CODE", &code),
+        1,
+    );
+    std::fs::write(&page, page_text).unwrap();
+    let dom = browse(&page, "", None);
+    status(&dom);
+
+    let accesses = m["accesses"].as_array().unwrap();
+    let touches = |a: u64, size: u64| a <= addr && a + size.max(1) > addr;
+    let side_addr = |s: &Value| touches(s["addr"].as_u64().unwrap(), s["size"].as_u64().unwrap());
+    let race_groups: Vec<&&Value> = races.iter().filter(|g| g["race"] == true).collect();
+    let count = |p: &BTreeMap<String, String>, k: &str| p[k].parse::<usize>().unwrap();
+
+    let start = probed(&dom, "start");
+    assert_eq!(count(&start, "accesses"), accesses.len());
+
+    let p = probed(&dom, "addr");
+    let want = accesses
+        .iter()
+        .filter(|a| touches(a[3].as_u64().unwrap(), a[4].as_u64().unwrap()))
+        .count();
+    assert!(
+        want > 0 && want < accesses.len(),
+        "a selective filter: {want}"
+    );
+    assert_eq!(count(&p, "accesses"), want);
+    let want_arcs = race_groups
+        .iter()
+        .filter(|g| side_addr(&g["a"]) || side_addr(&g["b"]))
+        .count();
+    assert_eq!(count(&p, "arcs"), want_arcs);
+
+    assert!(probed(&dom, "badaddr")["hint"].contains("not_a_hex_address"));
+
+    let p = probed(&dom, "code");
+    let matches = |l: &Value| loc_text(l).contains(&code.to_lowercase());
+    assert_eq!(
+        count(&p, "accesses"),
+        accesses.iter().filter(|a| matches(&a[6])).count()
+    );
+    assert_eq!(
+        count(&p, "arcs"),
+        race_groups
+            .iter()
+            .filter(|g| matches(&g["a"]["loc"]) || matches(&g["b"]["loc"]))
+            .count()
+    );
+    let txs = m["txs"].as_array().unwrap();
+    let want_spans = txs
+        .iter()
+        .filter(|x| matches(&x["site"]) || matches(&x["at"]) || matches(&x["by_loc"]))
+        .count();
+    assert_eq!(count(&p, "spans"), want_spans);
+
+    let p = probed(&dom, "hide0");
+    assert_eq!(count(&p, "lanes"), 1);
+    assert_eq!(
+        count(&p, "accesses"),
+        accesses.iter().filter(|a| a[1] == 1).count()
+    );
+    assert_eq!(
+        count(&p, "spans"),
+        txs.iter().filter(|x| x["vcpu"] == 1).count()
+    );
+    assert_eq!(count(&p, "arcs"), 0, "every arc touches vcpu0");
+
+    let p = probed(&dom, "conflicts");
+    assert_eq!(count(&p, "conflict-arcs"), races.len() - race_groups.len());
+    assert!(
+        races.len() > race_groups.len(),
+        "the trace has ordered conflicts"
+    );
+
+    let (f0, f1) = view(&start);
+    let (w0, w1) = view(&probed(&dom, "wheel"));
+    assert!(
+        w1 - w0 < f1 - f0,
+        "wheel zooms in: {w0}..{w1} of {f0}..{f1}"
+    );
+    let (d0, d1) = view(&probed(&dom, "drag"));
+    assert!(
+        d0 > w0 && ((d1 - d0) - (w1 - w0)).abs() <= 1,
+        "dragging left shows later steps: {d0}..{d1}"
+    );
+    let (k0, k1) = view(&probed(&dom, "key"));
+    assert!(k1 - k0 < d1 - d0, "+ zooms in: {k0}..{k1}");
+    let p = probed(&dom, "hover");
+    assert!(p["tip"].contains("RIP_0x"), "{p:?}");
+    for name in [
+        "addr",
+        "code",
+        "hide0",
+        "conflicts",
+        "wheel",
+        "drag",
+        "key",
+        "hover",
+    ] {
+        assert_eq!(probed(&dom, name)["errors"], "0", "{name}");
+    }
+}

@@ -332,11 +332,16 @@ function status(stat) {
   st.setAttribute('data-errors', (window.weftErrors || []).length);
 }
 
-/* Redraw at the next frame, once, unless a direct render() came first. */
+/* Redraw once, at the next frame or after 40 ms, whichever comes first (a page that draws
+   no frames, e.g. headless, still redraws), unless a direct render() came first. */
 let pending = false, dirty = false;
 function schedule() {
   dirty = true;
-  if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; if (dirty) render(); }); }
+  if (pending) return;
+  pending = true;
+  const run = () => { if (!pending) return; pending = false; if (dirty) render(); };
+  requestAnimationFrame(run);
+  setTimeout(run, 40);
 }
 
 /* ---- view motions ---- */
