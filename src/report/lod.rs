@@ -6,7 +6,7 @@
 //! each race, the first aborts and marks, and the start of the run. Windows are sized from
 //! the trace's density (events per step) so that together they hold about the budget;
 //! when they still hold more, the least important ones (start, marks, aborts, then races,
-//! never the failure) are dropped. The page says what was summarised.
+//! never the failure, or the end of a trace without one) are dropped. The page says what was summarised.
 
 use std::path::Path;
 
@@ -25,7 +25,7 @@ const RACE_POINTS: usize = 512;
 /// A moment worth showing in full.
 struct Point {
     step: u64,
-    /// 0 the failure, 1 a race, 2 an abort, 3 a mark, 4 the start.
+    /// 0 the failure (or the end), 1 a race, 2 an abort, 3 a mark, 4 the start.
     prio: u8,
     why: String,
 }
@@ -39,13 +39,17 @@ struct Merged {
 
 fn points(scan: &Scan, races: &RaceReport, failure: Option<u64>) -> Vec<Point> {
     let mut p = Vec::new();
-    if let Some(step) = failure {
-        p.push(Point {
-            step,
-            prio: 0,
-            why: "failure".into(),
-        });
-    }
+    // The failure, or else where the trace ends (a pass, or a recording cut short): how
+    // the story ends either way.
+    let (step, why) = match failure {
+        Some(step) => (step, "failure"),
+        None => (scan.steps.saturating_sub(1), "end"),
+    };
+    p.push(Point {
+        step,
+        prio: 0,
+        why: why.into(),
+    });
     for g in races.races.iter().take(RACE_POINTS) {
         for step in [g.first.step, g.second.step] {
             p.push(Point {
