@@ -1,5 +1,6 @@
 /* weft report, part 1: the embedded data, helpers, view state, filters, and what each
-   thing on the timeline is in words. Part 2 (view.js) draws and handles the user.
+   thing on the timeline is in words. Part 2 (view.js) draws and handles the user; part 3
+   (page.js) fills the rest of the page and starts it.
    Array layouts (see src/report/model.rs):
      locs      [rip, insn, source]
      runs      [vcpu, start, steps, switched]

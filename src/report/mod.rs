@@ -10,8 +10,8 @@
 //! lines and disassembly. This module only reads the trace into a [`model::Report`]
 //! (streaming, a few passes, memory bounded by the detail budget rather than the trace)
 //! and embeds it as JSON in a hand-written page (page.html, page.css, data.js, view.js,
-//! all compiled in). Long traces are summarised per bucket of steps, with full detail kept
-//! around the moments that matter: see [`lod`].
+//! page.js, all compiled in). Long traces are summarised per bucket of steps, with full
+//! detail kept around the moments that matter: see [`lod`].
 
 mod detail;
 mod lod;
@@ -298,6 +298,7 @@ const PAGE: &str = include_str!("page.html");
 const STYLE: &str = include_str!("page.css");
 const DATA_JS: &str = include_str!("data.js");
 const VIEW_JS: &str = include_str!("view.js");
+const PAGE_JS: &str = include_str!("page.js");
 
 /// Text for an HTML element or attribute.
 fn escape_html(s: &str) -> String {
@@ -364,6 +365,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             ("DATA", &json),
             ("DATA_JS", DATA_JS),
             ("VIEW_JS", VIEW_JS),
+            ("PAGE_JS", PAGE_JS),
         ],
     ))
 }
@@ -404,7 +406,7 @@ mod tests {
 
     #[test]
     fn the_template_has_every_placeholder() {
-        for name in ["TITLE", "STYLE", "DATA", "DATA_JS", "VIEW_JS"] {
+        for name in ["TITLE", "STYLE", "DATA", "DATA_JS", "VIEW_JS", "PAGE_JS"] {
             assert!(PAGE.contains(&format!("{{{{{name}}}}}")), "{name}");
         }
     }
