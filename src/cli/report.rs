@@ -10,17 +10,8 @@ use weft_trace::TraceReader;
 
 use super::{human_bytes, EXIT_PASS};
 
+/// What the page shows and how it summarises long traces: docs/report.md.
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Write one self-contained HTML file (no network, opens from disk in any current \
-browser) that shows the trace as a timeline: a lane per vCPU along the steps, when each ran and \
-where it was switched away, shared accesses coloured by read/write/RMW, conflicting pairs as arcs \
-(data races in red), transactions from XBEGIN to commit or abort, marks, console output, and the \
-failure where it happened. Zoom, pan, filter by vCPU, address or code; click anything for its \
-step, RIP, instruction, source line and the command that replays to it.\n\n\
-Long traces are summarised per bucket of steps, with single events kept around the failure, \
-races, aborts and marks; the page says what was summarised (docs/report.md)."
-)]
 pub struct ReportArgs {
     /// The trace to show
     trace: PathBuf,
