@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building weft needs on a fresh Debian machine and is missing here:
-# cmake and libclang (unicorn-engine's build), gcc (the example guests), gdb (tests).
+# cmake and libclang (unicorn-engine's build), gcc (the example guests), gdb (tests),
+# chromium (the report tests open the HTML report in a headless browser).
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 missing=()
@@ -8,6 +9,7 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v gdb >/dev/null 2>&1 || missing+=(gdb)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # bindgen needs libclang.so; Debian's libclang-dev provides it.
 if ! dpkg -s libclang-dev >/dev/null 2>&1; then
   missing+=(libclang-dev)

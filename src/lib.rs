@@ -13,6 +13,7 @@ pub mod debuginfo;
 pub mod explore;
 pub mod machine;
 pub mod races;
+pub mod report;
 pub mod session;
 pub mod tmreport;
 

@@ -7,7 +7,10 @@
 //! Then `weft races`' analysis speed and memory on a synthetic trace of ten million accesses.
 //! Then `weft explore`: schedules per second, and schedules needed to find each buggy
 //! example's bug per strategy.
-//! Usage: weft-bench [VCPUS (default 4)] | weft-bench races | weft-bench explore
+//! Then `weft report` on a synthetic trace of ten million events: generation time, page size,
+//! what was summarised, and (with chromium installed) how long the page takes to open.
+//! Usage: weft-bench [VCPUS (default 4)] | weft-bench races | weft-bench explore |
+//! weft-bench report
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -78,6 +81,7 @@ fn main() {
         Some("races") => return race_analysis(),
         Some("explore") => return exploration(),
         Some("gdb") => return time_travel(),
+        Some("report") => return report_page(),
         _ => {}
     }
     let vcpus: u32 = std::env::args()
@@ -168,6 +172,7 @@ fn main() {
 
     race_analysis();
     exploration();
+    report_page();
 
     let (threads, coroutines) = switch_costs(200_000);
     println!();
@@ -607,4 +612,243 @@ fn time_travel() {
     );
     drop(tt);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `weft report` on a synthetic trace of ~10 M events (4 vCPUs switching every 1-8 steps,
+/// an access per step with a racy shared word, a locked counter, transactions of which
+/// one in eight aborts, marks, console lines, an assertion at the end): time to build and
+/// write the page, its size, what it shows individually; then the time headless Chromium
+/// takes to open it and run its script, against an empty page.
+fn report_page() {
+    use weft::report::{self, ReportOptions};
+    use weft_trace::{
+        AbortCause, AccessKind, ConflictClass, Event, GuestAddr, GuestImage, Step, TraceHeader,
+        TraceWriter, VcpuId, Verdict,
+    };
+    const EVENTS: u64 = 10_000_000;
+    let dir = std::env::temp_dir().join(format!("weft-bench-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("synthetic.weft");
+    let header = TraceHeader {
+        weft_version: env!("CARGO_PKG_VERSION").into(),
+        guest: GuestImage::new("synthetic", Vec::new()),
+        options: MachineOptions {
+            vcpus: 4,
+            ..MachineOptions::default()
+        },
+        strategy: "random:seed=1".into(),
+    };
+    let mut w = TraceWriter::create(&path, &header).expect("trace");
+    let (mut events, mut step, mut rng) = (0u64, 0u64, 0x2545_f491_4f6c_dd1du64);
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut put = |e: Event, events: &mut u64| {
+        w.write(&e).expect("write");
+        *events += 1;
+    };
+    let mut in_tx = [None::<u64>; 4];
+    while events < EVENTS {
+        let v = (next() % 4) as u32;
+        let len = 1 + next() % 8;
+        for _ in 0..len {
+            let (vc, s) = (VcpuId(v), Step(step));
+            let r = next();
+            let acc = |kind, addr: u64, value| Event::Access {
+                step: s,
+                vcpu: vc,
+                rip: 0x401000 + (r % 64) * 4,
+                addr: GuestAddr(addr),
+                size: 8,
+                kind,
+                value,
+            };
+            if r % 1000 == 0 {
+                put(acc(AccessKind::Write, 0x9000, step), &mut events);
+            } else if r % 97 == 0 {
+                put(acc(AccessKind::AtomicRead, 0x8000, step), &mut events);
+                put(acc(AccessKind::AtomicWrite, 0x8000, step + 1), &mut events);
+            } else {
+                let kind = if r % 3 == 0 {
+                    AccessKind::Write
+                } else {
+                    AccessKind::Read
+                };
+                let cell = 0x10_0000 + v as u64 * 0x8_0000 + (r >> 20) % 4096 * 8;
+                put(acc(kind, cell, r >> 40), &mut events);
+            }
+            let t = &mut in_tx[v as usize];
+            match *t {
+                None if r % 200 == 1 => {
+                    *t = Some(step);
+                    put(
+                        Event::TxBegin {
+                            step: s,
+                            vcpu: vc,
+                            rip: 0x402000,
+                            depth: 1,
+                        },
+                        &mut events,
+                    );
+                }
+                Some(begin) if step - begin > 20 => {
+                    *t = None;
+                    let e = if r % 8 == 0 {
+                        Event::TxAbort {
+                            step: s,
+                            vcpu: vc,
+                            rip: 0x402010,
+                            begin_rip: 0x402000,
+                            status: 6,
+                            cause: AbortCause::Conflict {
+                                by: VcpuId((v + 1) % 4),
+                                by_rip: 0x401000,
+                                line: 0x9000,
+                                class: ConflictClass::WaR,
+                            },
+                        }
+                    } else {
+                        Event::TxCommit {
+                            step: s,
+                            vcpu: vc,
+                            rip: 0x402020,
+                            begin_rip: 0x402000,
+                            read_lines: 2,
+                            write_lines: 1,
+                        }
+                    };
+                    put(e, &mut events);
+                }
+                _ => {}
+            }
+            if step % 100_000 == 50_000 {
+                let label = format!("phase {}", step / 100_000);
+                put(
+                    Event::Mark {
+                        step: s,
+                        vcpu: vc,
+                        label,
+                    },
+                    &mut events,
+                );
+            }
+            if step % 250_000 == 0 {
+                let bytes = format!("vcpu{v}: step {step}\n").into_bytes();
+                put(
+                    Event::Console {
+                        step: s,
+                        vcpu: vc,
+                        bytes,
+                    },
+                    &mut events,
+                );
+            }
+            step += 1;
+        }
+        put(
+            Event::Run {
+                vcpu: VcpuId(v),
+                points: len,
+            },
+            &mut events,
+        );
+    }
+    put(
+        Event::End {
+            step: Step(step),
+            verdict: Verdict::Assertion {
+                vcpu: VcpuId(0),
+                rip: 0x401000,
+                message: "synthetic".into(),
+            },
+        },
+        &mut events,
+    );
+    w.finish().expect("finish");
+    let trace_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let page = dir.join("synthetic.html");
+    let t = Instant::now();
+    let r = report::build(&path, "synthetic.weft", &ReportOptions::default()).expect("report");
+    let built = t.elapsed().as_secs_f64();
+    let bytes = report::write(&r, &page).expect("write");
+    let secs = t.elapsed().as_secs_f64();
+    let l = &r.lod;
+    println!();
+    println!(
+        "weft report, synthetic trace: {events} events ({} steps, {} accesses, {} runs, {} transactions, {} aborts; {:.1} MB trace)",
+        r.meta.steps,
+        l.total.accesses,
+        l.total.runs,
+        l.total.txs,
+        l.total.aborts,
+        trace_bytes as f64 / 1e6
+    );
+    println!(
+        "  page: {:.1} MB in {secs:.2} s ({built:.2} s reading and analysing: 4 passes; peak memory {:.0} MiB)",
+        bytes as f64 / 1e6,
+        peak_rss_kib() as f64 / 1024.0
+    );
+    let summarised = l.total.accesses + l.total.runs + l.total.txs
+        - (l.shown.accesses + l.shown.runs + l.shown.txs);
+    println!(
+        "  summarised: {summarised} events into {} buckets of {} steps per vCPU; shown individually: {} accesses, {} runs, {} transactions in {} detail windows; {} race arcs, {} ordered-conflict groups embedded (of {})",
+        r.buckets.n,
+        l.bucket_steps,
+        l.shown.accesses,
+        l.shown.runs,
+        l.shown.txs,
+        l.windows.len(),
+        r.meta.races,
+        r.races.len() as u64 - r.meta.races,
+        r.meta.conflicts
+    );
+    match open_in_chromium(&page, &dir) {
+        Some((page_secs, blank_secs)) => println!(
+            "  headless chromium: opened and drawn in {page_secs:.2} s (an empty page: {blank_secs:.2} s)"
+        ),
+        None => println!("  headless chromium: not installed, opening time not measured"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Wall time for headless Chromium to load `page` and dump its DOM after the scripts ran,
+/// and the same for an empty page (the browser's own start-up).
+fn open_in_chromium(page: &std::path::Path, dir: &std::path::Path) -> Option<(f64, f64)> {
+    let blank = dir.join("blank.html");
+    std::fs::write(&blank, "<!DOCTYPE html><title>x</title>").ok()?;
+    let time = |p: &std::path::Path| -> Option<f64> {
+        let profile = dir.join("chromium-profile");
+        let t = Instant::now();
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--virtual-time-budget=5000",
+                "--window-size=1400,900",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("file://{}", p.display()))
+            .output()
+            .ok()?;
+        let secs = t.elapsed().as_secs_f64();
+        let dom = String::from_utf8_lossy(&out.stdout);
+        (out.status.success() && (p == blank || dom.contains("data-state=\"ready\"")))
+            .then_some(secs)
+    };
+    // The first start creates the profile and font caches: not the page's cost.
+    time(&blank)?;
+    let blank_secs = time(&blank)?;
+    Some((time(page)?, blank_secs))
 }

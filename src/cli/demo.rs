@@ -141,6 +141,14 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode> {
         None => println!("  no data race found"),
     }
 
+    let page = a.out.join(format!("{name}.html"));
+    let (bytes, _) = super::report::write_report(&trace, &page, &Default::default())?;
+    println!(
+        "\nThe interleaving as a picture (lanes per vCPU, the race arcs, the failure):\n  report: {} ({}); open it in a browser",
+        page.display(),
+        super::human_bytes(bytes)
+    );
+
     let t = trace.display();
     let w = invoked_as();
     let ex = a.out.join("examples");
@@ -152,6 +160,7 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode> {
     println!("  {w} inspect --events --vcpu 1 {t}  # the accesses, with disassembly");
     println!("  {w} replay {t}                     # re-run it, as often as you like");
     println!("  {w} races {t}                      # every race, with source lines");
+    println!("  {w} report {t}                     # the HTML timeline, again");
     println!(
         "  {w} replay {t} --goto {}  # stop before the first race's second access",
         r.races.first().map_or(0, |g| g.second.step)

@@ -9,6 +9,7 @@ mod inspect;
 mod races;
 mod record;
 mod replay;
+mod report;
 mod tm;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,8 @@ enum Command {
     Races(races::RacesArgs),
     /// Report a trace's transactions per XBEGIN site: commits, aborts by cause, conflicts
     Tm(tm::TmArgs),
+    /// Write a self-contained HTML timeline of a trace: vCPU lanes, accesses, races, transactions, the failure
+    Report(report::ReportArgs),
     /// Find the bug in a built-in racy guest, record it and replay it (under a minute)
     Demo(demo::DemoArgs),
     /// List the built-in example guests, or write them (ELF and C source) to a directory
@@ -76,6 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) => inspect::inspect(a),
         Command::Races(a) => races::races(a),
         Command::Tm(a) => tm::tm(a),
+        Command::Report(a) => report::report(a),
         Command::Demo(a) => demo::demo(a),
         Command::Examples(a) => examples::examples(a),
     }

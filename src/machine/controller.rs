@@ -407,9 +407,11 @@ impl Controller {
         } else if self.verdict.is_none() {
             self.verdict = Some(Verdict::Pass);
         }
-        // A sink error already happened: nothing more can be written.
+        // A sink error already happened: nothing more can be written. A pause (replay
+        // --goto) is not the end of the recording's current run: closing it here would
+        // give the checker a shorter `Run` than the recording has, a false divergence.
         let sink_failed = self.sink_error.is_some();
-        if !sink_failed {
+        if !sink_failed && !self.paused {
             self.flush_run();
             if let Some(v) = self.verdict.clone() {
                 let step = Step(self.next_step);
