@@ -130,9 +130,9 @@ fn run_kept_with<S: EventSink + Default + 'static>(
         base.tm = Default::default();
         let fits = matches!(&*slot, Some((k, o, _)) if *k == key && *o == base);
         if !fits {
-            let m = Machine::new(elf, opts).map_err(|source| SessionError::Guest {
+            let m = Machine::new(elf, opts).map_err(|error| SessionError::Guest {
                 path: name.to_string(),
-                source,
+                error,
             })?;
             *slot = Some((key, base, m));
         }
@@ -141,9 +141,9 @@ fn run_kept_with<S: EventSink + Default + 'static>(
         let sink = Rc::new(RefCell::new(S::default()));
         let out = m
             .run(strategy, sink.clone(), RunConfig::default())
-            .map_err(|source| SessionError::Guest {
+            .map_err(|error| SessionError::Guest {
                 path: name.to_string(),
-                source,
+                error,
             })?;
         let sink = std::mem::take(&mut *sink.borrow_mut());
         Ok((out, sink))

@@ -58,7 +58,13 @@ fn address_in(out: &str, symbol: &str) -> u64 {
         .lines()
         .find(|l| l.contains(&format!("<{symbol}>")))
         .unwrap_or_else(|| panic!("no address of {symbol} in:\n{out}"));
-    let hex = line.split("0x").nth(1).expect("hex").split(' ').next().unwrap();
+    let hex = line
+        .split("0x")
+        .nth(1)
+        .expect("hex")
+        .split(' ')
+        .next()
+        .unwrap();
     u64::from_str_radix(hex, 16).unwrap()
 }
 
@@ -246,8 +252,17 @@ fn reverse_stepi_undoes_exactly_one_instruction() {
     for trio in dumps.chunks(3) {
         assert_eq!(trio[0].1.lines().count(), 14, "{out}");
         assert_eq!(trio[0].1, trio[2].1, "reverse-stepi went elsewhere:\n{out}");
-        let rip = |s: &str| s.lines().find(|l| l.starts_with("rip")).unwrap().to_string();
-        assert_ne!(rip(&trio[0].1), rip(&trio[1].1), "stepi did not move:\n{out}");
+        let rip = |s: &str| {
+            s.lines()
+                .find(|l| l.starts_with("rip"))
+                .unwrap()
+                .to_string()
+        };
+        assert_ne!(
+            rip(&trio[0].1),
+            rip(&trio[1].1),
+            "stepi did not move:\n{out}"
+        );
     }
 }
 
@@ -273,8 +288,14 @@ fn monitor_when_and_goto_round_trip() {
     let steps: Vec<u64> = whens(&out).iter().map(|w| w.0).collect();
     // goto prints where it landed, then `when` says the same.
     assert_eq!(steps[..6], [40, 40, 7, 7, 63, 63], "{out}");
-    assert!(out.contains("step 999999 is past the end of the trace"), "{out}");
-    assert!(out.contains("no steps left") || out.contains("steps "), "{out}");
+    assert!(
+        out.contains("step 999999 is past the end of the trace"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no steps left") || out.contains("steps "),
+        "{out}"
+    );
 }
 
 #[test]
@@ -283,13 +304,29 @@ fn the_end_of_the_trace_is_the_end_of_history_and_reverse_reaches_the_start() {
     let t = racy_trace(dir.path(), "round-robin:quantum=1");
     let (code, out) = gdb(
         &t,
-        &["continue", "monitor when", "reverse-continue", "monitor when"],
+        &[
+            "continue",
+            "monitor when",
+            "reverse-continue",
+            "monitor when",
+        ],
     );
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.matches("No more reverse-execution history").count(), 2, "{out}");
-    assert!(out.contains("the end of the recorded history: assertion"), "{out}");
+    assert_eq!(
+        out.matches("No more reverse-execution history").count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("the end of the recorded history: assertion"),
+        "{out}"
+    );
     let w = whens(&out);
-    assert_eq!(w.last().map(|w| w.1), Some(0), "back at instruction 0:\n{out}");
+    assert_eq!(
+        w.last().map(|w| w.1),
+        Some(0),
+        "back at instruction 0:\n{out}"
+    );
 }
 
 #[test]
@@ -323,7 +360,12 @@ fn gdbserver_listens_on_loopback_and_refuses_other_addresses_unless_asked() {
     let out = Command::new("gdb")
         .args(["-batch", "-nx", "-ex"])
         .arg(format!("file {}", guest("racy_counter").display()))
-        .args(["-ex", &format!("target remote {addr}"), "-ex", "info threads"])
+        .args([
+            "-ex",
+            &format!("target remote {addr}"),
+            "-ex",
+            "info threads",
+        ])
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&out.stdout).to_string();

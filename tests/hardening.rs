@@ -237,3 +237,73 @@ fn ctrl_c_during_record_finishes_the_trace_cleanly() {
     assert!(!out.contains("no index"), "{out}");
     assert_prefix_replays(&t);
 }
+
+/// `weft record GUEST -o TRACE ARGS...` with the file size limited to `limit` bytes
+/// (RLIMIT_FSIZE, SIGXFSZ ignored): writes past it fail with EFBIG, as on a full disk.
+fn record_with_file_size_limit(
+    guest_name: &str,
+    t: &Path,
+    limit: u64,
+    args: &[&str],
+) -> (i32, String, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.arg("record")
+        .arg(guest(guest_name))
+        .arg("-o")
+        .arg(t)
+        .args(args);
+    // SAFETY: only async-signal-safe calls (signal, setrlimit) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let r = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &r) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    text(&cmd.output().unwrap())
+}
+
+#[test]
+fn a_full_disk_mid_recording_ends_with_a_clear_error_and_a_readable_trace() {
+    let dir = scratch();
+    // Two limits: the write fails in a different chunk each time.
+    for limit in [150_000u64, 420_000] {
+        let t = dir.path().join(format!("full{limit}.weft"));
+        let (code, out, err) = record_with_file_size_limit(
+            "bench_workload",
+            &t,
+            limit,
+            &["--strategy", "random:seed=1", "--quiet"],
+        );
+        assert_eq!(code, 2, "{out}{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("weft: error: "), "{err}");
+        assert!(
+            err.contains(t.to_str().unwrap())
+                && err.contains("writing the trace failed")
+                && err.contains("File too large")
+                && err.contains("complete chunk(s)"),
+            "{err}"
+        );
+        let len = std::fs::metadata(&t).unwrap().len();
+        assert!(len <= limit && len > limit / 4, "{len}");
+        // No partial chunk left behind: the file is cut back to its last complete chunk
+        // and indexed (when the index fits), so it opens without a warning and replays.
+        let (_, out, _) = text(&weft(["inspect".as_ref(), t.as_os_str()]));
+        assert!(!out.contains("note:"), "{out}");
+        assert_prefix_replays(&t);
+    }
+    // The header alone does not fit: the first write fails, one line, nothing kept.
+    let t = dir.path().join("tiny.weft");
+    let (code, _, err) = record_with_file_size_limit("racy_counter", &t, 100, &["-q"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("File too large"), "{err}");
+}

@@ -546,7 +546,9 @@ fn time_travel() {
         "gdb: continue from the start to the end of history",
         forward,
         forward / replay,
-        tt.monitor("checkpoints").map(|s| s.lines().count()).unwrap_or(0),
+        tt.monitor("checkpoints")
+            .map(|s| s.lines().count())
+            .unwrap_or(0),
         DEFAULT_CHECKPOINT_EVERY,
         stop.kind
     );
@@ -558,7 +560,10 @@ fn time_travel() {
             kind: WatchKind::Write,
         }],
     };
-    for what in ["previous write of `total` (near the end)", "write before that"] {
+    for what in [
+        "previous write of `total` (near the end)",
+        "write before that",
+    ] {
         let t = Instant::now();
         let stop = tt
             .resume(Motion::ReverseContinue, &watch)
@@ -574,7 +579,9 @@ fn time_travel() {
         );
     }
     let t = Instant::now();
-    let stop = tt.resume(Motion::ReverseStep(0), &none).expect("reverse-stepi");
+    let stop = tt
+        .resume(Motion::ReverseStep(0), &none)
+        .expect("reverse-stepi");
     println!(
         "{:<52} {:>8.2} s  -> {:?}",
         "gdb: reverse-stepi of vcpu 0",
@@ -586,7 +593,9 @@ fn time_travel() {
         watches: Vec::new(),
     };
     let t = Instant::now();
-    let stop = tt.resume(Motion::ReverseContinue, &far).expect("reverse-continue");
+    let stop = tt
+        .resume(Motion::ReverseContinue, &far)
+        .expect("reverse-continue");
     let secs = t.elapsed().as_secs_f64();
     println!(
         "{:<52} {:>8.2} s  ({:.2}x replay) -> {:?} on vcpu {}",

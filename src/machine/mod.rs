@@ -31,7 +31,7 @@ use vcpu::{Resume, VcpuCoroutine, VcpuExit, Yield};
 /// Why a machine cannot be built from an image and options.
 #[derive(Debug, thiserror::Error)]
 pub enum MachineError {
-    #[error("{0}")]
+    #[error(transparent)]
     Elf(#[from] ElfError),
     #[error("invalid options: {0}")]
     Options(String),
@@ -126,7 +126,8 @@ pub fn validate_options(opts: &MachineOptions) -> Result<(), MachineError> {
     let stacks = opts.stack_bytes.checked_mul(opts.vcpus as u64);
     if stacks.is_none_or(|s| s >= opts.ram_bytes) {
         return bad(format!(
-            "{} stacks of {} bytes do not fit in {} bytes of RAM",
+            "{} stacks (--vcpus) of {} bytes (--stack) do not fit in {} bytes of RAM (--ram): \
+             raise --ram or lower --stack",
             opts.vcpus, opts.stack_bytes, opts.ram_bytes
         ));
     }
@@ -245,7 +246,7 @@ impl Machine {
     fn build(&self, ctl: Controller) -> Result<Kept, MachineError> {
         let mem = GuestMemory::new(self.opts.ram_bytes).ok_or_else(|| {
             MachineError::Options(format!(
-                "cannot allocate {} bytes of RAM",
+                "cannot allocate {} bytes of guest RAM (--ram): the host refused; try a smaller --ram",
                 self.opts.ram_bytes
             ))
         })?;
