@@ -42,6 +42,33 @@ fn assert_prefix_replays(t: &Path) {
     assert_eq!(code, 2, "{err}");
 }
 
+/// Exit code 2 and exactly one line, `weft: error: ...`, that says nothing twice (a cause
+/// printed again by an error chain) and is no panic.
+fn assert_one_line_error(args: &[&str], code: i32, err: &str) {
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(err.starts_with("weft: error: "), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    let parts: Vec<&str> = err.trim_end().split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(
+            p.len() < 12 || !parts[i + 1..].contains(p),
+            "{args:?}: `{p}` repeated: {err}"
+        );
+    }
+}
+
+/// `weft ARGS...` (with gdb replaced by a program that is not there) -> (code, out, err).
+fn weft_no_gdb(args: &[&str]) -> (i32, String, String) {
+    text(
+        &Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .env("WEFT_GDB", "/nonexistent/gdb")
+            .output()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn every_subcommand_answers_garbage_with_exit_2_and_one_line() {
     let dir = scratch();
@@ -83,13 +110,12 @@ fn every_subcommand_answers_garbage_with_exit_2_and_one_line() {
             vec!["inspect", f, "--events"],
             vec!["races", f],
             vec!["tm", f],
+            vec!["gdbserver", f, "--port", "0"],
+            vec!["replay", f, "--gdb"],
         ];
         for args in cases {
-            let (code, _, err) = text(&weft(&args));
-            assert_eq!(code, 2, "{args:?}: {err}");
-            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-            assert!(err.starts_with("weft: error: "), "{args:?}: {err}");
-            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            let (code, _, err) = weft_no_gdb(&args);
+            assert_one_line_error(&args, code, &err);
         }
     }
 }
@@ -111,15 +137,24 @@ fn bad_option_combinations_are_usage_errors_not_panics() {
         vec!["explore", g, "--jobs", "0"],
         vec!["replay", "--regs", "x.weft"],
         vec!["inspect", "x.weft", "--goto", "1", "--from", "2"],
+        vec!["run", g, "--max-steps", "0"],
+        vec!["run", g, "--deadlock-window", "0"],
+        vec!["run", g, "--vcpus", "-1"],
+        vec!["run", g, "--ram", "99999999999999999999"],
+        vec!["run"],
+        vec!["frobnicate"],
+        vec!["record", g, "--no-such-flag"],
+        vec!["explore", g, "--shard", "3/2"],
+        vec!["explore", g, "--schedules", "x"],
+        vec!["gdbserver", "x.weft", "--port", "70000"],
+        vec!["gdbserver", "x.weft", "--port", "-1"],
+        vec!["gdbserver", "x.weft", "--address", "localhost:1"],
+        vec!["gdbserver", "x.weft", "--checkpoint-every", "0"],
+        vec!["replay", "x.weft", "--gdb", "--goto", "3"],
+        vec!["replay", "x.weft", "--", "-batch"],
     ] {
-        let (code, _, err) = text(&weft(&args));
-        assert_eq!(code, 2, "{args:?}: {err}");
-        assert!(!err.contains("panicked"), "{args:?}: {err}");
-        let first = err.lines().next().unwrap_or("");
-        assert!(
-            first.starts_with("error:") || first.starts_with("weft: error:"),
-            "{args:?}: {err}"
-        );
+        let (code, _, err) = weft_no_gdb(&args);
+        assert_one_line_error(&args, code, &err);
     }
 }
 
@@ -306,4 +341,146 @@ fn a_full_disk_mid_recording_ends_with_a_clear_error_and_a_readable_trace() {
     assert_eq!(code, 2, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("File too large"), "{err}");
+}
+
+/// A small complete trace of racy_counter.
+fn small_trace(dir: &Path) -> std::path::PathBuf {
+    let t = dir.join("small.weft");
+    let (code, _, err) = common::record("racy_counter", &t, &["--strategy", "random:seed=3", "-q"]);
+    assert!(code == 0 || code == 1, "{err}");
+    t
+}
+
+#[test]
+fn the_gdb_front_end_answers_bad_input_with_one_line_and_exit_2() {
+    let dir = scratch();
+    let t = small_trace(dir.path());
+    let ts = t.to_str().unwrap();
+    let bytes = std::fs::read(&t).unwrap();
+    let cut = dir.path().join("cut-in-header.weft");
+    std::fs::write(&cut, &bytes[..40]).unwrap();
+    let cut = cut.to_str().unwrap();
+    // A port that is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for args in [
+        vec!["gdbserver", ts, "--address", "0.0.0.0"],
+        vec!["gdbserver", ts, "--address", "192.0.2.1"],
+        vec!["gdbserver", ts, "--address", "::"],
+        vec!["gdbserver", ts, "--port", &port],
+        vec!["gdbserver", cut, "--port", "0"],
+        vec!["replay", cut, "--gdb"],
+    ] {
+        let (code, _, err) = weft_no_gdb(&args);
+        assert_one_line_error(&args, code, &err);
+    }
+    let (_, _, err) = weft_no_gdb(&["gdbserver", ts, "--address", "::"]);
+    assert!(err.contains("--allow-remote"), "{err}");
+    let (_, _, err) = weft_no_gdb(&["gdbserver", ts, "--port", &port]);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    drop(taken);
+
+    // A trace cut after some chunks is still debuggable up to its end: the server starts.
+    let len = bytes.len();
+    let mid = dir.path().join("cut-mid.weft");
+    std::fs::write(&mid, &bytes[..len - 100]).unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["gdbserver", mid.to_str().unwrap(), "--port", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(server.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(first.contains("gdbserver on 127.0.0.1:"), "{first}");
+}
+
+#[test]
+fn a_trace_of_another_format_version_names_both_versions() {
+    use weft_trace::FORMAT_VERSION;
+    let dir = scratch();
+    let t = small_trace(dir.path());
+    let bytes = std::fs::read(&t).unwrap();
+    for (found, word) in [(FORMAT_VERSION - 1, "older"), (FORMAT_VERSION + 1, "newer")] {
+        let p = dir.path().join(format!("v{found}.weft"));
+        let mut b = bytes.clone();
+        b[8..12].copy_from_slice(&found.to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let p = p.to_str().unwrap();
+        for args in [
+            vec!["inspect", p],
+            vec!["inspect", p, "--events"],
+            vec!["replay", p],
+            vec!["races", p],
+            vec!["tm", p],
+            vec!["gdbserver", p, "--port", "0"],
+            vec!["replay", p, "--gdb"],
+        ] {
+            let (code, _, err) = weft_no_gdb(&args);
+            assert_one_line_error(&args, code, &err);
+            let both = format!(
+                "trace format version {found} is {word} than the version this weft reads \
+                 (version {FORMAT_VERSION})"
+            );
+            assert!(err.contains(&both), "{args:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn resource_limits_are_clear_errors_naming_the_option() {
+    let dir = scratch();
+    let g = guest("racy_counter");
+    let g = g.to_str().unwrap();
+    let t = dir.path().join("t.weft");
+    let ts = t.to_str().unwrap();
+    for (args, option) in [
+        (vec!["run", g, "--ram", "4K"], "--ram"),
+        (vec!["run", g, "--ram", "1M", "--vcpus", "1"], "--ram"),
+        (vec!["run", g, "--ram", "2T"], "--ram"),
+        (vec!["run", g, "--ram", "5000"], "--ram"),
+        (vec!["run", g, "--vcpus", "0"], "--vcpus"),
+        (vec!["run", g, "--vcpus", "65"], "--vcpus"),
+        (vec!["run", g, "--vcpus", "64", "--stack", "1M"], "--stack"),
+        (vec!["run", g, "--stack", "1000"], "--stack"),
+        (vec!["run", g, "--max-steps", "0"], "--max-steps"),
+        (
+            vec!["record", g, "-o", ts, "--max-trace-bytes", "1K"],
+            "--max-trace-bytes",
+        ),
+        (
+            vec!["record", g, "-o", ts, "--max-trace-bytes", "0"],
+            "--max-trace-bytes",
+        ),
+    ] {
+        let (code, _, err) = text(&weft(&args));
+        assert_one_line_error(&args, code, &err);
+        assert!(err.contains(option), "{args:?}: {err}");
+        assert!(!t.exists(), "{args:?} left {ts}");
+    }
+    // More RAM than the host will give: refused with a line naming --ram, or (on a host
+    // that overcommits without limit) run; never a crash, and no trace left behind then.
+    let (code, _, err) = text(&weft(["record", g, "-o", ts, "--ram", "1T", "-q"]));
+    assert!([0, 1, 2].contains(&code), "{err}");
+    if code == 2 {
+        assert_one_line_error(&["--ram", "1T"], code, &err);
+        assert!(err.contains("--ram"), "{err}");
+        assert!(!t.exists());
+    }
+    // A step budget is a verdict (exit 1), at exactly that many steps.
+    let (code, _, err) = text(&weft([
+        "run",
+        guest("spin_forever").to_str().unwrap(),
+        "--max-steps",
+        "4321",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("FAIL (budget)") && err.contains("steps: 4321 "),
+        "{err}"
+    );
 }
