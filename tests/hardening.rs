@@ -484,3 +484,88 @@ fn resource_limits_are_clear_errors_naming_the_option() {
         "{err}"
     );
 }
+
+/// `weft run GUEST ARGS...` for a built guest -> (exit code, stdout, stderr).
+fn run_guest(name: &str, args: &[&str]) -> (i32, String, String) {
+    let g = guest(name);
+    let mut a = vec!["run".to_string(), g.display().to_string()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    text(&weft(&a))
+}
+
+#[test]
+fn hypercall_buffers_on_stacks_and_at_the_end_of_ram_are_allowed() {
+    for strategy in ["round-robin", "random:seed=1", "random:seed=2"] {
+        let (code, out, err) = run_guest("hypercall_ranges", &["--strategy", strategy]);
+        assert_eq!(code, 0, "{strategy}: {out}{err}");
+        assert_eq!(
+            out, "own stack ok\nfrom vcpu1's stack\ntail ok\n",
+            "{strategy}"
+        );
+    }
+}
+
+#[test]
+fn hypercall_buffers_outside_ram_crash_the_guest_never_weft() {
+    for (vcpus, call, range) in [
+        (1, "MARK", "0x1000+0xfffffffffffff001"),
+        (2, "ASSERT_FAIL", "0x1000+0x10000000000"),
+        (3, "ANNOTATE_ATOMIC", "0x3fffffc+0x8"),
+        (4, "WRITE", "0xffffffffffffffff+0x1"),
+        (5, "WRITE", "0x4000000+0x1"),
+    ] {
+        let n = vcpus.to_string();
+        let (code, out, err) = run_guest("hypercall_bad_range", &["--vcpus", &n]);
+        assert_eq!(code, 1, "case {n}: {err}");
+        assert_eq!(out, format!("hypercall_bad_range: case {n}\n"));
+        assert!(
+            err.contains("FAIL (crash): guest crash on vcpu0 at rip 0x"),
+            "case {n}: {err}"
+        );
+        let msg = format!("{call} hypercall: buffer {range} is not inside RAM (0..0x4000000)");
+        assert!(err.contains(&msg), "case {n}: {err}");
+    }
+}
+
+#[test]
+fn a_write_of_all_of_ram_is_recorded_and_replayed() {
+    let dir = scratch();
+    let t = dir.path().join("flood.weft");
+    let (code, _, err) = common::record("console_flood", &t, &["-q"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = text(&weft(["inspect".as_ref(), t.as_os_str()]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(" 67108864 console bytes"), "{out}");
+    assert!(out.contains("verdict:   pass"), "{out}");
+    let (code, _, err) = text(&weft(["replay".as_ref(), t.as_os_str(), "-q".as_ref()]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("events match the recording"), "{err}");
+}
+
+#[test]
+fn code_rewritten_by_its_own_or_another_vcpu_runs_as_rewritten() {
+    for strategy in [
+        "round-robin",
+        "random:seed=1",
+        "random:seed=5",
+        "pct:seed=3",
+    ] {
+        let (code, out, err) = run_guest(
+            "self_modifying",
+            &["--strategy", strategy, "--deadlock-window", "20000"],
+        );
+        assert_eq!(code, 0, "{strategy}: {out}{err}");
+        assert!(out.contains("self_modifying: own code ok\n"), "{out}");
+        assert!(
+            out.contains("self_modifying: other vcpu's rewrite seen\n"),
+            "{out}"
+        );
+    }
+    // Recorded, it replays exactly (the rewrites are ordinary shared writes).
+    let dir = scratch();
+    let t = dir.path().join("smc.weft");
+    let (code, _, err) = common::record("self_modifying", &t, &["--strategy", "random:seed=5"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = text(&weft(["replay".as_ref(), t.as_os_str(), "-q".as_ref()]));
+    assert_eq!(code, 0, "{err}");
+}

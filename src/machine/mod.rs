@@ -10,6 +10,7 @@ mod ffi;
 pub mod hypercall;
 pub mod isa;
 mod memory;
+mod smc;
 mod tm;
 mod vcpu;
 
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     pub debug: Option<RefCell<debug::DebugCtl>>,
     /// Whether any watchpoint is set: the memory hook asks the debugger only then.
     pub watching: Cell<bool>,
+    /// Pages holding code that ran, for cross-modifying code (see `smc`).
+    pub code: smc::CodePages,
 }
 
 const ATOMIC_CACHE: usize = 4096;
@@ -263,6 +266,7 @@ impl Machine {
                 .debug
                 .then(|| RefCell::new(debug::DebugCtl::new(self.opts.vcpus))),
             watching: Cell::new(false),
+            code: smc::CodePages::new(self.opts.ram_bytes),
         });
         let mut vcpus = Vec::with_capacity(self.opts.vcpus as usize);
         let mut stacks = Vec::with_capacity(self.opts.vcpus as usize);
@@ -273,6 +277,9 @@ impl Machine {
             );
             stacks.push(vcpu::new_stack().map_err(err)?);
         }
+        shared
+            .code
+            .set_vcpus(vcpus.iter().map(|v| v.handle()).collect());
         shared.take_dirty();
         Ok(Kept {
             shared,
@@ -296,6 +303,7 @@ impl Machine {
                 }
                 code_written |= s.executable && s.addr < hi && lo < s.addr + s.mem_size;
             }
+            code_written |= k.shared.code.is_code(lo, PAGE);
         }
         for (i, v) in k.vcpus.iter_mut().enumerate() {
             if code_written {

@@ -784,6 +784,12 @@ extern "C" fn on_mem(
         }
     }
     d.on_access(uc, ty, addr, size.max(0) as usize, value);
+    if ty == MemType::WRITE {
+        // The store happens when this hook returns: no other vCPU runs in between.
+        d.shared
+            .code
+            .written(d.id.0 as usize, addr, size.max(1) as u64);
+    }
 }
 
 /// Every instruction of a debug machine: count it and pause there if the debugger says so.
@@ -814,9 +820,10 @@ const TICK_BLOCKS: u32 = 1024;
 /// so the strategy can run others, `--max-steps` applies, and a vCPU that never touches
 /// shared memory again ends in a livelock verdict instead of hanging weft. Deterministic:
 /// the same code from the same state runs the same blocks.
-extern "C" fn on_block(uc: *mut uc_engine, addr: u64, _size: u32, user: *mut c_void) {
+extern "C" fn on_block(uc: *mut uc_engine, addr: u64, size: u32, user: *mut c_void) {
     // SAFETY: as in `on_mem`.
     let d = unsafe { &*(user as *const VcpuData) };
+    d.shared.code.note_block(addr, size);
     let n = d.blocks.get() + 1;
     if n < TICK_BLOCKS {
         d.blocks.set(n);

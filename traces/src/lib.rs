@@ -10,6 +10,7 @@
 //! The event schema ([`Event`]) and the [`EventSink`] trait are the vocabulary every other
 //! weft crate speaks.
 
+mod bytes;
 mod codec;
 mod event;
 mod format;
