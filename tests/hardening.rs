@@ -569,3 +569,61 @@ fn code_rewritten_by_its_own_or_another_vcpu_runs_as_rewritten() {
     let (code, _, err) = text(&weft(["replay".as_ref(), t.as_os_str(), "-q".as_ref()]));
     assert_eq!(code, 0, "{err}");
 }
+
+/// Run `weft ARGS...` and return its exit code and peak resident memory in KiB (the
+/// child's own rusage, from wait4: other tests' children do not count).
+fn peak_rss_kib(args: &[&str]) -> (i32, i64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value; `pid` is our child, not yet waited for
+    // (std's Child is never waited on after this).
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    assert!(libc::WIFEXITED(status), "weft did not exit: {status}");
+    (libc::WEXITSTATUS(status), ru.ru_maxrss)
+}
+
+#[test]
+fn recording_memory_does_not_grow_with_the_length_of_the_run() {
+    let dir = scratch();
+    let g = guest("endless");
+    let g = g.to_str().unwrap();
+    let mut peaks = Vec::new();
+    let mut sizes = Vec::new();
+    for steps in ["300000", "3000000"] {
+        let t = dir.path().join(format!("long{steps}.weft"));
+        let ts = t.to_str().unwrap();
+        let args = [
+            "record",
+            g,
+            "-o",
+            ts,
+            "--vcpus",
+            "4",
+            "--strategy",
+            "random:seed=1",
+            "--max-steps",
+            steps,
+        ];
+        let (code, kib) = peak_rss_kib(&args);
+        assert_eq!(code, 1, "{steps}: budget verdict expected");
+        peaks.push(kib);
+        sizes.push(std::fs::metadata(&t).unwrap().len());
+    }
+    // Ten times the steps: about ten times the trace, but no more memory than a few MiB
+    // of noise (a writer that kept the trace, or anything per step, would add ~10 MiB).
+    assert!(sizes[1] > 8 * sizes[0], "{sizes:?}");
+    assert!(
+        peaks[1] <= peaks[0] + 4 * 1024,
+        "peak RSS {} KiB for 300k steps, {} KiB for 3M steps (traces {sizes:?} bytes)",
+        peaks[0],
+        peaks[1]
+    );
+}
