@@ -627,3 +627,41 @@ fn recording_memory_does_not_grow_with_the_length_of_the_run() {
         peaks[1]
     );
 }
+
+#[test]
+fn a_vcpu_provably_looping_forever_ends_the_run_at_once() {
+    let dir = scratch();
+    for strategy in ["round-robin", "random:seed=1"] {
+        let t = dir.path().join("stuck.weft");
+        let _ = std::fs::remove_file(&t);
+        // The default --deadlock-window: without the proof this takes a million ticks.
+        let (code, out, err) = common::record("stuck_flag", &t, &["--strategy", strategy]);
+        assert_eq!(code, 1, "{strategy}: {err}");
+        assert_eq!(out, "stuck_flag: vcpu0 done\n", "{strategy}");
+        assert!(
+            err.contains("FAIL (deadlock)") && err.contains("vcpu1 at 0x"),
+            "{err}"
+        );
+        let steps: u64 = err
+            .split("steps: ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no step count: {err}"));
+        assert!(steps < 10_000, "{strategy}: decided after {steps} steps");
+        // The trace says why, and replays to the same verdict.
+        let (_, out, _) = text(&weft(["inspect".as_ref(), t.as_os_str()]));
+        assert!(
+            out.contains("loops forever without touching shared memory"),
+            "{out}"
+        );
+        let (code, _, err) = text(&weft(["replay".as_ref(), t.as_os_str(), "-q".as_ref()]));
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("events match the recording"), "{err}");
+    }
+    // A loop whose state changes (a counter on its stack) is never taken for one that
+    // repeats: it still runs until the budget.
+    let (code, _, err) = run_guest("private_loop", &["--vcpus", "1", "--max-steps", "3000"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL (budget)"), "{err}");
+}

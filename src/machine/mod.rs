@@ -3,6 +3,7 @@
 
 mod controller;
 mod cpuid;
+mod cycle;
 pub mod debug;
 mod debug_run;
 mod elf;

@@ -56,6 +56,15 @@ impl CodePages {
             })
     }
 
+    /// Whether any page in `[lo, hi)` holds code some vCPU ran.
+    pub fn any_in(&self, lo: u64, hi: u64) -> bool {
+        (lo / PAGE..hi.div_ceil(PAGE)).any(|p| {
+            self.bits
+                .get((p / 64) as usize)
+                .is_some_and(|w| w.get() & (1 << (p % 64)) != 0)
+        })
+    }
+
     /// vCPU `writer` is about to store `len` bytes at `addr`: if that is code, every other
     /// vCPU forgets its translations of those bytes.
     #[inline]
