@@ -572,6 +572,8 @@ fn code_rewritten_by_its_own_or_another_vcpu_runs_as_rewritten() {
 
 /// Run `weft ARGS...` and return its exit code and peak resident memory in KiB (the
 /// child's own rusage, from wait4: other tests' children do not count).
+// The child is waited for with wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn peak_rss_kib(args: &[&str]) -> (i32, i64) {
     let child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(args)
