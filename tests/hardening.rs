@@ -175,7 +175,12 @@ fn a_recording_killed_with_sigkill_keeps_what_it_wrote() {
 #[test]
 fn short_fuzz_runs_find_no_panic() {
     let dir = scratch();
-    for (target, n) in [("trace", "400"), ("elf", "3000")] {
+    let weft_bin = env!("CARGO_BIN_EXE_weft");
+    for (target, n, every) in [
+        ("trace", "400", "50"),
+        ("elf", "3000", "50"),
+        ("cli", "500", "2"),
+    ] {
         let o = Command::new(env!("CARGO_BIN_EXE_weft-fuzz"))
             .args([
                 target,
@@ -184,15 +189,50 @@ fn short_fuzz_runs_find_no_panic() {
                 "--seed",
                 "11",
                 "--run-every",
-                "50",
+                every,
             ])
-            .args(["--crashes", dir.path().to_str().unwrap()])
+            .args([
+                "--crashes",
+                dir.path().to_str().unwrap(),
+                "--weft",
+                weft_bin,
+            ])
             .output()
             .unwrap();
         let (code, out, err) = text(&o);
         assert_eq!(code, 0, "{target}: {out}{err}");
         assert!(out.contains(", 0 panic(s)"), "{out}");
+        if target == "cli" {
+            // Enough command lines get past the parser to run real work.
+            let ran: u64 = out
+                .split(" run as processes")
+                .next()
+                .and_then(|s| s.rsplit(' ').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            assert!(ran >= 50, "{out}");
+        }
     }
+}
+
+/// Every input the fuzzers once crashed weft with still runs cleanly.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    let saved = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions/cli");
+    let o = Command::new(env!("CARGO_BIN_EXE_weft-fuzz"))
+        .arg("cli")
+        .arg("--replay")
+        .arg(&saved)
+        .args(["--weft", env!("CARGO_BIN_EXE_weft")])
+        .output()
+        .unwrap();
+    let (code, out, err) = text(&o);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("saved inputs, 0 panic(s)"), "{out}");
+    assert!(
+        out.lines().filter(|l| l.starts_with("ok ")).count() >= 3,
+        "{out}"
+    );
 }
 
 #[test]
