@@ -25,9 +25,9 @@ pub struct ExploreArgs {
     /// --strategy dfs:bound=C, at most N schedules of the bounded search)
     #[arg(long, default_value_t = 1000)]
     schedules: u64,
-    /// Host threads (default: all cores). The result does not depend on it.
-    #[arg(long)]
-    jobs: Option<usize>,
+    /// Host threads, 1..=1024 (default: all cores). The result does not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    jobs: Option<u64>,
     /// Run only part I of N of the search (1-based), e.g. from a Slurm array or a
     /// Kubernetes indexed Job; the N parts are disjoint and cover the whole search
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
@@ -126,12 +126,10 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     if !a.out.is_dir() {
         bail!("{}: not a directory (--out)", a.out.display());
     }
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
+    let jobs = a.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
     let cfg = ExploreConfig {
         strategy: strategy.clone(),
         schedules: a.schedules,
