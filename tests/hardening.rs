@@ -707,3 +707,40 @@ fn a_vcpu_provably_looping_forever_ends_the_run_at_once() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("FAIL (budget)"), "{err}");
 }
+
+#[test]
+fn a_closed_stdout_ends_weft_quietly() {
+    use std::os::fd::FromRawFd;
+    let dir = scratch();
+    let t = small_trace(dir.path());
+    let ts = t.to_str().unwrap();
+    for args in [
+        vec!["inspect", ts, "--events"],
+        vec!["inspect", ts],
+        vec!["races", ts, "--all"],
+        vec!["tm", ts],
+        vec!["examples"],
+        vec!["replay", ts, "--goto", "5"],
+    ] {
+        // A pipe nobody reads: its read end is closed before weft writes.
+        let mut fds = [0; 2];
+        // SAFETY: fds is a valid array of two ints.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: fds[0] is ours and open; closing it leaves the write end broken.
+        unsafe { libc::close(fds[0]) };
+        // SAFETY: fds[1] is an open descriptor that nothing else owns.
+        let stdout = unsafe { Stdio::from_raw_fd(fds[1]) };
+        let o = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(&args)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let (code, _, err) = text(&o);
+        assert!(
+            code == 0 || code == 1 || code == 141,
+            "{args:?}: {code} {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
