@@ -152,6 +152,12 @@ fn bad_option_combinations_are_usage_errors_not_panics() {
         vec!["gdbserver", "x.weft", "--checkpoint-every", "0"],
         vec!["replay", "x.weft", "--gdb", "--goto", "3"],
         vec!["replay", "x.weft", "--", "-batch"],
+        vec!["demo", "--vcpus", "0"],
+        vec!["demo", "--out", "/dev/null/demo"],
+        vec!["demo", "--schedules", "-3"],
+        vec!["examples", "--out", "/dev/null/x"],
+        vec!["explore", g, "--time", "NaN"],
+        vec!["explore", g, "--jobs", "100000"],
     ] {
         let (code, _, err) = weft_no_gdb(&args);
         assert_one_line_error(&args, code, &err);

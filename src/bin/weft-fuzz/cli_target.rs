@@ -347,8 +347,22 @@ fn mutate(rng: &mut Rng, line: &str, g: &Grammar) -> Vec<String> {
     t
 }
 
-/// How a `weft` process ended, when that is a finding.
-fn run_process(cfg: &Config, files: &Files, args: &[String]) -> Option<String> {
+/// How a run of an input ended.
+enum Outcome {
+    Fine,
+    /// A panic, a signal, or a hang of a command that should answer quickly.
+    Finding(String),
+    /// Killed at the timeout while doing work its arguments asked for (a search of 2^32
+    /// schedules, a run with no step budget): saved for review, not a finding by itself.
+    Slow(String),
+}
+
+/// Subcommands whose running time is set by their arguments (schedules, steps), so that a
+/// timeout may be a long job rather than a hang.
+const LONG_JOBS: &[&str] = &["explore", "demo", "run", "record"];
+
+/// How a `weft` process ended.
+fn run_process(cfg: &Config, files: &Files, args: &[String]) -> Outcome {
     files.restore();
     let mut cmd = Command::new(&cfg.weft);
     cmd.args(args)
@@ -367,7 +381,7 @@ fn run_process(cfg: &Config, files: &Files, args: &[String]) -> Option<String> {
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return Some(format!("cannot start {}: {e}", cfg.weft.display())),
+        Err(e) => return Outcome::Finding(format!("cannot start {}: {e}", cfg.weft.display())),
     };
     let pid = child.id() as i32;
     let mut stderr = child.stderr.take().expect("piped");
@@ -395,7 +409,11 @@ fn run_process(cfg: &Config, files: &Files, args: &[String]) -> Option<String> {
             kill();
             let _ = child.wait();
             let _ = reader.join();
-            return Some(format!("no answer after {:?} (killed)", cfg.timeout));
+            let why = format!("no answer after {:?} (killed)", cfg.timeout);
+            return match args.first() {
+                Some(sub) if LONG_JOBS.contains(&sub.as_str()) => Outcome::Slow(why),
+                _ => Outcome::Finding(why),
+            };
         }
         std::thread::sleep(Duration::from_millis(2));
     };
@@ -403,24 +421,24 @@ fn run_process(cfg: &Config, files: &Files, args: &[String]) -> Option<String> {
     let err = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
     if err.contains("panicked at") || status.code() == Some(101) {
         let line = err.lines().find(|l| l.contains("panicked")).unwrap_or("");
-        return Some(format!("panic (exit {:?}): {line}", status.code()));
+        return Outcome::Finding(format!("panic (exit {:?}): {line}", status.code()));
     }
     match status.signal() {
-        Some(libc::SIGKILL) if served => None,
-        Some(sig) => Some(format!("killed by signal {sig}: {}", err.trim())),
-        None => None,
+        Some(libc::SIGKILL) if served => Outcome::Fine,
+        Some(sig) => Outcome::Finding(format!("killed by signal {sig}: {}", err.trim())),
+        None => Outcome::Fine,
     }
 }
 
-/// Parse `tokens` in-process and run them as a process; what went wrong, if anything.
-fn check(cfg: &Config, files: &Files, tokens: &[String]) -> Option<String> {
+/// Parse `tokens` in-process and run them as a process.
+fn check(cfg: &Config, files: &Files, tokens: &[String]) -> Outcome {
     let args = files.resolve(tokens);
     let parse = catch_unwind(AssertUnwindSafe(|| {
         weft_cli::Cli::try_parse_from(std::iter::once("weft".to_string()).chain(args.clone()))
             .is_ok()
     }));
     if parse.is_err() {
-        return Some("panic while parsing (in-process)".to_string());
+        return Outcome::Finding("panic while parsing (in-process)".to_string());
     }
     run_process(cfg, files, &args)
 }
@@ -436,7 +454,7 @@ fn replay(cfg: &Config, files: &Files, dir: &Path) -> u64 {
         let text = std::fs::read_to_string(p).unwrap_or_default();
         let tokens: Vec<String> = text.lines().map(str::to_string).collect();
         match check(cfg, files, &tokens) {
-            Some(why) => {
+            Outcome::Finding(why) | Outcome::Slow(why) => {
                 failing += 1;
                 eprintln!(
                     "weft-fuzz: {}: weft {}: {why}",
@@ -444,7 +462,7 @@ fn replay(cfg: &Config, files: &Files, dir: &Path) -> u64 {
                     tokens.join(" ")
                 );
             }
-            None => println!("ok   {}", p.display()),
+            Outcome::Fine => println!("ok   {}", p.display()),
         }
     }
     println!(
@@ -463,7 +481,7 @@ pub fn fuzz(cfg: &Config, dir: &Path) -> u64 {
     let grammar = Grammar::new();
     let mut rng = Rng::new(cfg.seed);
     let start = Instant::now();
-    let (mut parsed, mut ran, mut findings) = (0u64, 0u64, 0u64);
+    let (mut parsed, mut ran, mut findings, mut slow) = (0u64, 0u64, 0u64, 0u64);
     for i in 0..cfg.iterations {
         let line = *pick(&mut rng, CORPUS);
         let tokens = mutate(&mut rng, line, &grammar);
@@ -472,12 +490,12 @@ pub fn fuzz(cfg: &Config, dir: &Path) -> u64 {
             weft_cli::Cli::try_parse_from(std::iter::once("weft".to_string()).chain(args.clone()))
                 .is_ok()
         }));
-        let mut finding = match parse {
+        let mut outcome = match parse {
             Ok(ok) => {
                 parsed += ok as u64;
-                None
+                Outcome::Fine
             }
-            Err(_) => Some("panic while parsing (in-process)".to_string()),
+            Err(_) => Outcome::Finding("panic while parsing (in-process)".to_string()),
         };
         // Command lines that parse run as processes every `run_every`-th time; those the
         // parser refuses (a quick exit 2) ten times less often.
@@ -488,14 +506,24 @@ pub fn fuzz(cfg: &Config, dir: &Path) -> u64 {
             cfg.run_every * 10
         };
         let seen = if ok { parsed } else { i - parsed };
-        if finding.is_none() && seen % every == 0 {
+        if matches!(outcome, Outcome::Fine) && seen % every == 0 {
             ran += 1;
-            finding = run_process(cfg, &files, &args);
+            outcome = run_process(cfg, &files, &args);
         }
-        if let Some(why) = finding {
-            findings += 1;
+        let (why, prefix) = match outcome {
+            Outcome::Fine => continue,
+            Outcome::Finding(why) => {
+                findings += 1;
+                (why, "cli")
+            }
+            Outcome::Slow(why) => {
+                slow += 1;
+                (why, "slow")
+            }
+        };
+        {
             let _ = std::fs::create_dir_all(&cfg.crashes);
-            let out = cfg.crashes.join(format!("cli-{}-{i}.txt", cfg.seed));
+            let out = cfg.crashes.join(format!("{prefix}-{}-{i}.txt", cfg.seed));
             let _ = std::fs::write(&out, tokens.join("\n") + "\n");
             eprintln!(
                 "weft-fuzz: input {i}: weft {}: {why}; saved to {}",
@@ -507,7 +535,8 @@ pub fn fuzz(cfg: &Config, dir: &Path) -> u64 {
     let secs = start.elapsed().as_secs_f64();
     println!(
         "weft-fuzz cli: {} inputs (seed {}) in {secs:.1} s ({:.0}/s), {parsed} parsed, {ran} run \
-         as processes, {findings} panic(s) or hang(s)",
+         as processes, {findings} panic(s) or hang(s), {slow} long job(s) stopped at the \
+         timeout",
         cfg.iterations,
         cfg.seed,
         cfg.iterations as f64 / secs.max(1e-9)
