@@ -1,5 +1,5 @@
 # One-command entry points for a fresh machine (see README.md).
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -15,3 +15,12 @@ test: setup
 # Print the speed and trace-size figures of docs/performance.md.
 bench: setup
 	cargo run --release --quiet --bin weft-bench
+
+# Fuzz every target for a while (docs/reliability.md); ITERATIONS and SEED to taste.
+ITERATIONS ?= 100000
+SEED ?= 1
+fuzz: setup
+	cargo build --profile fuzz --bins
+	target/fuzz/weft-fuzz trace --iterations $(ITERATIONS) --seed $(SEED)
+	target/fuzz/weft-fuzz elf --iterations $(ITERATIONS) --seed $(SEED) --run-every 100
+	target/fuzz/weft-fuzz cli --iterations $(ITERATIONS) --seed $(SEED) --run-every 4

@@ -1,7 +1,7 @@
 //! `weft explore`: run many schedules of a guest until one fails, then hand back a minimal
 //! failing schedule.
 //!
-//! Schedule `i` of a search is the base strategy with seed `seed_start + i`, so a search is a
+//! Schedule `i` of a search is the base strategy with seed `seed_start + i` (wrapping), so a search is a
 //! range of indices. Indices are examined in batches, in parallel (rayon), and a batch's
 //! results are read in index order: the first failure is the lowest failing index whatever
 //! the number of jobs. `--shard I/N` keeps the indices `i` with `i % N == I - 1`, so shards
@@ -130,9 +130,9 @@ fn run_kept_with<S: EventSink + Default + 'static>(
         base.tm = Default::default();
         let fits = matches!(&*slot, Some((k, o, _)) if *k == key && *o == base);
         if !fits {
-            let m = Machine::new(elf, opts).map_err(|source| SessionError::Guest {
+            let m = Machine::new(elf, opts).map_err(|error| SessionError::Guest {
                 path: name.to_string(),
-                source,
+                error,
             })?;
             *slot = Some((key, base, m));
         }
@@ -141,9 +141,9 @@ fn run_kept_with<S: EventSink + Default + 'static>(
         let sink = Rc::new(RefCell::new(S::default()));
         let out = m
             .run(strategy, sink.clone(), RunConfig::default())
-            .map_err(|source| SessionError::Guest {
+            .map_err(|error| SessionError::Guest {
                 path: name.to_string(),
-                source,
+                error,
             })?;
         let sink = std::mem::take(&mut *sink.borrow_mut());
         Ok((out, sink))
@@ -354,7 +354,10 @@ pub fn explore(
             chunk
                 .par_iter()
                 .map(|&i| {
-                    let spec = cfg.strategy.clone().with_seed(cfg.seed_start + i);
+                    let spec = cfg
+                        .strategy
+                        .clone()
+                        .with_seed(cfg.seed_start.wrapping_add(i));
                     let o = options_for(opts, &spec);
                     let (out, schedule) = run_kept(name, elf, &o, spec.build())?;
                     Ok((i, spec, out.verdict, schedule_hash(&schedule)))

@@ -5,11 +5,15 @@ mod cli;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::Parser;
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => return usage_error(e),
+    };
     match cli::dispatch(args) {
         Ok(code) => code,
         Err(e) => {
@@ -35,4 +39,36 @@ fn quiet_on_closed_stdout() {
         }
         default(info);
     }));
+}
+
+/// A command line clap refused: help and version as clap prints them; any other error as
+/// one line (`weft: error: ...`, exit code 2) that scripts and people can read at a glance.
+fn usage_error(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { cli::EXIT_INPUT } else { 0 });
+    }
+    eprintln!("weft: {}", one_line(&e.render().to_string()));
+    ExitCode::from(cli::EXIT_INPUT)
+}
+
+/// clap's message on one line: its lines joined, without the usage and help hints.
+fn one_line(rendered: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            continue;
+        }
+        if !line.is_empty() {
+            parts.push(line);
+        }
+    }
+    let mut s = parts.join("; ");
+    s.push_str(" (see --help)");
+    s
 }

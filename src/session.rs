@@ -17,8 +17,10 @@ use crate::machine::{Machine, MachineError, Paused, RunConfig, RunOutcome};
 /// Why a session could not do its work (as opposed to a guest failure, which is a verdict).
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    #[error("{path}: {source}")]
-    Guest { path: String, source: MachineError },
+    /// The machine error is part of the message, not a chained source: printing the chain
+    /// (`{:#}`) would repeat it.
+    #[error("{path}: {error}")]
+    Guest { path: String, error: MachineError },
     #[error(transparent)]
     Trace(#[from] TraceError),
     #[error("{0}")]
@@ -36,9 +38,9 @@ pub struct Recorded {
 
 /// Turns a machine error into one that names the guest.
 fn guest_error(guest_name: &str) -> impl Fn(MachineError) -> SessionError + '_ {
-    move |source| SessionError::Guest {
+    move |error| SessionError::Guest {
         path: guest_name.to_string(),
-        source,
+        error,
     }
 }
 
@@ -70,24 +72,27 @@ pub fn record_with(
         options: options.clone(),
         strategy: strategy.spec(),
     };
-    let mut w = TraceWriter::create(out, &header)?;
-    if let Some(limit) = config.trace_limit {
-        w.set_limit(limit);
-    }
+    let w = TraceWriter::create_limited(out, &header, config.trace_limit)?;
     let writer = Rc::new(RefCell::new(w));
-    let outcome = machine
-        .run(strategy, writer.clone(), config)
-        .map_err(guest_error(guest_name))?;
+    let outcome = match machine.run(strategy, writer.clone(), config) {
+        Ok(o) => o,
+        Err(e) => {
+            // The machine could not be built (e.g. no memory for its RAM): nothing ran, so
+            // the file holds only a header; do not leave it behind.
+            drop(writer);
+            let _ = std::fs::remove_file(out);
+            return Err(guest_error(guest_name)(e));
+        }
+    };
     let writer = Rc::try_unwrap(writer)
         .map_err(|_| SessionError::Other("internal: trace writer still shared".into()))?
         .into_inner();
-    let summary = writer.finish()?;
+    let summary = writer.finish();
     if let Some(e) = &outcome.sink_error {
-        return Err(SessionError::Other(format!(
-            "{}: writing the trace failed: {e}",
-            out.display()
-        )));
+        // The writer's own error (it names the file and what the trace keeps).
+        return Err(SessionError::Other(e.clone()));
     }
+    let summary = summary?;
     Ok(Recorded {
         outcome,
         events: summary.events,
@@ -178,9 +183,9 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
     let header = reader.header().clone();
     let warning = reader.warning().map(str::to_string);
     let machine =
-        Machine::new(&header.guest.elf, &header.options).map_err(|source| SessionError::Guest {
+        Machine::new(&header.guest.elf, &header.options).map_err(|error| SessionError::Guest {
             path: format!("{} (embedded guest {})", path.display(), header.guest.name),
-            source,
+            error,
         })?;
     // One pass for the schedule, one for the check: both stream, neither holds the trace.
     let runs = TraceReader::open(path)?
@@ -196,9 +201,9 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
     let checker = Rc::new(RefCell::new(checker));
     let outcome = machine
         .run(Box::new(ScheduleReplay::new(runs)), checker.clone(), config)
-        .map_err(|source| SessionError::Guest {
+        .map_err(|error| SessionError::Guest {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
     let schedule_ran_out = outcome.bad_pick.is_some_and(|(_, v)| v == END_OF_SCHEDULE);
     let truncated = recorded_verdict.is_none();

@@ -35,15 +35,16 @@ pub fn demo(a: DemoArgs) -> Result<ExitCode> {
     let Some((name, _src, elf)) = weft::examples::find(DEMO_GUEST) else {
         bail!("the built-in guest {DEMO_GUEST} is missing from this build");
     };
+    let opts = MachineOptions {
+        vcpus: a.vcpus,
+        ..MachineOptions::default()
+    };
+    weft::machine::validate_options(&opts)?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("{}: cannot create directory", a.out.display()))?;
     let guest_path = a.out.join(format!("{name}.elf"));
     std::fs::write(&guest_path, elf)
         .with_context(|| format!("{}: cannot write", guest_path.display()))?;
-    let opts = MachineOptions {
-        vcpus: a.vcpus,
-        ..MachineOptions::default()
-    };
 
     println!(
         "weft demo: {name}, {} vCPUs each incrementing a shared counter without a lock.",

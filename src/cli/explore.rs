@@ -25,9 +25,9 @@ pub struct ExploreArgs {
     /// --strategy dfs:bound=C, at most N schedules of the bounded search)
     #[arg(long, default_value_t = 1000)]
     schedules: u64,
-    /// Host threads (default: all cores). The result does not depend on it.
-    #[arg(long)]
-    jobs: Option<usize>,
+    /// Host threads, 1..=1024 (default: all cores). The result does not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    jobs: Option<u64>,
     /// Run only part I of N of the search (1-based), e.g. from a Slurm array or a
     /// Kubernetes indexed Job; the N parts are disjoint and cover the whole search
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
@@ -36,8 +36,8 @@ pub struct ExploreArgs {
     #[arg(long)]
     all_failures: bool,
     /// Stop after this many seconds
-    #[arg(long, value_name = "SECONDS")]
-    time: Option<f64>,
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    time: Option<Duration>,
     /// Directory for the failure traces (default: the current directory)
     #[arg(long, value_name = "DIR", default_value = ".")]
     out: PathBuf,
@@ -47,6 +47,16 @@ pub struct ExploreArgs {
     /// A JSON summary on stdout
     #[arg(long)]
     json: bool,
+}
+
+/// A time limit in seconds (a fraction is fine): positive, finite, at most a year.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a number of seconds between 0 and 31536000 (a year)");
+    let v: f64 = s.trim().parse().map_err(|_| bad())?;
+    if !(v > 0.0 && v <= 31_536_000.0) {
+        return Err(bad());
+    }
+    Duration::try_from_secs_f64(v).map_err(|_| bad())
 }
 
 /// `I/N` with 1 <= I <= N.
@@ -116,12 +126,10 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     if !a.out.is_dir() {
         bail!("{}: not a directory (--out)", a.out.display());
     }
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if jobs == 0 {
-        bail!("--jobs must be at least 1");
-    }
+    let jobs = a.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |j| j as usize,
+    );
     let cfg = ExploreConfig {
         strategy: strategy.clone(),
         schedules: a.schedules,
@@ -129,7 +137,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         jobs,
         shard: a.shard.unwrap_or((0, 1)),
         all_failures: a.all_failures,
-        time_limit: a.time.map(Duration::from_secs_f64),
+        time_limit: a.time,
     };
     let tty = std::io::stderr().is_terminal() && !a.json;
     let start = Instant::now();

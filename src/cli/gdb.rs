@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use weft::debugger::{TimeTravel, DEFAULT_CHECKPOINT_EVERY};
 
-use super::{EXIT_INPUT, EXIT_PASS};
+use super::EXIT_PASS;
 
 #[derive(Args, Debug)]
 pub struct GdbserverArgs {
@@ -65,12 +65,11 @@ fn start(trace: &Path, s: &SessionArgs, addr: SocketAddr) -> Result<Started> {
 
 pub fn gdbserver(a: GdbserverArgs) -> Result<ExitCode> {
     if !a.address.is_loopback() && !a.allow_remote {
-        eprintln!(
-            "weft: refusing to listen on {}: the gdb stub has no authentication; \
+        bail!(
+            "refusing to listen on {}: the gdb stub has no authentication; \
              add --allow-remote if you mean it",
             a.address
         );
-        return Ok(ExitCode::from(EXIT_INPUT));
     }
     let Started {
         tt,

@@ -275,7 +275,10 @@ type Windows = (Vec<(u64, u64)>, Vec<u64>);
 fn windows(a: &InspectArgs) -> Result<Windows> {
     const AROUND: u64 = 8;
     if let Some(s) = a.goto {
-        return Ok((vec![(s.saturating_sub(AROUND), s + AROUND)], vec![s]));
+        return Ok((
+            vec![(s.saturating_sub(AROUND), s.saturating_add(AROUND))],
+            vec![s],
+        ));
     }
     if let Some(id) = a.race {
         let r = super::races::report(&a.trace)?;
@@ -286,11 +289,15 @@ fn windows(a: &InspectArgs) -> Result<Windows> {
                 r.races.len() + r.conflicts.len()
             );
         };
-        let (x, y) = (g.first.step, g.second.step);
+        let (x, y) = (
+            g.first.step.min(g.second.step),
+            g.first.step.max(g.second.step),
+        );
+        let around = |s: u64| (s.saturating_sub(3), s.saturating_add(3));
         let ranges = if y - x <= 2 * AROUND {
-            vec![(x.saturating_sub(3), y + 3)]
+            vec![(around(x).0, around(y).1)]
         } else {
-            vec![(x.saturating_sub(3), x + 3), (y.saturating_sub(3), y + 3)]
+            vec![around(x), around(y)]
         };
         return Ok((ranges, vec![x, y]));
     }

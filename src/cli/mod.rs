@@ -100,7 +100,7 @@ pub struct MachineArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Stop with a budget verdict after this many steps (scheduling points)
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_steps: Option<u64>,
     /// Guest RAM size (e.g. 64M, 1G)
     #[arg(long, default_value = "64M", value_parser = parse_size)]
@@ -112,7 +112,8 @@ pub struct MachineArgs {
     #[arg(long)]
     trace_stack: bool,
     /// Steps without progress, with every vCPU spinning, before a deadlock verdict
-    #[arg(long, default_value_t = MachineOptions::default().deadlock_window)]
+    #[arg(long, default_value_t = MachineOptions::default().deadlock_window,
+          value_parser = clap::value_parser!(u64).range(1..))]
     deadlock_window: u64,
     /// RTM read-set capacity: distinct 64-byte lines a transaction may read
     #[arg(long, default_value_t = TmOptions::default().read_lines, value_parser = clap::value_parser!(u32).range(1..))]
@@ -188,9 +189,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
         _ => {
             return Err(format!(
-                "`{s}` has an unknown unit `{unit}` (use K, M or G)"
+                "`{s}` has an unknown unit `{unit}` (use K, M, G or T)"
             ))
         }
     };
@@ -285,6 +287,7 @@ mod tests {
         assert_eq!(parse_size("16MiB"), Ok(16 << 20));
         assert_eq!(parse_size("1g"), Ok(1 << 30));
         assert!(parse_size("12Q").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("99999999999999G")
             .unwrap_err()

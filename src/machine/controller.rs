@@ -43,6 +43,8 @@ struct VcpuState {
     points: u64,
     /// RIP at its latest scheduling point (reported where it deadlocks).
     last_rip: u64,
+    /// Proven to loop forever on its own (`cycle`), as of this progress count.
+    stuck_at: Option<u64>,
 }
 
 /// Shared sink handle: the caller keeps its own clone to finish the sink after the run.
@@ -71,6 +73,8 @@ pub(crate) struct Controller {
     preempted_runs: Vec<u64>,
     vcpus: Vec<VcpuState>,
     last_progress: u64,
+    /// How many times anything progressed (a value-changing write, output, a vCPU end).
+    progress_count: u64,
     verdict: Option<Verdict>,
     /// Set once the run is over: every later hook does nothing.
     pub stopping: bool,
@@ -129,6 +133,7 @@ impl Controller {
             runs: 0,
             preempted_runs: Vec::new(),
             last_progress: 0,
+            progress_count: 0,
             verdict: None,
             stopping: false,
             sink_error: None,
@@ -194,7 +199,7 @@ impl Controller {
                 st.spin = st.spin.saturating_add(1);
             }
             spinning = spin_hint || st.spin >= self.opts.spin_threshold;
-            if spinning && self.no_progress_anywhere() {
+            if spinning && (self.no_progress_anywhere() || self.all_stuck()) {
                 let vcpus = self
                     .runnable
                     .iter()
@@ -258,6 +263,32 @@ impl Controller {
                 .all(|v| self.vcpus[v.0 as usize].spin >= self.opts.spin_threshold)
     }
 
+    /// Whether every live vCPU is proven to loop forever without touching shared memory
+    /// (nothing can change for any of them again: a livelock, decided at once).
+    fn all_stuck(&self) -> bool {
+        let now = Some(self.progress_count);
+        self.runnable
+            .iter()
+            .all(|v| self.vcpus[v.0 as usize].stuck_at == now)
+    }
+
+    /// `vcpu`, at `rip`, provably loops forever on its own registers and stack.
+    pub fn stuck(&mut self, vcpu: VcpuId, rip: u64) {
+        let st = &mut self.vcpus[vcpu.0 as usize];
+        if st.stuck_at == Some(self.progress_count) {
+            return;
+        }
+        st.stuck_at = Some(self.progress_count);
+        let msg = "loops forever without touching shared memory: its registers and stack \
+                   repeat exactly (a flag read once into a register? make it volatile)";
+        self.warn(vcpu, rip, msg.to_string());
+    }
+
+    /// Changes whenever anything in the machine progresses (see `cycle`).
+    pub fn progress_stamp(&self) -> u64 {
+        self.progress_count
+    }
+
     /// Something that is no progress happened to `vcpu` (its transaction aborted): a spin
     /// event, so that transactions retried forever end as a livelock.
     pub fn spin_event(&mut self, vcpu: VcpuId) {
@@ -268,6 +299,7 @@ impl Controller {
     /// Record something that moved the run forward: resets the deadlock clock.
     pub fn progress(&mut self, vcpu: VcpuId) {
         self.last_progress = self.next_step;
+        self.progress_count += 1;
         self.vcpus[vcpu.0 as usize].spin = 0;
     }
 
@@ -292,6 +324,7 @@ impl Controller {
                 // Neither progress nor spinning: decided when the transaction ends.
             } else if value != old {
                 self.last_progress = self.next_step;
+                self.progress_count += 1;
                 st.spin = 0;
             } else {
                 st.spin = st.spin.saturating_add(1);
@@ -339,6 +372,7 @@ impl Controller {
     pub fn vcpu_ended(&mut self, vcpu: VcpuId, reason: VcpuEndReason) {
         self.runnable.remove(vcpu);
         self.last_progress = self.next_step;
+        self.progress_count += 1;
         let step = self.step();
         self.emit(&Event::VcpuEnd { step, vcpu, reason });
     }

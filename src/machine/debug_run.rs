@@ -39,6 +39,37 @@ pub struct DebugRegs {
     pub mxcsr: u64,
 }
 
+impl DebugRegs {
+    /// Read them from a vCPU's instance (suspended, or inside one of its hooks).
+    pub(crate) fn read(h: *mut unicorn_engine::hook::uc_engine) -> DebugRegs {
+        let mut r = DebugRegs::default();
+        for (out, reg) in r.gprs.iter_mut().zip(GPRS) {
+            *out = ffi::reg_read(h, reg);
+        }
+        for (out, reg) in r.segments.iter_mut().zip(SEGMENTS) {
+            *out = ffi::reg_read(h, reg);
+        }
+        r.rip = ffi::reg_read(h, RegisterX86::RIP);
+        r.rflags = ffi::reg_read(h, RegisterX86::RFLAGS);
+        r.fs_base = ffi::reg_read(h, RegisterX86::FS_BASE);
+        r.gs_base = ffi::reg_read(h, RegisterX86::GS_BASE);
+        r.fctrl = ffi::reg_read(h, RegisterX86::FPCW);
+        r.fstat = ffi::reg_read(h, RegisterX86::FPSW);
+        r.ftag = ffi::reg_read(h, RegisterX86::FPTAG);
+        r.mxcsr = ffi::reg_read(h, RegisterX86::MXCSR);
+        let mut buf = [0u8; 16];
+        for (i, st) in r.st.iter_mut().enumerate() {
+            ffi::reg_read_bytes(h, st_reg(i), &mut buf);
+            st.copy_from_slice(&buf[..10]);
+        }
+        for (i, x) in r.xmm.iter_mut().enumerate() {
+            ffi::reg_read_bytes(h, xmm_reg(i), &mut buf);
+            *x = u128::from_le_bytes(buf);
+        }
+        r
+    }
+}
+
 const GPRS: [RegisterX86; 16] = [
     RegisterX86::RAX,
     RegisterX86::RBX,
@@ -138,32 +169,7 @@ impl DebugRun {
 
     /// The registers of vCPU `v` (its state before the instruction it is at).
     pub fn regs(&self, v: u32) -> DebugRegs {
-        let h = self.sched_handle(v);
-        let mut r = DebugRegs::default();
-        for (out, reg) in r.gprs.iter_mut().zip(GPRS) {
-            *out = ffi::reg_read(h, reg);
-        }
-        for (out, reg) in r.segments.iter_mut().zip(SEGMENTS) {
-            *out = ffi::reg_read(h, reg);
-        }
-        r.rip = ffi::reg_read(h, RegisterX86::RIP);
-        r.rflags = ffi::reg_read(h, RegisterX86::RFLAGS);
-        r.fs_base = ffi::reg_read(h, RegisterX86::FS_BASE);
-        r.gs_base = ffi::reg_read(h, RegisterX86::GS_BASE);
-        r.fctrl = ffi::reg_read(h, RegisterX86::FPCW);
-        r.fstat = ffi::reg_read(h, RegisterX86::FPSW);
-        r.ftag = ffi::reg_read(h, RegisterX86::FPTAG);
-        r.mxcsr = ffi::reg_read(h, RegisterX86::MXCSR);
-        let mut buf = [0u8; 16];
-        for (i, st) in r.st.iter_mut().enumerate() {
-            ffi::reg_read_bytes(h, st_reg(i), &mut buf);
-            st.copy_from_slice(&buf[..10]);
-        }
-        for (i, x) in r.xmm.iter_mut().enumerate() {
-            ffi::reg_read_bytes(h, xmm_reg(i), &mut buf);
-            *x = u128::from_le_bytes(buf);
-        }
-        r
+        DebugRegs::read(self.sched_handle(v))
     }
 
     fn sched_handle(&self, v: u32) -> *mut unicorn_engine::hook::uc_engine {

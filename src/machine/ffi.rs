@@ -171,3 +171,14 @@ pub fn add_block_hook<D>(
         )
     }
 }
+
+/// Drop the instance's translations of guest code in `[begin, end)` (another vCPU wrote
+/// there). Safe to call while the instance is suspended inside one of its hooks: the block
+/// it is in finishes as translated, later ones are translated afresh.
+pub fn remove_cache(uc: *mut uc_engine, begin: u64, end: u64) {
+    // UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2): type | nr_args << 26 | IO_WRITE << 30.
+    let control = ControlType(ControlType::TB_REMOVE_CACHE.0 | (2 << 26) | (1 << 30));
+    // SAFETY: a live handle of this machine (no instance runs on another thread); this
+    // control takes exactly two uint64_t arguments, begin < end.
+    unsafe { uc_sys::uc_ctl(uc, control, begin, end) };
+}

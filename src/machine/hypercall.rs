@@ -22,6 +22,9 @@ pub const HALT: u64 = 10;
 /// Longest assertion message or mark label kept (the rest is cut, with "...").
 const MAX_TEXT: u64 = 4096;
 
+/// Largest console event a WRITE makes; longer output comes as several events of one step.
+const CONSOLE_PIECE: u64 = 64 << 10;
+
 /// VMCALL length: 0F 01 C1.
 const VMCALL_LEN: u64 = 3;
 
@@ -96,8 +99,18 @@ pub(crate) fn vmcall(
                 return d.crash(h, e);
             }
             log(args[1]);
-            let bytes = mem.read_up_to(args[0], args[1] as usize);
-            d.shared.ctl.borrow_mut().console(d.id, &bytes);
+            // In pieces: a WRITE may cover all of RAM, which would make one huge event (and
+            // a trace chunk no reader accepts). An empty WRITE is one empty piece.
+            let (mut at, end) = (args[0], args[0] + args[1]);
+            loop {
+                let n = (end - at).min(CONSOLE_PIECE);
+                let bytes = mem.read_up_to(at, n as usize);
+                d.shared.ctl.borrow_mut().console(d.id, &bytes);
+                at += n;
+                if at == end {
+                    break;
+                }
+            }
             args[1]
         }
         ASSERT_FAIL => {

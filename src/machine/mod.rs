@@ -3,6 +3,7 @@
 
 mod controller;
 mod cpuid;
+mod cycle;
 pub mod debug;
 mod debug_run;
 mod elf;
@@ -10,6 +11,7 @@ mod ffi;
 pub mod hypercall;
 pub mod isa;
 mod memory;
+mod smc;
 mod tm;
 mod vcpu;
 
@@ -31,7 +33,7 @@ use vcpu::{Resume, VcpuCoroutine, VcpuExit, Yield};
 /// Why a machine cannot be built from an image and options.
 #[derive(Debug, thiserror::Error)]
 pub enum MachineError {
-    #[error("{0}")]
+    #[error(transparent)]
     Elf(#[from] ElfError),
     #[error("invalid options: {0}")]
     Options(String),
@@ -58,6 +60,8 @@ pub(crate) struct Shared {
     pub debug: Option<RefCell<debug::DebugCtl>>,
     /// Whether any watchpoint is set: the memory hook asks the debugger only then.
     pub watching: Cell<bool>,
+    /// Pages holding code that ran, for cross-modifying code (see `smc`).
+    pub code: smc::CodePages,
 }
 
 const ATOMIC_CACHE: usize = 4096;
@@ -126,7 +130,8 @@ pub fn validate_options(opts: &MachineOptions) -> Result<(), MachineError> {
     let stacks = opts.stack_bytes.checked_mul(opts.vcpus as u64);
     if stacks.is_none_or(|s| s >= opts.ram_bytes) {
         return bad(format!(
-            "{} stacks of {} bytes do not fit in {} bytes of RAM",
+            "{} stacks (--vcpus) of {} bytes (--stack) do not fit in {} bytes of RAM (--ram): \
+             raise --ram or lower --stack",
             opts.vcpus, opts.stack_bytes, opts.ram_bytes
         ));
     }
@@ -245,7 +250,7 @@ impl Machine {
     fn build(&self, ctl: Controller) -> Result<Kept, MachineError> {
         let mem = GuestMemory::new(self.opts.ram_bytes).ok_or_else(|| {
             MachineError::Options(format!(
-                "cannot allocate {} bytes of RAM",
+                "cannot allocate {} bytes of guest RAM (--ram): the host refused; try a smaller --ram",
                 self.opts.ram_bytes
             ))
         })?;
@@ -262,6 +267,7 @@ impl Machine {
                 .debug
                 .then(|| RefCell::new(debug::DebugCtl::new(self.opts.vcpus))),
             watching: Cell::new(false),
+            code: smc::CodePages::new(self.opts.ram_bytes),
         });
         let mut vcpus = Vec::with_capacity(self.opts.vcpus as usize);
         let mut stacks = Vec::with_capacity(self.opts.vcpus as usize);
@@ -272,6 +278,9 @@ impl Machine {
             );
             stacks.push(vcpu::new_stack().map_err(err)?);
         }
+        shared
+            .code
+            .set_vcpus(vcpus.iter().map(|v| v.handle()).collect());
         shared.take_dirty();
         Ok(Kept {
             shared,
@@ -295,6 +304,7 @@ impl Machine {
                 }
                 code_written |= s.executable && s.addr < hi && lo < s.addr + s.mem_size;
             }
+            code_written |= k.shared.code.is_code(lo, PAGE);
         }
         for (i, v) in k.vcpus.iter_mut().enumerate() {
             if code_written {

@@ -100,6 +100,10 @@ pub(crate) struct VcpuData {
     scrub: RefCell<Vec<Undo>>,
     /// Blocks executed since this vCPU's last scheduling point (see `on_block`).
     blocks: Cell<u32>,
+    /// Ticks (`on_block`) in a row, with no other scheduling point between them.
+    ticks_in_row: Cell<u32>,
+    /// Proves a vCPU that only ticks loops forever (see `cycle`).
+    loops: RefCell<super::cycle::LoopDetector>,
 }
 
 pub(crate) type VcpuCoroutine = Coroutine<Resume, Yield, (VcpuExit, Vcpu), DefaultStack>;
@@ -117,6 +121,7 @@ impl VcpuData {
     /// must stop (emulation has been asked to stop).
     fn point(&self, uc: *mut uc_engine, rip: u64, spin_hint: bool) -> bool {
         self.blocks.set(0);
+        self.ticks_in_row.set(0);
         let decision = self.ctl().decide(Some(self.id), rip, spin_hint);
         match decision {
             Decision::Continue => true,
@@ -370,6 +375,8 @@ pub(crate) fn create(
         aborting: Cell::new(false),
         scrub: RefCell::new(Vec::new()),
         blocks: Cell::new(0),
+        ticks_in_row: Cell::new(0),
+        loops: RefCell::new(Default::default()),
     };
     let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, data)?;
     ffi::set_tcg_buffer_size(&mut uc, TCG_BUFFER)?;
@@ -415,6 +422,8 @@ impl Vcpu {
         d.aborting.set(false);
         d.scrub.borrow_mut().clear();
         d.blocks.set(0);
+        d.ticks_in_row.set(0);
+        d.loops.borrow_mut().reset();
         Ok(())
     }
 
@@ -786,6 +795,12 @@ extern "C" fn on_mem(
                 .on_access(d.id.0, addr, size.max(1) as u64, write);
         }
     }
+    if ty == MemType::WRITE {
+        // The store happens when this hook returns: no other vCPU runs in between.
+        d.shared
+            .code
+            .written(d.id.0 as usize, addr, size.max(1) as u64);
+    }
 }
 
 /// Every instruction of a debug machine: count it and pause there if the debugger says so.
@@ -816,9 +831,10 @@ const TICK_BLOCKS: u32 = 1024;
 /// so the strategy can run others, `--max-steps` applies, and a vCPU that never touches
 /// shared memory again ends in a livelock verdict instead of hanging weft. Deterministic:
 /// the same code from the same state runs the same blocks.
-extern "C" fn on_block(uc: *mut uc_engine, addr: u64, _size: u32, user: *mut c_void) {
+extern "C" fn on_block(uc: *mut uc_engine, addr: u64, size: u32, user: *mut c_void) {
     // SAFETY: as in `on_mem`.
     let d = unsafe { &*(user as *const VcpuData) };
+    d.shared.code.note_block(addr, size);
     let n = d.blocks.get() + 1;
     if n < TICK_BLOCKS {
         d.blocks.set(n);
@@ -827,7 +843,34 @@ extern "C" fn on_block(uc: *mut uc_engine, addr: u64, _size: u32, user: *mut c_v
     if d.aborting.get() || d.shared.ctl.borrow().stopping {
         return;
     }
+    let row = d.ticks_in_row.get().saturating_add(1);
+    if d.loops_forever(uc, row) {
+        d.ctl().stuck(d.id, addr);
+    }
     d.point(uc, addr, true);
+    d.ticks_in_row.set(row);
+}
+
+impl VcpuData {
+    /// At the `row`-th tick in a row: whether this vCPU provably loops forever (`cycle`).
+    fn loops_forever(&self, uc: *mut uc_engine, row: u32) -> bool {
+        let (stack_bytes, vcpus, progress) = {
+            let c = self.shared.ctl.borrow();
+            (
+                c.options().stack_bytes,
+                c.options().vcpus,
+                c.progress_stamp(),
+            )
+        };
+        let ram = self.shared.mem.size();
+        let stacks = ram - stack_bytes * vcpus as u64;
+        if row >= super::cycle::WARMUP && self.shared.code.any_in(stacks, ram) {
+            return false; // code on a stack: a store to it would not count as progress
+        }
+        self.loops
+            .borrow_mut()
+            .tick(uc, row, &self.shared.mem, self.private, progress)
+    }
 }
 
 /// RDTSC / RDTSCP: deterministic virtual time; each read is a scheduling point.

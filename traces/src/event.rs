@@ -217,6 +217,7 @@ pub enum Event {
     Console {
         step: Step,
         vcpu: VcpuId,
+        #[serde(with = "crate::bytes")]
         bytes: Vec<u8>,
     },
     /// A hypercall (VMCALL) and its result; `nr` is RAX, `args` RDI, RSI, RDX.

@@ -76,6 +76,7 @@ pub struct GuestImage {
     /// SHA-256 of `elf`.
     pub sha256: [u8; 32],
     /// The ELF file, byte for byte.
+    #[serde(with = "crate::bytes")]
     pub elf: Vec<u8>,
 }
 

@@ -247,15 +247,17 @@ fn foreign_corrupt_and_other_version_files_are_clear_errors() {
         format!("{}: not a weft trace (bad magic)", bad.display())
     );
 
-    let mut v = good.clone();
-    v[8] = 7;
-    std::fs::write(&bad, &v).unwrap();
-    let e = TraceReader::open(&bad).err().unwrap().to_string();
-    assert!(
-        e.contains("version 7 is not supported")
-            && e.contains(&format!("reads version {FORMAT_VERSION}")),
-        "{e}"
-    );
+    for (found, word) in [(FORMAT_VERSION - 1, "older"), (FORMAT_VERSION + 5, "newer")] {
+        let mut v = good.clone();
+        v[8..12].copy_from_slice(&found.to_le_bytes());
+        std::fs::write(&bad, &v).unwrap();
+        let e = TraceReader::open(&bad).err().unwrap().to_string();
+        assert!(
+            e.contains(&format!("trace format version {found} is {word}"))
+                && e.contains(&format!("(version {FORMAT_VERSION})")),
+            "{e}"
+        );
+    }
 
     let mut h = good.clone();
     h[30] ^= 0x55;
@@ -350,4 +352,42 @@ fn events_stay_small() {
     // payloads (crash registers) are boxed so an access costs no more than it needs.
     let size = std::mem::size_of::<Event>();
     assert!(size <= 72, "Event is {size} bytes");
+}
+
+#[test]
+fn a_size_limit_keeps_an_indexed_trace_within_the_limit() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("limited.weft");
+    let events = workload(400_000);
+    let full = write(&p, &events);
+    assert!(full.chunks >= 4, "{full:?}");
+    let limit = full.bytes / 2;
+    let mut w = TraceWriter::create_limited(&p, &header(), Some(limit)).unwrap();
+    let failed_at = events
+        .iter()
+        .position(|e| w.write(e).is_err())
+        .expect("the limit is reached");
+    let e = w.write(&events[0]).unwrap_err().to_string();
+    assert!(e.contains("an earlier write failed"), "{e}");
+    let s = w.finish().unwrap();
+    assert!(s.indexed && s.chunks > 0, "{s:?}");
+    assert!(s.events < failed_at as u64 + 1, "{s:?}");
+    let len = std::fs::metadata(&p).unwrap().len();
+    assert_eq!(len, s.bytes);
+    assert!(len <= limit, "{len}");
+    // Complete (indexed), no warning, and exactly the first events.
+    let r = TraceReader::open(&p).unwrap();
+    assert!(r.is_complete() && r.warning().is_none());
+    let got = read_all(&p);
+    assert_eq!(got.len() as u64, s.events);
+    assert_eq!(&got[..], &events[..got.len()]);
+
+    // A limit the header passes is refused before the file is created.
+    let q = d.path().join("tiny.weft");
+    let e = TraceWriter::create_limited(&q, &header(), Some(50))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("smaller than the trace header"), "{e}");
+    assert!(!q.exists());
 }

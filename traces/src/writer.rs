@@ -1,9 +1,14 @@
 //! The streaming trace writer: events in, checksummed compressed chunks out, one chunk in
 //! memory at most. Each chunk is handed to the OS as soon as it is full, so a recording
 //! killed at any moment keeps every chunk before the one in progress.
+//!
+//! A write that fails (disk full, file size limit) or a chunk that would pass the size
+//! limit ends the trace at the last complete chunk: the file is cut back to it, and
+//! [`TraceWriter::finish`] still adds the index of the chunks kept when there is room, so
+//! what was written stays a trace that opens and replays up to there.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::codec::{encode_header, CodecState};
@@ -19,16 +24,26 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// What a finished trace holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WriteSummary {
+    /// Events in the file (after a failed write: those of the chunks kept).
     pub events: u64,
     pub chunks: u64,
     /// File size in bytes.
     pub bytes: u64,
+    /// Whether the index and footer were written (a trace whose writing failed gets them
+    /// too, when they fit).
+    pub indexed: bool,
+}
+
+/// Bytes the index and footer take for `chunks` chunks.
+fn index_len(chunks: u64) -> u64 {
+    8 + chunks * INDEX_ENTRY_LEN + 4 + FOOTER_LEN
 }
 
 /// Writes a .weft file, streaming.
 pub struct TraceWriter {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: File,
+    /// File size: the end of the header and of every complete chunk written.
     offset: u64,
     raw: Vec<u8>,
     compressed: Vec<u8>,
@@ -39,6 +54,8 @@ pub struct TraceWriter {
     chunk_last: u64,
     index: Vec<ChunkInfo>,
     events: u64,
+    /// Events in the chunks written.
+    kept_events: u64,
     failed: bool,
     /// Refuse chunks that would take the file past this many bytes.
     limit: Option<u64>,
@@ -47,28 +64,47 @@ pub struct TraceWriter {
 impl TraceWriter {
     /// Create (or truncate) `path` and write the header; zstd level 3.
     pub fn create(path: &Path, header: &TraceHeader) -> Result<TraceWriter, TraceError> {
-        Self::create_with_level(path, header, 3)
+        Self::create_limited(path, header, None)
     }
 
-    /// As [`TraceWriter::create`] with a zstd compression level (1..=19).
+    /// As [`TraceWriter::create`], refusing chunks that would take the file (with its
+    /// index) past `limit` bytes; a limit the header alone passes is an error at once.
+    pub fn create_limited(
+        path: &Path,
+        header: &TraceHeader,
+        limit: Option<u64>,
+    ) -> Result<TraceWriter, TraceError> {
+        Self::create_with_level(path, header, 3, limit)
+    }
+
+    /// As [`TraceWriter::create_limited`] with a zstd compression level (1..=19).
     pub fn create_with_level(
         path: &Path,
         header: &TraceHeader,
         level: i32,
+        limit: Option<u64>,
     ) -> Result<TraceWriter, TraceError> {
         let io = |error| TraceError::Io {
             path: path.to_path_buf(),
             error,
         };
-        let file = File::create(path).map_err(io)?;
-        let compressor = zstd::bulk::Compressor::new(level).map_err(io)?;
         let hdr = encode_header(header).map_err(|e| TraceError::Corrupt {
             path: path.to_path_buf(),
             what: e.to_string(),
         })?;
+        let front_len = FILE_HEADER_LEN + hdr.len() as u64 + 4;
+        if let Some(limit) = limit.filter(|&l| front_len + index_len(0) > l) {
+            return Err(TraceError::TooSmall {
+                path: path.to_path_buf(),
+                limit,
+                header: front_len + index_len(0),
+            });
+        }
+        let file = File::create(path).map_err(io)?;
+        let compressor = zstd::bulk::Compressor::new(level).map_err(io)?;
         let mut w = TraceWriter {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 16, file),
+            out: file,
             offset: 0,
             raw: Vec::with_capacity(CHUNK_BYTES + 4096),
             compressed: Vec::new(),
@@ -79,8 +115,9 @@ impl TraceWriter {
             chunk_last: 0,
             index: Vec::new(),
             events: 0,
+            kept_events: 0,
             failed: false,
-            limit: None,
+            limit,
         };
         let mut front = Vec::with_capacity(FILE_HEADER_LEN as usize + hdr.len() + 4);
         front.extend_from_slice(&MAGIC);
@@ -88,24 +125,31 @@ impl TraceWriter {
         front.extend_from_slice(&(hdr.len() as u32).to_le_bytes());
         front.extend_from_slice(&hdr);
         front.extend_from_slice(&crc32fast::hash(&hdr).to_le_bytes());
-        w.put(&front)?;
-        w.out.flush().map_err(io)?;
+        w.out.write_all(&front).map_err(io)?;
+        w.offset = front.len() as u64;
         Ok(w)
     }
 
-    /// Stop writing (with an error) before the file would grow past `bytes`: what was
-    /// written stays a readable trace.
-    pub fn set_limit(&mut self, bytes: u64) {
-        self.limit = Some(bytes);
+    /// Write `parts` at the end of the file. On failure, cut the file back to where it was
+    /// (the end of the last complete chunk), so no partial chunk is left behind.
+    fn put(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        let r = parts.iter().try_for_each(|p| self.out.write_all(p));
+        match r {
+            Ok(()) => {
+                self.offset += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.out.set_len(self.offset);
+                let _ = self.out.seek(SeekFrom::Start(self.offset));
+                Err(e)
+            }
+        }
     }
 
-    fn put(&mut self, bytes: &[u8]) -> Result<(), TraceError> {
-        self.out.write_all(bytes).map_err(|error| TraceError::Io {
-            path: self.path.clone(),
-            error,
-        })?;
-        self.offset += bytes.len() as u64;
-        Ok(())
+    /// The step of the last event kept, if any.
+    fn kept_step(&self) -> Option<u64> {
+        self.index.last().map(|c| c.last_step)
     }
 
     /// Append one event.
@@ -128,6 +172,18 @@ impl TraceWriter {
         }
         self.chunk_events += 1;
         self.events += 1;
+        if self.raw.len() > MAX_CHUNK_RAW as usize {
+            // No reader would accept the chunk: refuse the event (writers of weft keep
+            // every event far smaller: console output comes in pieces).
+            self.failed = true;
+            return Err(TraceError::Corrupt {
+                path: self.path.clone(),
+                what: format!(
+                    "an event of {} bytes is too large for a trace chunk",
+                    self.raw.len()
+                ),
+            });
+        }
         if self.chunk_events >= CHUNK_EVENTS || self.raw.len() >= CHUNK_BYTES {
             let r = self.flush_chunk();
             self.failed = r.is_err();
@@ -140,22 +196,26 @@ impl TraceWriter {
         if self.chunk_events == 0 {
             return Ok(());
         }
-        let io = |path: &Path, error| TraceError::Io {
-            path: path.to_path_buf(),
-            error,
-        };
         self.compressed.clear();
         self.compressed
             .reserve(zstd::zstd_safe::compress_bound(self.raw.len()));
         self.compressor
             .compress_to_buffer(&self.raw, &mut self.compressed)
-            .map_err(|e| io(&self.path, e))?;
+            .map_err(|error| TraceError::Io {
+                path: self.path.clone(),
+                error,
+            })?;
         if let Some(limit) = self.limit {
-            let need = self.offset + CHUNK_HEADER_LEN + self.compressed.len() as u64;
+            let need = self.offset
+                + CHUNK_HEADER_LEN
+                + self.compressed.len() as u64
+                + index_len(self.index.len() as u64 + 1);
             if need > limit {
                 return Err(TraceError::Limit {
                     path: self.path.clone(),
                     limit,
+                    chunks: self.index.len() as u64,
+                    last_step: self.kept_step(),
                 });
             }
         }
@@ -168,18 +228,25 @@ impl TraceWriter {
             first_step: first,
             last_step: self.chunk_last.max(first),
         };
+        let at = self.offset;
+        let payload = std::mem::take(&mut self.compressed);
+        let r = self.put(&[&h.to_bytes(), &payload]);
+        self.compressed = payload;
+        if let Err(error) = r {
+            return Err(TraceError::Write {
+                path: self.path.clone(),
+                error,
+                chunks: self.index.len() as u64,
+                last_step: self.kept_step(),
+            });
+        }
         self.index.push(ChunkInfo {
-            offset: self.offset,
+            offset: at,
             first_step: h.first_step,
             last_step: h.last_step,
             events: h.events,
         });
-        self.put(&h.to_bytes())?;
-        let payload = std::mem::take(&mut self.compressed);
-        let r = self.put(&payload);
-        self.compressed = payload;
-        r?;
-        self.out.flush().map_err(|e| io(&self.path, e))?;
+        self.kept_events += h.events as u64;
         self.raw.clear();
         self.state = CodecState::default();
         self.chunk_events = 0;
@@ -187,11 +254,43 @@ impl TraceWriter {
         Ok(())
     }
 
-    /// Write the last chunk, the index and the footer; sync the file.
+    /// Write the last chunk, the index and the footer; sync the file. After an earlier
+    /// failed write (reported by [`TraceWriter::write`]) the events not yet written are
+    /// dropped, and the index of the chunks kept is added if it fits (`indexed` says).
     pub fn finish(mut self) -> Result<WriteSummary, TraceError> {
-        self.flush_chunk()?;
+        if !self.failed {
+            if let Err(e) = self.flush_chunk() {
+                // The trace ends at its last complete chunk; still try to index it.
+                let _ = self.write_index();
+                return Err(e);
+            }
+        }
+        let indexed = match self.write_index() {
+            Ok(()) => true,
+            Err(_) if self.failed => false,
+            Err(error) => {
+                return Err(TraceError::Write {
+                    path: self.path.clone(),
+                    error,
+                    chunks: self.index.len() as u64,
+                    last_step: self.kept_step(),
+                })
+            }
+        };
+        let _ = self.out.sync_all();
+        Ok(WriteSummary {
+            events: self.kept_events,
+            chunks: self.index.len() as u64,
+            bytes: self.offset,
+            indexed,
+        })
+    }
+
+    /// The index of the chunks written and the footer (cut back off again if they do not
+    /// fit, leaving a trace that readers scan).
+    fn write_index(&mut self) -> std::io::Result<()> {
         let index_offset = self.offset;
-        let mut idx = Vec::with_capacity(8 + self.index.len() * INDEX_ENTRY_LEN as usize + 4);
+        let mut idx = Vec::with_capacity(index_len(self.index.len() as u64) as usize);
         idx.extend_from_slice(&INDEX_MAGIC);
         idx.extend_from_slice(&(self.index.len() as u32).to_le_bytes());
         let body_start = idx.len();
@@ -205,24 +304,7 @@ impl TraceWriter {
         idx.extend_from_slice(&crc.to_le_bytes());
         idx.extend_from_slice(&index_offset.to_le_bytes());
         idx.extend_from_slice(&END_MAGIC);
-        self.put(&idx)?;
-        let io = |error| TraceError::Io {
-            path: self.path.clone(),
-            error,
-        };
-        self.out.flush().map_err(io)?;
-        self.out
-            .get_ref()
-            .sync_all()
-            .map_err(|error| TraceError::Io {
-                path: self.path.clone(),
-                error,
-            })?;
-        Ok(WriteSummary {
-            events: self.events,
-            chunks: self.index.len() as u64,
-            bytes: self.offset,
-        })
+        self.put(&[&idx])
     }
 }
 

@@ -5,11 +5,22 @@
 //!   chunks spliced), then opened and read to the end as `weft inspect` and `weft races` do;
 //! - `elf`: the example guests' ELF files, mutated, then parsed by the loader; every
 //!   `--run-every`-th one that loads also runs on the machine for a few thousand steps (the
-//!   guest is random code then: crashes and odd hypercalls are the guest's, never weft's).
+//!   guest is random code then: crashes and odd hypercalls are the guest's, never weft's);
+//! - `cli`: command lines of every subcommand, mutated token by token, parsed in-process
+//!   by weft's own clap definition; every `--run-every`-th one also runs as a `weft`
+//!   process (`--weft PATH`, default: next to weft-fuzz), which must not panic (exit code
+//!   101), die of a signal or hang (`--timeout` seconds).
 //!
 //! Any panic is a bug: the input is saved under `--crashes DIR` and the run exits with 1.
 //! Deterministic for a seed. Usage:
-//!     weft-fuzz trace|elf [--iterations N] [--seed S] [--crashes DIR] [--run-every K]
+//!     weft-fuzz trace|elf|cli [--iterations N] [--seed S] [--crashes DIR] [--run-every K]
+//!                             [--weft PATH] [--timeout SECONDS]
+//!     weft-fuzz cli --replay DIR [--weft PATH]   (run saved inputs: regression tests)
+
+mod cli_target;
+#[allow(dead_code)]
+#[path = "../../cli/mod.rs"]
+mod weft_cli;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -25,22 +36,30 @@ struct Args {
     seed: u64,
     crashes: PathBuf,
     run_every: u64,
+    weft: Option<PathBuf>,
+    timeout: f64,
+    replay: Option<PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let target = it.next().ok_or(
-        "usage: weft-fuzz trace|elf [--iterations N] [--seed S] [--crashes DIR] [--run-every K]",
+        "usage: weft-fuzz trace|elf|cli [--iterations N] [--seed S] [--crashes DIR] \
+         [--run-every K] [--weft PATH] [--timeout SECONDS]",
     )?;
-    if target != "trace" && target != "elf" {
-        return Err(format!("unknown target `{target}` (trace, elf)"));
+    if !["trace", "elf", "cli"].contains(&target.as_str()) {
+        return Err(format!("unknown target `{target}` (trace, elf, cli)"));
     }
+    let is_cli = target == "cli";
     let mut a = Args {
         target,
         iterations: 100_000,
         seed: 1,
         crashes: PathBuf::from("fuzz-crashes"),
-        run_every: 100,
+        run_every: if is_cli { 1 } else { 100 },
+        weft: None,
+        timeout: 30.0,
+        replay: None,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -53,6 +72,15 @@ fn args() -> Result<Args, String> {
             "--seed" => a.seed = num()?,
             "--run-every" => a.run_every = num()?.max(1),
             "--crashes" => a.crashes = PathBuf::from(&v),
+            "--weft" => a.weft = Some(PathBuf::from(&v)),
+            "--replay" => a.replay = Some(PathBuf::from(&v)),
+            "--timeout" => {
+                a.timeout = v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|t| *t > 0.0 && *t < 1e9)
+                    .ok_or(format!("--timeout: `{v}` is not a number of seconds"))?
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -60,7 +88,7 @@ fn args() -> Result<Args, String> {
 }
 
 /// One mutation of `seed` input.
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
+pub(crate) fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
     let mut b = input.to_vec();
     let rounds = 1 + rng.below(4);
     for _ in 0..rounds {
@@ -174,6 +202,27 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let dir = std::env::temp_dir().join(format!("weft-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
+    if a.target == "cli" {
+        let weft = a.weft.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .expect("own path")
+                .with_file_name("weft")
+        });
+        // The processes run in a scratch directory: the path must not be relative.
+        let weft = std::fs::canonicalize(&weft).unwrap_or(weft);
+        let cfg = cli_target::Config {
+            iterations: a.iterations,
+            seed: a.seed,
+            crashes: a.crashes.clone(),
+            run_every: a.run_every,
+            weft,
+            timeout: std::time::Duration::from_secs_f64(a.timeout),
+            replay: a.replay.clone(),
+        };
+        let found = cli_target::fuzz(&cfg, &dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::process::exit(if found == 0 { 0 } else { 1 });
+    }
     let inputs = seeds(&a.target, &dir);
     let mut rng = Rng::new(a.seed);
     let start = Instant::now();
