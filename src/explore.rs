@@ -85,6 +85,7 @@ pub fn failure_key(v: &Verdict) -> String {
         Verdict::Crash(c) => format!("crash at {:#x}: {}", c.rip, c.what),
         Verdict::Deadlock { .. } => "deadlock".into(),
         Verdict::Budget { .. } => "budget".into(),
+        Verdict::Signal { signal, .. } => format!("signal {signal}"),
     }
 }
 

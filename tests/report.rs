@@ -598,6 +598,7 @@ fn guest_text_cannot_break_the_page() {
         Event::Console {
             step: Step(1),
             vcpu: VcpuId(1),
+            fd: 1,
             bytes: evil.as_bytes().to_vec(),
         },
         Event::Mark {

@@ -741,6 +741,7 @@ fn report_page() {
                     Event::Console {
                         step: s,
                         vcpu: vc,
+                        fd: 1,
                         bytes,
                     },
                     &mut events,

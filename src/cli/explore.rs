@@ -13,12 +13,12 @@ use weft::explore::{self, ExploreConfig};
 use weft::session;
 use weft_recorder::{Guided, StrategySpec, DEFAULT_PCT_STEPS};
 
-use super::{check_output, read_guest, verdict_line, MachineArgs, EXIT_FAILURE, EXIT_PASS};
+use super::{check_output, verdict_line, GuestArgs, MachineArgs, EXIT_FAILURE, EXIT_PASS};
 
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
-    /// The guest: a static ELF64 x86-64 executable for the weft board
-    guest: PathBuf,
+    #[command(flatten)]
+    guest: GuestArgs,
     #[command(flatten)]
     machine: MachineArgs,
     /// Schedules to try (indices 0..N; schedule i uses seed --seed + i; for
@@ -105,9 +105,7 @@ struct JsonSummary {
 }
 
 pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
-    let elf = read_guest(&a.guest)?;
-    let name = a.guest.display().to_string();
-    let opts = a.machine.options();
+    let (name, elf, opts) = a.guest.load(&a.machine)?;
     let strategy = match a.machine.strategy() {
         StrategySpec::RoundRobin { .. } => StrategySpec::Random { seed: 0 },
         // PCT spreads its d-1 priority change points over `steps`: left at the default, fit
@@ -178,6 +176,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     let secs = found.elapsed.as_secs_f64();
     let rate = found.ran as f64 / secs.max(1e-9);
     let stem = a
+        .guest
         .guest
         .file_stem()
         .map_or("guest".into(), |s| s.to_string_lossy().into_owned());

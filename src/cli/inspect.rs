@@ -105,7 +105,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
                 }
             }
             Event::Access { kind, .. } => *s.accesses.entry(kind.short()).or_default() += 1,
-            Event::Hypercall { .. } => s.hypercalls += 1,
+            Event::Hypercall { .. } | Event::Syscall { .. } => s.hypercalls += 1,
             Event::Console { bytes, .. } => s.console_bytes += bytes.len() as u64,
             Event::Mark { .. } => s.marks += 1,
             Event::Warning {
@@ -121,7 +121,11 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
             Event::TxBegin { depth: 1, .. } => s.tx_begun += 1,
             Event::TxCommit { .. } => s.tx_committed += 1,
             Event::TxAbort { .. } => s.tx_aborted += 1,
-            Event::Fence { .. } | Event::VcpuEnd { .. } | Event::TxBegin { .. } => {}
+            Event::Fence { .. }
+            | Event::VcpuEnd { .. }
+            | Event::TxBegin { .. }
+            | Event::FileData { .. }
+            | Event::Spawn { .. } => {}
         }
     }
     s.context_switches = runs.saturating_sub(1);
@@ -231,6 +235,24 @@ pub(super) fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> Strin
                 args[0], args[1], args[2]
             )
         }
+        Event::Syscall {
+            rip, nr, args, ret, ..
+        } => {
+            let name = weft::machine::linux::syscall_name(*nr)
+                .map_or_else(|| format!("syscall_{nr}"), str::to_string);
+            let shown = args.iter().rposition(|&a| a != 0).map_or(0, |i| i + 1);
+            let args: Vec<String> = args[..shown].iter().map(|a| format!("{a:#x}")).collect();
+            format!(
+                "syscall {name}({}) -> {}   {rip:#x}",
+                args.join(", "),
+                weft::machine::linux::describe_result(*ret)
+            )
+        }
+        Event::FileData { path, data, .. } => match data {
+            Ok(bytes) => format!("file    {path:?}: {} bytes recorded", bytes.len()),
+            Err(e) => format!("file    {path:?}: {}", weft::machine::linux::errno_name(*e)),
+        },
+        Event::Spawn { child, tid, .. } => format!("spawn   {child} (thread id {tid})"),
         Event::Fence { rip, kind, .. } => {
             format!("fence   {kind:?}   {rip:#x}  {}", code.disasm(*rip))
         }

@@ -85,12 +85,104 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The guest and, for a Linux program, the process it starts as; shared by `record`,
+/// `run` and `explore`.
+#[derive(Args, Debug, Clone)]
+pub struct GuestArgs {
+    /// The guest: a static ELF64 x86-64 executable, for the weft board or for Linux
+    guest: PathBuf,
+    /// Arguments of a Linux guest (its argv[1..]); after `--` if they start with `-`
+    #[arg(value_name = "ARGS")]
+    args: Vec<String>,
+    /// Run the guest as a Linux program (the default when its ELF says it is one: OS ABI
+    /// GNU/Linux, or the ABI tag note every glibc executable has; musl ones need --linux)
+    #[arg(long, conflicts_with = "board")]
+    linux: bool,
+    /// Run the guest on the weft board even if its ELF looks like a Linux program
+    #[arg(long)]
+    board: bool,
+    /// Linux: an environment variable, NAME=VALUE, on top of the fixed default
+    /// environment (docs/linux.md); repeatable
+    #[arg(long, value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    /// Linux: standard input from this file (its bytes go into the trace); default: empty
+    #[arg(long, value_name = "FILE")]
+    stdin: Option<PathBuf>,
+    /// Linux: how many CPUs the process is told it has (sched_getaffinity, /sys)
+    #[arg(long, default_value_t = weft::machine::linux::DEFAULT_CPUS,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    cpus: u32,
+    /// Linux: the most threads the process may create, the main one included (1..=64);
+    /// each thread is a vCPU
+    #[arg(long, default_value_t = weft_trace::MAX_VCPUS)]
+    max_threads: u32,
+    /// Linux: seed of getrandom() and of the AT_RANDOM bytes
+    #[arg(long, default_value_t = 0)]
+    random_seed: u64,
+}
+
+impl GuestArgs {
+    /// The guest's display name and ELF bytes, and the machine options `m` and the guest's
+    /// kind (board or Linux) give.
+    fn load(&self, m: &MachineArgs) -> Result<(String, Vec<u8>, MachineOptions)> {
+        let elf = read_guest(&self.guest)?;
+        let name = self.guest.display().to_string();
+        let linux = self.linux || (!self.board && weft::machine::looks_like_linux(&elf));
+        let mut opts = m.options();
+        if !linux {
+            if !self.args.is_empty() {
+                bail!(
+                    "{name}: arguments ({}) are for Linux guests; this one runs on the weft board (add --linux if it is a Linux program)",
+                    self.args.join(" ")
+                );
+            }
+            return Ok((name, elf, opts));
+        }
+        if m.vcpus.is_some() {
+            bail!("{name}: --vcpus is for board guests; a Linux guest's threads are its vCPUs (--max-threads bounds them)");
+        }
+        let stdin = match &self.stdin {
+            Some(p) => std::fs::read(p)
+                .with_context(|| format!("{}: cannot read (--stdin)", p.display()))?,
+            None => Vec::new(),
+        };
+        let mut env: Vec<String> = weft::machine::linux::DEFAULT_ENV
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for e in &self.env {
+            let Some((k, _)) = e.split_once('=') else {
+                bail!("--env {e}: use NAME=VALUE");
+            };
+            env.retain(|x| x.split_once('=').is_none_or(|(n, _)| n != k));
+            env.push(e.clone());
+        }
+        let mut argv = vec![name.clone()];
+        argv.extend(self.args.iter().cloned());
+        opts.vcpus = self.max_threads;
+        opts.ram_bytes = m.ram.unwrap_or(weft::machine::linux::DEFAULT_RAM);
+        opts.linux = Some(weft_trace::LinuxOptions {
+            argv,
+            env,
+            stdin,
+            random_seed: self.random_seed,
+            cpus: self.cpus,
+        });
+        Ok((name, elf, opts))
+    }
+
+    /// Where a trace of this guest goes by default.
+    fn default_trace(&self) -> PathBuf {
+        default_trace_path(&self.guest)
+    }
+}
+
 /// Options that shape the machine, shared by `record` and `run`.
 #[derive(Args, Debug, Clone)]
 pub struct MachineArgs {
-    /// Number of vCPUs (1..=64)
-    #[arg(long, default_value_t = 2)]
-    vcpus: u32,
+    /// Number of vCPUs of a board guest (1..=64) [default: 2]
+    #[arg(long)]
+    vcpus: Option<u32>,
     /// Scheduling strategy: round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K],
     /// dfs[:bound=C], race-directed (the last two search with `weft explore`; explore uses
     /// random when this is left at round-robin)
@@ -102,9 +194,10 @@ pub struct MachineArgs {
     /// Stop with a budget verdict after this many steps (scheduling points)
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_steps: Option<u64>,
-    /// Guest RAM size (e.g. 64M, 1G)
-    #[arg(long, default_value = "64M", value_parser = parse_size)]
-    ram: u64,
+    /// Guest RAM size (e.g. 64M, 1G) [default: 64M; 2G for a Linux guest, whose
+    /// untouched memory costs nothing]
+    #[arg(long, value_parser = parse_size)]
+    ram: Option<u64>,
     /// Stack size per vCPU (e.g. 64K)
     #[arg(long, default_value = "64K", value_parser = parse_size)]
     stack: u64,
@@ -133,8 +226,8 @@ pub struct MachineArgs {
 impl MachineArgs {
     fn options(&self) -> MachineOptions {
         MachineOptions {
-            vcpus: self.vcpus,
-            ram_bytes: self.ram,
+            vcpus: self.vcpus.unwrap_or(2),
+            ram_bytes: self.ram.unwrap_or(64 << 20),
             stack_bytes: self.stack,
             max_steps: self.max_steps.unwrap_or(0),
             trace_stack: self.trace_stack,

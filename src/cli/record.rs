@@ -11,14 +11,13 @@ use weft::machine::{RunConfig, RunOutcome};
 use weft::session;
 
 use super::{
-    check_output, crash_details, default_trace_path, human_bytes, read_guest, verdict_code,
-    verdict_line, MachineArgs,
+    check_output, crash_details, human_bytes, verdict_code, verdict_line, GuestArgs, MachineArgs,
 };
 
 #[derive(Args, Debug)]
 pub struct RecordArgs {
-    /// The guest: a static ELF64 x86-64 executable for the weft board
-    guest: PathBuf,
+    #[command(flatten)]
+    guest: GuestArgs,
     /// Trace file to write (default: GUEST-NAME.weft, never overwriting an existing file)
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -35,8 +34,8 @@ pub struct RecordArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The guest: a static ELF64 x86-64 executable for the weft board
-    guest: PathBuf,
+    #[command(flatten)]
+    guest: GuestArgs,
     #[command(flatten)]
     machine: MachineArgs,
     /// Do not echo the guest's console output
@@ -106,15 +105,10 @@ fn report(outcome: &RunOutcome) {
 }
 
 pub fn record(a: RecordArgs) -> Result<ExitCode> {
-    let elf = read_guest(&a.guest)?;
-    let out = a
-        .output
-        .clone()
-        .unwrap_or_else(|| default_trace_path(&a.guest));
+    let (name, elf, opts) = a.guest.load(&a.machine)?;
+    let out = a.output.clone().unwrap_or_else(|| a.guest.default_trace());
     check_output(&out)?;
-    let opts = a.machine.options();
     let strategy = a.machine.strategy();
-    let name = a.guest.display().to_string();
     let mut config = progress_config(!a.quiet);
     config.trace_limit = a.max_trace_bytes;
     config.interrupt = Some(ctrl_c()?);
@@ -145,12 +139,11 @@ pub fn record(a: RecordArgs) -> Result<ExitCode> {
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
-    let elf = read_guest(&a.guest)?;
-    let name = a.guest.display().to_string();
+    let (name, elf, opts) = a.guest.load(&a.machine)?;
     let outcome = session::run(
         &name,
         &elf,
-        &a.machine.options(),
+        &opts,
         &a.machine.strategy(),
         progress_config(!a.quiet),
     )?;

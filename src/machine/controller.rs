@@ -31,6 +31,26 @@ const MAX_PREEMPTED_RUNS: usize = 1 << 16;
 /// How many recent (address, value) reads a vCPU remembers for spin detection.
 const RECENT_READS: usize = 4;
 
+/// A blocked vCPU's wait (Linux futex waits and sleeps): it is not runnable until a wake
+/// on `key` with a matching `bitset`, or until virtual time reaches `deadline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Wait {
+    /// The futex word's address; 0 for a plain sleep (no wake can end it).
+    pub key: u64,
+    pub bitset: u32,
+    /// Virtual nanoseconds (`Controller::now_ns`).
+    pub deadline: Option<u64>,
+    /// Order of arrival, for FIFO wakes.
+    seq: u64,
+}
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WakeReason {
+    Woken,
+    TimedOut,
+}
+
 /// Per-vCPU scheduling state.
 #[derive(Clone, Debug, Default)]
 struct VcpuState {
@@ -45,6 +65,10 @@ struct VcpuState {
     last_rip: u64,
     /// Proven to loop forever on its own (`cycle`), as of this progress count.
     stuck_at: Option<u64>,
+    /// Blocked in this wait.
+    wait: Option<Wait>,
+    /// How its last wait ended, until it takes it.
+    woke: Option<WakeReason>,
 }
 
 /// Shared sink handle: the caller keeps its own clone to finish the sink after the run.
@@ -63,7 +87,16 @@ pub(crate) struct Controller {
     progress: Option<ProgressFn>,
     /// Steps taken so far; the next decision gets this step number.
     next_step: u64,
+    /// vCPUs that have not ended (the name says what strategies may pick, minus `blocked`).
     runnable: VcpuSet,
+    /// Live vCPUs blocked in a wait: no strategy may pick them.
+    blocked: VcpuSet,
+    /// Virtual nanoseconds skipped forward when every live vCPU slept.
+    time_skip: u64,
+    wait_seq: u64,
+    /// The earliest deadline of a wait (may be one that already ended: then it is only
+    /// looked at once more).
+    next_deadline: Option<u64>,
     run_vcpu: Option<VcpuId>,
     run_len: u64,
     switches: u64,
@@ -118,7 +151,16 @@ impl Controller {
         let n = opts.vcpus;
         Controller {
             vcpus: vec![VcpuState::default(); n as usize],
-            runnable: VcpuSet::first(n),
+            // A Linux process starts with its main thread only; threads come by clone.
+            runnable: if opts.linux.is_some() {
+                VcpuSet::first(1)
+            } else {
+                VcpuSet::first(n)
+            },
+            blocked: VcpuSet::empty(),
+            time_skip: 0,
+            wait_seq: 0,
+            next_deadline: None,
             opts,
             strategy,
             sink,
@@ -191,6 +233,19 @@ impl Controller {
             self.stopping = true;
             return Decision::Stop;
         }
+        if !self.blocked.is_empty()
+            && (self.runnable.0 & !self.blocked.0 == 0
+                || self.next_deadline.is_some_and(|d| d <= self.now_ns()))
+            && !self.wake_sleepers()
+        {
+            let vcpus = self
+                .runnable
+                .iter()
+                .map(|v| (v, self.vcpus[v.0 as usize].last_rip))
+                .collect();
+            self.finish(Verdict::Deadlock { vcpus });
+            return Decision::Stop;
+        }
         let mut spinning = false;
         if let Some(v) = current {
             let st = &mut self.vcpus[v.0 as usize];
@@ -210,13 +265,14 @@ impl Controller {
             }
         }
         let step = Step(self.next_step);
+        let choice = VcpuSet(self.runnable.0 & !self.blocked.0);
         let pick = self.strategy.pick(&Point {
             step,
             current,
-            runnable: self.runnable,
+            runnable: choice,
             spinning,
         });
-        if !self.runnable.contains(pick) {
+        if !choice.contains(pick) {
             self.bad_pick = Some((step, pick));
             self.stopping = true;
             return Decision::Stop;
@@ -254,11 +310,11 @@ impl Controller {
         }
     }
 
-    /// Whether every live vCPU spins and nothing changed for `deadlock_window` steps.
+    /// Whether every live vCPU that is not blocked spins and nothing changed for
+    /// `deadlock_window` steps.
     fn no_progress_anywhere(&self) -> bool {
         self.next_step - self.last_progress >= self.opts.deadlock_window
-            && self
-                .runnable
+            && VcpuSet(self.runnable.0 & !self.blocked.0)
                 .iter()
                 .all(|v| self.vcpus[v.0 as usize].spin >= self.opts.spin_threshold)
     }
@@ -267,9 +323,16 @@ impl Controller {
     /// (nothing can change for any of them again: a livelock, decided at once).
     fn all_stuck(&self) -> bool {
         let now = Some(self.progress_count);
-        self.runnable
+        // Blocked vCPUs stay blocked (the stuck ones wake nobody), unless a deadline ends
+        // their wait.
+        VcpuSet(self.runnable.0 & !self.blocked.0)
             .iter()
             .all(|v| self.vcpus[v.0 as usize].stuck_at == now)
+            && self.blocked.iter().all(|v| {
+                self.vcpus[v.0 as usize]
+                    .wait
+                    .is_none_or(|w| w.deadline.is_none())
+            })
     }
 
     /// `vcpu`, at `rip`, provably loops forever on its own registers and stack.
@@ -287,6 +350,138 @@ impl Controller {
     /// Changes whenever anything in the machine progresses (see `cycle`).
     pub fn progress_stamp(&self) -> u64 {
         self.progress_count
+    }
+
+    /// Virtual time in nanoseconds: a microsecond per step, plus the time skipped while
+    /// every thread slept. Deterministic, and never decreasing.
+    pub fn now_ns(&self) -> u64 {
+        self.next_step
+            .saturating_mul(1000)
+            .saturating_add(self.time_skip)
+    }
+
+    /// A Linux thread was created: vCPU `v` may run.
+    pub fn spawn(&mut self, v: VcpuId) {
+        self.vcpus[v.0 as usize] = VcpuState::default();
+        self.runnable.insert(v);
+        self.last_progress = self.next_step;
+        self.progress_count += 1;
+    }
+
+    /// Block `v` until a wake on `key` (matching `bitset`) or the `deadline`; it must then
+    /// give up the token (`decide(None, ..)`).
+    pub fn wait(&mut self, v: VcpuId, rip: u64, key: u64, bitset: u32, deadline: Option<u64>) {
+        self.wait_seq += 1;
+        let st = &mut self.vcpus[v.0 as usize];
+        st.last_rip = rip;
+        st.woke = None;
+        st.wait = Some(Wait {
+            key,
+            bitset,
+            deadline,
+            seq: self.wait_seq,
+        });
+        self.blocked.insert(v);
+        if let Some(d) = deadline {
+            self.next_deadline = Some(self.next_deadline.map_or(d, |n| n.min(d)));
+        }
+    }
+
+    fn unblock(&mut self, v: VcpuId, why: WakeReason) {
+        let st = &mut self.vcpus[v.0 as usize];
+        st.wait = None;
+        st.woke = Some(why);
+        st.spin = 0;
+        self.blocked.remove(v);
+        self.last_progress = self.next_step;
+        self.progress_count += 1;
+    }
+
+    /// Blocked vCPUs waiting on `key` whose bitset meets `bitset`, oldest first.
+    fn waiters(&self, key: u64, bitset: u32) -> Vec<VcpuId> {
+        let mut w: Vec<(u64, VcpuId)> = self
+            .blocked
+            .iter()
+            .filter_map(|v| {
+                let wait = self.vcpus[v.0 as usize].wait?;
+                (wait.key == key && key != 0 && wait.bitset & bitset != 0).then_some((wait.seq, v))
+            })
+            .collect();
+        w.sort_unstable();
+        w.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Wake up to `n` vCPUs waiting on `key` (FIFO); returns how many.
+    pub fn wake(&mut self, key: u64, n: u32, bitset: u32) -> u32 {
+        let woken: Vec<VcpuId> = self
+            .waiters(key, bitset)
+            .into_iter()
+            .take(n as usize)
+            .collect();
+        for &v in &woken {
+            self.unblock(v, WakeReason::Woken);
+        }
+        woken.len() as u32
+    }
+
+    /// Wake up to `n` waiters on `key` and move up to `m` more to `to`; returns
+    /// (woken, moved).
+    pub fn requeue(&mut self, key: u64, to: u64, n: u32, m: u32) -> (u32, u32) {
+        let woken = self.wake(key, n, u32::MAX);
+        let rest: Vec<VcpuId> = self
+            .waiters(key, u32::MAX)
+            .into_iter()
+            .take(m as usize)
+            .collect();
+        for &v in &rest {
+            if let Some(w) = self.vcpus[v.0 as usize].wait.as_mut() {
+                w.key = to;
+            }
+        }
+        (woken, rest.len() as u32)
+    }
+
+    /// How `v`'s last wait ended (taken once, after it runs again).
+    pub fn take_wake(&mut self, v: VcpuId) -> WakeReason {
+        self.vcpus[v.0 as usize]
+            .woke
+            .take()
+            .unwrap_or(WakeReason::Woken)
+    }
+
+    /// End the waits whose deadline has passed. If nothing could run, first skip virtual
+    /// time forward to the earliest deadline. Returns whether some vCPU can run.
+    fn wake_sleepers(&mut self) -> bool {
+        let choice = |c: &Controller| VcpuSet(c.runnable.0 & !c.blocked.0);
+        let deadlines = |c: &Controller| {
+            c.blocked
+                .iter()
+                .filter_map(|v| {
+                    c.vcpus[v.0 as usize]
+                        .wait
+                        .and_then(|w| w.deadline)
+                        .map(|d| (d, v))
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut due = deadlines(self);
+        self.next_deadline = due.iter().map(|d| d.0).min();
+        if due.is_empty() {
+            return !choice(self).is_empty();
+        }
+        if choice(self).is_empty() {
+            let first = due.iter().map(|d| d.0).min().expect("not empty");
+            self.time_skip += first.saturating_sub(self.now_ns());
+        }
+        let now = self.now_ns();
+        due.sort_unstable();
+        for &(d, v) in &due {
+            if d <= now {
+                self.unblock(v, WakeReason::TimedOut);
+            }
+        }
+        self.next_deadline = due.iter().filter(|d| d.0 > now).map(|d| d.0).min();
+        !choice(self).is_empty()
     }
 
     /// Something that is no progress happened to `vcpu` (its transaction aborted): a spin
@@ -350,13 +545,18 @@ impl Controller {
         }
     }
 
-    /// Console bytes from `vcpu`.
-    pub fn console(&mut self, vcpu: VcpuId, bytes: &[u8]) {
+    /// Console bytes from `vcpu` (the board's console or a Linux guest's standard output:
+    /// `fd` 1; standard error: 2).
+    pub fn console(&mut self, vcpu: VcpuId, fd: u8, bytes: &[u8]) {
         if self.echo_console {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(bytes);
-            if bytes.contains(&b'\n') {
-                let _ = out.flush();
+            if fd == 2 {
+                let _ = std::io::stderr().lock().write_all(bytes);
+            } else {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(bytes);
+                if bytes.contains(&b'\n') {
+                    let _ = out.flush();
+                }
             }
         }
         self.progress(vcpu);
@@ -364,6 +564,7 @@ impl Controller {
         self.emit(&Event::Console {
             step,
             vcpu,
+            fd,
             bytes: bytes.to_vec(),
         });
     }
@@ -371,6 +572,7 @@ impl Controller {
     /// A vCPU ended; the others go on.
     pub fn vcpu_ended(&mut self, vcpu: VcpuId, reason: VcpuEndReason) {
         self.runnable.remove(vcpu);
+        self.blocked.remove(vcpu);
         self.last_progress = self.next_step;
         self.progress_count += 1;
         let step = self.step();

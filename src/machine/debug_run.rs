@@ -7,7 +7,7 @@ use unicorn_engine::RegisterX86;
 use weft_trace::VcpuId;
 
 use super::debug::{DebugCtl, PauseReason};
-use super::{ffi, outcome, vcpu, Kept, RunOutcome, Scheduler};
+use super::{ffi, outcome, Kept, RunOutcome, Scheduler};
 
 /// What a resume ended with.
 #[derive(Debug)]
@@ -102,8 +102,6 @@ const SEGMENTS: [RegisterX86; 6] = [
 pub struct DebugRun {
     k: Option<Kept>,
     sched: Option<Scheduler>,
-    /// Raw unicorn handles of the vCPUs, for reading registers while paused.
-    handles: Vec<vcpu::Handle>,
     ended: bool,
 }
 
@@ -111,7 +109,6 @@ impl DebugRun {
     pub(super) fn new(k: Kept, sched: Scheduler) -> DebugRun {
         DebugRun {
             k: Some(k),
-            handles: sched.handles.clone(),
             sched: Some(sched),
             ended: false,
         }
@@ -169,11 +166,19 @@ impl DebugRun {
 
     /// The registers of vCPU `v` (its state before the instruction it is at).
     pub fn regs(&self, v: u32) -> DebugRegs {
-        DebugRegs::read(self.sched_handle(v))
+        match self.sched_handle(v) {
+            Some(h) => DebugRegs::read(h),
+            // A Linux thread not created yet.
+            None => DebugRegs::default(),
+        }
     }
 
-    fn sched_handle(&self, v: u32) -> *mut unicorn_engine::hook::uc_engine {
-        self.handles[v as usize].0
+    fn sched_handle(&self, v: u32) -> Option<*mut unicorn_engine::hook::uc_engine> {
+        let handles = self.kept().shared.handles.borrow();
+        handles
+            .get(v as usize)
+            .map(|h| h.0)
+            .filter(|h| !h.is_null())
     }
 
     /// Read guest RAM; returns how many bytes exist there (0 outside RAM).

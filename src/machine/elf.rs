@@ -51,6 +51,31 @@ pub struct Segment {
 pub struct ElfImage {
     pub entry: u64,
     pub segments: Vec<Segment>,
+    /// What a Linux process needs to know of its image, and what tells a Linux program.
+    pub program: ProgramInfo,
+}
+
+/// The program headers as a Linux process sees them (auxv AT_PHDR, AT_PHNUM) and the
+/// marks of a Linux executable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramInfo {
+    /// Guest address of the program header table (0: not inside any segment).
+    pub phdr: u64,
+    pub phnum: u64,
+    pub phentsize: u64,
+    /// EI_OSABI: 3 is GNU/Linux.
+    pub osabi: u8,
+    /// A GNU ABI tag note (glibc puts one in every executable).
+    pub abi_tag: bool,
+    /// A PT_INTERP segment: a dynamically linked executable.
+    pub interp: bool,
+}
+
+impl ProgramInfo {
+    /// Whether the image says it is a Linux program (OS ABI GNU/Linux, or glibc's ABI tag).
+    pub fn is_linux(&self) -> bool {
+        self.osabi == 3 || self.abi_tag
+    }
 }
 
 fn field<const N: usize>(bytes: &[u8], at: usize) -> Result<[u8; N], ElfError> {
@@ -70,6 +95,9 @@ fn u64_at(b: &[u8], at: usize) -> Result<u64, ElfError> {
 }
 
 const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+const PT_NOTE: u32 = 4;
+const PT_PHDR: u32 = 6;
 const PF_X: u32 = 1;
 
 impl ElfImage {
@@ -117,6 +145,13 @@ impl ElfImage {
             )));
         }
         let mut segments = Vec::new();
+        let mut program = ProgramInfo {
+            phnum,
+            phentsize,
+            osabi: bytes[7],
+            ..ProgramInfo::default()
+        };
+        let mut phdr_segment = None;
         for i in 0..phnum {
             let at = phoff
                 .checked_add(i * phentsize)
@@ -124,11 +159,30 @@ impl ElfImage {
                 .ok_or_else(|| {
                     ElfError::Malformed(format!("program header {i} lies past the end of the file"))
                 })? as usize;
-            if u32_at(bytes, at)? != PT_LOAD {
-                continue;
+            let p_type = u32_at(bytes, at)?;
+            let offset = u64_at(bytes, at + 8)?;
+            match p_type {
+                PT_LOAD => {}
+                PT_INTERP => {
+                    program.interp = true;
+                    continue;
+                }
+                PT_PHDR => {
+                    phdr_segment = Some(u64_at(bytes, at + 16)?);
+                    continue;
+                }
+                PT_NOTE => {
+                    let size = u64_at(bytes, at + 32)?;
+                    let note = offset
+                        .checked_add(size)
+                        .and_then(|e| bytes.get(offset as usize..e as usize));
+                    program.abi_tag |= note.is_some_and(has_gnu_abi_tag);
+                    continue;
+                }
+                _ => continue,
             }
             let flags = u32_at(bytes, at + 4)?;
-            let offset = u64_at(bytes, at + 8)?;
+            let vaddr = u64_at(bytes, at + 16)?;
             let paddr = u64_at(bytes, at + 24)?;
             let filesz = u64_at(bytes, at + 32)?;
             let memsz = u64_at(bytes, at + 40)?;
@@ -155,6 +209,9 @@ impl ElfImage {
                         stacks: limit,
                     })?;
             let _ = end;
+            if program.phdr == 0 && phoff >= offset && phoff < offset.saturating_add(filesz) {
+                program.phdr = vaddr + (phoff - offset);
+            }
             segments.push(Segment {
                 addr: paddr,
                 mem_size: memsz,
@@ -171,7 +228,23 @@ impl ElfImage {
         {
             return Err(ElfError::EntryOutside(entry));
         }
-        Ok(ElfImage { entry, segments })
+        if let Some(p) = phdr_segment {
+            program.phdr = p;
+        }
+        Ok(ElfImage {
+            entry,
+            segments,
+            program,
+        })
+    }
+
+    /// The first address past every segment.
+    pub fn end(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| s.addr + s.mem_size)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Copy every segment into guest RAM (memory beyond the file size is zeroed).
@@ -183,6 +256,28 @@ impl ElfImage {
             mem.write(s.addr + s.data.len() as u64, &zeros);
         }
     }
+}
+
+/// Whether a PT_NOTE segment's notes hold a GNU ABI tag (name "GNU", type 1).
+fn has_gnu_abi_tag(mut notes: &[u8]) -> bool {
+    let word = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+    };
+    while let (Some(namesz), Some(descsz), Some(kind)) =
+        (word(notes, 0), word(notes, 4), word(notes, 8))
+    {
+        let name_end = 12 + namesz as usize;
+        if kind == 1 && notes.get(12..name_end) == Some(b"GNU\0") {
+            return true;
+        }
+        let next = name_end.div_ceil(4) * 4 + (descsz as usize).div_ceil(4) * 4;
+        match notes.get(next..) {
+            Some(rest) if next > 0 => notes = rest,
+            _ => break,
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -141,6 +141,12 @@ pub fn reg_read_bytes(uc: *mut uc_engine, reg: RegisterX86, out: &mut [u8; 16]) 
     unsafe { uc_sys::uc_reg_read(uc, reg as c_int, out.as_mut_ptr().cast()) };
 }
 
+/// Write a register of up to 16 bytes (XMM) through a raw handle.
+pub fn reg_write_bytes(uc: *mut uc_engine, reg: RegisterX86, value: &[u8; 16]) {
+    // SAFETY: as in `reg_read_bytes`; unicorn reads at most 16 bytes.
+    unsafe { uc_sys::uc_reg_write(uc, reg as c_int, value.as_ptr().cast()) };
+}
+
 /// Hook every instruction with a raw callback (the debugger's instruction counter).
 pub fn add_code_hook<D>(
     uc: &mut Unicorn<'_, D>,

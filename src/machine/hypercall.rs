@@ -105,7 +105,7 @@ pub(crate) fn vmcall(
             loop {
                 let n = (end - at).min(CONSOLE_PIECE);
                 let bytes = mem.read_up_to(at, n as usize);
-                d.shared.ctl.borrow_mut().console(d.id, &bytes);
+                d.shared.ctl.borrow_mut().console(d.id, 1, &bytes);
                 at += n;
                 if at == end {
                     break;

@@ -10,8 +10,10 @@ mod elf;
 mod ffi;
 pub mod hypercall;
 pub mod isa;
+pub mod linux;
 mod memory;
 mod smc;
+mod spawn;
 mod tm;
 mod vcpu;
 
@@ -35,6 +37,8 @@ use vcpu::{Resume, VcpuCoroutine, VcpuExit, Yield};
 pub enum MachineError {
     #[error(transparent)]
     Elf(#[from] ElfError),
+    #[error("{0}")]
+    Linux(#[from] linux::LinuxError),
     #[error("invalid options: {0}")]
     Options(String),
     #[error("unicorn could not create vCPU {vcpu}: {err:?}")]
@@ -62,6 +66,16 @@ pub(crate) struct Shared {
     pub watching: Cell<bool>,
     /// Pages holding code that ran, for cross-modifying code (see `smc`).
     pub code: smc::CodePages,
+    /// Raw unicorn handles of the vCPUs that exist (a Linux process's grow with its threads).
+    pub handles: RefCell<Vec<vcpu::Handle>>,
+    /// The Linux process (Linux machines only).
+    pub linux: Option<RefCell<linux::Process>>,
+    /// Linux: instances (and coroutine stacks) of vCPUs not running now, by id, for new threads.
+    pub pool: RefCell<Vec<Option<(vcpu::Vcpu, corosensei::stack::DefaultStack)>>>,
+    /// Linux: coroutines of threads created since the scheduler last looked.
+    pub spawned: RefCell<Vec<(VcpuId, VcpuCoroutine)>>,
+    /// XBEGIN, PAUSE and fence sites, for instances created during a run.
+    pub sites: Rc<[(u64, isa::SiteKind)]>,
 }
 
 const ATOMIC_CACHE: usize = 4096;
@@ -74,6 +88,44 @@ impl Shared {
             if let Some(w) = self.dirty.get((page / 64) as usize) {
                 w.set(w.get() | 1 << (page % 64));
             }
+        }
+    }
+
+    /// Note that every page of `[addr, addr + len)` was written.
+    pub fn mark_dirty_range(&self, addr: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let last = addr.saturating_add(len - 1) / PAGE;
+        for page in addr / PAGE..=last {
+            if let Some(w) = self.dirty.get((page / 64) as usize) {
+                w.set(w.get() | 1 << (page % 64));
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Whether `page` was written since the last reset.
+    fn is_dirty(&self, page: u64) -> bool {
+        self.dirty
+            .get((page / 64) as usize)
+            .is_some_and(|w| w.get() & (1 << (page % 64)) != 0)
+    }
+
+    /// Make `[addr, addr + len)` read as zero, writing only pages written since the last
+    /// reset (the others, outside the image, are zero already): new mappings and heap are
+    /// cheap however large.
+    pub fn zero_range(&self, addr: u64, len: u64) {
+        let end = addr.saturating_add(len).min(self.mem.size());
+        let mut a = addr;
+        while a < end {
+            let page_end = ((a / PAGE) + 1) * PAGE;
+            let b = page_end.min(end);
+            if self.is_dirty(a / PAGE) {
+                self.mem.write(a, &vec![0u8; (b - a) as usize]);
+            }
+            a = b;
         }
     }
 
@@ -104,6 +156,12 @@ impl Shared {
         slot.set((rip, a));
         a
     }
+}
+
+/// Whether `elf` says it is a Linux program (see [`elf::ProgramInfo::is_linux`]); a file
+/// that does not parse is not (the board then reports what is wrong with it).
+pub fn looks_like_linux(elf: &[u8]) -> bool {
+    ElfImage::parse(elf, u64::MAX).is_ok_and(|i| i.program.is_linux() || i.program.interp)
 }
 
 /// Check options against the board's limits.
@@ -201,6 +259,10 @@ pub struct Machine {
     kept: RefCell<Option<Kept>>,
     /// Built for the debugger: a hook on every instruction (see `debug`).
     debug: bool,
+    /// A Linux process: its address space at the start, its main thread's RSP.
+    linux: Option<(linux::AddressSpace, u64)>,
+    /// Where a Linux guest's host files come from (the host, or a recording).
+    files: Rc<linux::FileSource>,
 }
 
 /// What one run leaves for the next.
@@ -214,8 +276,20 @@ impl Machine {
     /// Parse and check `elf` for a board with `opts`.
     pub fn new(elf: &[u8], opts: &MachineOptions) -> Result<Machine, MachineError> {
         validate_options(opts)?;
-        let limit = opts.ram_bytes - opts.stack_bytes * opts.vcpus as u64;
-        let image = ElfImage::parse(elf, limit)?;
+        let limit = match opts.linux {
+            Some(_) => opts.ram_bytes - linux::MAIN_STACK,
+            None => opts.ram_bytes - opts.stack_bytes * opts.vcpus as u64,
+        };
+        let mut image = ElfImage::parse(elf, limit)?;
+        let linux = match &opts.linux {
+            Some(l) => {
+                let lay = linux::layout(&image, l, opts.ram_bytes)?;
+                // The initial stack (argv, envp, auxv) is part of the image: reset restores it.
+                image.segments.push(lay.stack);
+                Some((lay.mm, lay.rsp))
+            }
+            None => None,
+        };
         let mut sites = Vec::new();
         for s in image.segments.iter().filter(|s| s.executable) {
             sites.extend(isa::find_sites(&s.data, s.addr));
@@ -226,7 +300,39 @@ impl Machine {
             sites,
             kept: RefCell::new(None),
             debug: false,
+            linux,
+            files: Rc::default(),
         })
+    }
+
+    /// Where a Linux guest's host files come from for the next runs: a replay passes what
+    /// the recording saw.
+    pub fn set_files(&mut self, files: linux::FileSource) {
+        self.files = Rc::new(files);
+    }
+
+    /// A fresh Linux process state for a run.
+    fn process(&self) -> Option<linux::Process> {
+        let (mm, _) = self.linux.as_ref()?;
+        let l = self.opts.linux.as_ref()?;
+        let mut p = linux::Process::new(l, mm.clone(), self.opts.vcpus, self.files.clone());
+        p.stacks.push((mm.stack_bottom, self.opts.ram_bytes));
+        Some(p)
+    }
+
+    /// Where vCPU 0 of a Linux process starts, or vCPU `i` of the board.
+    fn start_of(&self, i: u32) -> vcpu::Start {
+        match &self.linux {
+            Some((mm, rsp)) => vcpu::Start {
+                entry: self.image.entry,
+                rsp: *rsp,
+                regs: Vec::new(),
+                ret_slot: None,
+                private: (mm.stack_bottom, self.opts.ram_bytes),
+                map_from: linux::NULL_GUARD,
+            },
+            None => vcpu::board_start(VcpuId(i), self.image.entry, self.opts.ram_bytes, &self.opts),
+        }
     }
 
     /// A machine for the debugger: every instruction boundary can pause ([`DebugRun`]).
@@ -268,14 +374,24 @@ impl Machine {
                 .then(|| RefCell::new(debug::DebugCtl::new(self.opts.vcpus))),
             watching: Cell::new(false),
             code: smc::CodePages::new(self.opts.ram_bytes),
+            handles: RefCell::new(Vec::new()),
+            linux: self.process().map(RefCell::new),
+            pool: RefCell::new(Vec::new()),
+            spawned: RefCell::new(Vec::new()),
+            sites: self.sites.clone().into(),
         });
         let mut vcpus = Vec::with_capacity(self.opts.vcpus as usize);
         let mut stacks = Vec::with_capacity(self.opts.vcpus as usize);
-        for i in 0..self.opts.vcpus {
+        // A Linux process starts with one thread; the others' vCPUs are made by clone.
+        let first = if self.linux.is_some() {
+            1
+        } else {
+            self.opts.vcpus
+        };
+        for i in 0..first {
             let err = |err| MachineError::Unicorn { vcpu: i, err };
-            vcpus.push(
-                vcpu::create(VcpuId(i), &shared, self.image.entry, &self.sites).map_err(err)?,
-            );
+            let start = self.start_of(i);
+            vcpus.push(vcpu::create(VcpuId(i), &shared, &start, &self.sites).map_err(err)?);
             stacks.push(vcpu::new_stack().map_err(err)?);
         }
         shared
@@ -318,6 +434,9 @@ impl Machine {
         *k.shared.ctl.borrow_mut() = ctl;
         *k.shared.tm.borrow_mut() = tm::TmEngine::new(&self.opts.tm, self.opts.vcpus);
         *k.shared.snapshots.borrow_mut() = vec![None; self.opts.vcpus as usize];
+        if let (Some(cell), Some(p)) = (&k.shared.linux, self.process()) {
+            *cell.borrow_mut() = p;
+        }
         Ok(())
     }
 
@@ -361,14 +480,18 @@ impl Machine {
             }
             None => self.build(ctl)?,
         };
-        let handles = k.vcpus.iter().map(|v| v.handle()).collect();
-        let coros: Vec<VcpuCoroutine> = k
-            .vcpus
-            .drain(..)
-            .zip(k.stacks.drain(..))
-            .map(|(v, st)| v.into_coroutine(st))
-            .collect();
-        let sched = Scheduler::start(&k.shared, coros, handles);
+        *k.shared.handles.borrow_mut() = k.vcpus.iter().map(|v| v.handle()).collect();
+        let mut pairs = k.vcpus.drain(..).zip(k.stacks.drain(..));
+        let coros: Vec<VcpuCoroutine> = if self.linux.is_some() {
+            // The main thread runs; the other instances wait in the pool for a clone.
+            let (main, st) = pairs.next().expect("a Linux machine has vCPU 0");
+            k.shared.handles.borrow_mut().truncate(1);
+            *k.shared.pool.borrow_mut() = std::iter::once(None).chain(pairs.map(Some)).collect();
+            vec![main.into_coroutine(st)]
+        } else {
+            pairs.map(|(v, st)| v.into_coroutine(st)).collect()
+        };
+        let sched = Scheduler::start(&k.shared, coros);
         Ok((k, sched))
     }
 
@@ -420,20 +543,13 @@ struct Scheduler {
     back: Vec<Option<vcpu::Vcpu>>,
     /// Who holds the token (`None`: the run is over).
     cur: Option<VcpuId>,
-    /// Raw unicorn handles, for reading registers while paused.
-    handles: Vec<vcpu::Handle>,
 }
 
 impl Scheduler {
-    fn start(
-        shared: &Rc<Shared>,
-        coros: Vec<VcpuCoroutine>,
-        handles: Vec<vcpu::Handle>,
-    ) -> Scheduler {
+    fn start(shared: &Rc<Shared>, coros: Vec<VcpuCoroutine>) -> Scheduler {
         let first = shared.ctl.borrow_mut().decide(None, 0, false);
         Scheduler {
             back: coros.iter().map(|_| None).collect(),
-            handles,
             coros: coros.into_iter().map(Some).collect(),
             cur: match first {
                 Decision::Switch(v) => Some(v),
@@ -445,8 +561,9 @@ impl Scheduler {
     /// Run until the run is over (`None`) or a vCPU pauses for the debugger.
     fn drive(&mut self, shared: &Rc<Shared>) -> Option<debug::PauseReason> {
         while let Some(v) = self.cur {
+            self.adopt(shared);
             let i = v.0 as usize;
-            let Some(c) = self.coros[i].as_mut() else {
+            let Some(c) = self.coros.get_mut(i).and_then(Option::as_mut) else {
                 self.cur = None;
                 break;
             };
@@ -487,11 +604,37 @@ impl Scheduler {
         None
     }
 
-    /// Stop every vCPU still suspended and hand all of them back to `k`.
+    /// Take in the coroutines of threads created since the last look.
+    fn adopt(&mut self, shared: &Shared) {
+        for (v, c) in shared.spawned.borrow_mut().drain(..) {
+            let i = v.0 as usize;
+            if self.coros.len() <= i {
+                self.coros.resize_with(i + 1, || None);
+                self.back.resize_with(i + 1, || None);
+            }
+            self.coros[i] = Some(c);
+        }
+    }
+
+    /// Stop every vCPU still suspended and hand all of them back to `k`, in vCPU order
+    /// (with a Linux process's unused instances from the pool).
     fn finish(mut self, shared: &Rc<Shared>, k: &mut Kept) {
+        self.adopt(shared);
         shared.ctl.borrow_mut().stopping = true;
+        let mut pool = std::mem::take(&mut *shared.pool.borrow_mut());
+        let n = self.coros.len().max(pool.len());
+        self.coros.resize_with(n, || None);
+        self.back.resize_with(n, || None);
         for (i, c) in self.coros.iter_mut().enumerate() {
-            let Some(mut c) = c.take() else { continue };
+            let Some(mut c) = c.take() else {
+                // Never started this run: back from the pool (the pool owns no Rc cycle
+                // once emptied).
+                if let Some((v, st)) = pool.get_mut(i).and_then(Option::take) {
+                    k.vcpus.push(v);
+                    k.stacks.push(st);
+                }
+                continue;
+            };
             if self.back[i].is_none() {
                 // Suspended in a hook: it sees Stop, asks unicorn to stop, and emu_start
                 // returns. Never started: it returns at once.

@@ -78,6 +78,8 @@ enum StopCause {
     TmAbort,
     Stop,
     Fault(String),
+    /// A Linux thread's `exit`, with its status.
+    ThreadExit(u32),
 }
 
 /// State each vCPU's hooks reach through the unicorn instance.
@@ -87,7 +89,7 @@ pub(crate) struct VcpuData {
     /// The coroutine's yielder while emulation runs (null before).
     yielder: Cell<*const Yielder<Resume, Yield>>,
     /// This vCPU's own stack, `[lo, hi)`: private unless `trace_stack`.
-    private: (u64, u64),
+    private: Cell<(u64, u64)>,
     cause: RefCell<Option<StopCause>>,
     /// RIP of an atomic instruction whose read half was seen: its write is not a new point.
     atomic_rip: Cell<u64>,
@@ -175,7 +177,8 @@ impl VcpuData {
     }
 
     fn is_private(&self, addr: u64) -> bool {
-        addr >= self.private.0 && addr < self.private.1
+        let (lo, hi) = self.private.get();
+        addr >= lo && addr < hi
     }
 
     fn on_access(&self, h: *mut uc_engine, ty: MemType, addr: u64, size: usize, value: i64) {
@@ -342,9 +345,45 @@ pub(crate) struct Vcpu {
     uc: Unicorn<'static, VcpuData>,
     /// Registers at entry, restored by `reset`.
     initial: Context,
+    /// Where emulation starts (a Linux thread: after the clone that made it).
     entry: u64,
     /// Where the return address to the board lives (top of this vCPU's stack).
-    ret_slot: u64,
+    ret_slot: Option<u64>,
+}
+
+/// A vCPU's state at entry and what it owns.
+pub(crate) struct Start {
+    pub entry: u64,
+    pub rsp: u64,
+    /// More registers to set (the board's RDI and RSI).
+    pub regs: Vec<(RegisterX86, u64)>,
+    /// Board: where `_start`'s return address goes (reset writes it there).
+    pub ret_slot: Option<u64>,
+    /// Its own stack, `[lo, hi)`.
+    pub private: (u64, u64),
+    /// RAM is mapped from here up (a Linux process leaves the first pages unmapped).
+    pub map_from: u64,
+}
+
+/// Where vCPU `id` of the board starts: `_start(id, count)` on its own stack.
+pub(crate) fn board_start(
+    id: VcpuId,
+    entry: u64,
+    ram: u64,
+    opts: &weft_trace::MachineOptions,
+) -> Start {
+    let stack_top = ram - id.0 as u64 * opts.stack_bytes;
+    Start {
+        entry,
+        rsp: stack_top - 8,
+        regs: vec![
+            (RegisterX86::RDI, id.0 as u64),
+            (RegisterX86::RSI, opts.vcpus as u64),
+        ],
+        ret_slot: Some(stack_top - 8),
+        private: (stack_top - opts.stack_bytes, stack_top),
+        map_from: 0,
+    }
 }
 
 /// Create vCPU `id`'s unicorn instance over `shared.mem`, set its entry state and install
@@ -352,22 +391,21 @@ pub(crate) struct Vcpu {
 pub(crate) fn create(
     id: VcpuId,
     shared: &Rc<Shared>,
-    entry: u64,
+    start: &Start,
     sites: &[(u64, SiteKind)],
 ) -> Result<Vcpu, unicorn_engine::uc_error> {
     let opts = shared.ctl.borrow().options().clone();
     let ram = shared.mem.size();
-    let stack_top = ram - id.0 as u64 * opts.stack_bytes;
     let private = if opts.trace_stack {
         (0, 0)
     } else {
-        (stack_top - opts.stack_bytes, stack_top)
+        start.private
     };
     let data = VcpuData {
         id,
         shared: shared.clone(),
         yielder: Cell::new(std::ptr::null()),
-        private,
+        private: Cell::new(private),
         cause: RefCell::new(None),
         atomic_rip: Cell::new(0),
         tx_regs: RefCell::new(None),
@@ -380,16 +418,24 @@ pub(crate) fn create(
     };
     let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, data)?;
     ffi::set_tcg_buffer_size(&mut uc, TCG_BUFFER)?;
+    let from = start.map_from;
     // SAFETY: the buffer is RAM-sized, page-aligned and outlives every instance: `Shared`
     // owns it and each instance holds an `Rc<Shared>` in its data, dropped with the instance.
-    unsafe { uc.mem_map_ptr(0, ram, Prot::ALL, shared.mem.host_ptr().cast())? };
+    // `from` is a page multiple below the RAM size, so the mapped part lies inside it.
+    unsafe {
+        uc.mem_map_ptr(
+            from,
+            ram - from,
+            Prot::ALL,
+            shared.mem.host_ptr().add(from as usize).cast(),
+        )?
+    };
 
-    // Entry state (board ABI v1).
-    let rsp = stack_top - 8;
-    uc.reg_write(RegisterX86::RIP, entry)?;
-    uc.reg_write(RegisterX86::RSP, rsp)?;
-    uc.reg_write(RegisterX86::RDI, id.0 as u64)?;
-    uc.reg_write(RegisterX86::RSI, opts.vcpus as u64)?;
+    uc.reg_write(RegisterX86::RIP, start.entry)?;
+    uc.reg_write(RegisterX86::RSP, start.rsp)?;
+    for &(reg, value) in &start.regs {
+        uc.reg_write(reg, value)?;
+    }
     uc.reg_write(RegisterX86::RFLAGS, 0x2)?;
     let cr0 = uc.reg_read(RegisterX86::CR0)?;
     uc.reg_write(RegisterX86::CR0, (cr0 | 0x2) & !0x4)?; // MP=1, EM=0
@@ -398,12 +444,12 @@ pub(crate) fn create(
     let mut initial = uc.context_alloc()?;
     uc.context_save(&mut initial)?;
 
-    install_hooks(&mut uc, ram, sites)?;
+    install_hooks(&mut uc, ram, sites, opts.linux.is_some())?;
     let mut v = Vcpu {
         uc,
         initial,
-        entry,
-        ret_slot: rsp,
+        entry: start.entry,
+        ret_slot: start.ret_slot,
     };
     v.reset()?;
     Ok(v)
@@ -414,8 +460,10 @@ impl Vcpu {
     pub fn reset(&mut self) -> Result<(), unicorn_engine::uc_error> {
         self.uc.context_restore(&self.initial)?;
         let d = self.uc.get_data();
-        d.shared.mem.write_u64(self.ret_slot, RETURN_ADDR);
-        d.shared.mark_dirty(self.ret_slot, 8);
+        if let Some(slot) = self.ret_slot {
+            d.shared.mem.write_u64(slot, RETURN_ADDR);
+            d.shared.mark_dirty(slot, 8);
+        }
         *d.cause.borrow_mut() = None;
         d.atomic_rip.set(0);
         *d.abort.borrow_mut() = None;
@@ -429,6 +477,16 @@ impl Vcpu {
 
     pub fn handle(&self) -> Handle {
         Handle(self.uc.get_handle())
+    }
+
+    /// This vCPU's hook data.
+    pub fn data(&self) -> &VcpuData {
+        self.uc.get_data()
+    }
+
+    /// Start the next run at `entry` (a Linux thread: where its parent's clone returns).
+    pub fn set_entry(&mut self, entry: u64) {
+        self.entry = entry;
     }
 
     /// Drop every translated block (after weft rewrote code pages between runs).
@@ -472,7 +530,18 @@ fn install_hooks(
     uc: &mut Unicorn<'static, VcpuData>,
     ram: u64,
     sites: &[(u64, SiteKind)],
+    linux: bool,
 ) -> Result<(), unicorn_engine::uc_error> {
+    if linux {
+        uc.add_insn_sys_hook(X86Insn::SYSCALL, 1, 0, |uc| {
+            let h = uc.get_handle();
+            let d: *const VcpuData = uc.get_data();
+            // SAFETY: as in the memory hook.
+            let d = unsafe { &*d };
+            let rip = uc.pc_read().unwrap_or(0);
+            super::linux::syscall::syscall(d, h, rip);
+        })?;
+    }
     // The hottest hook: registered raw, so each call skips the safe wrapper's bookkeeping.
     let user: *mut c_void = (uc.get_data() as *const VcpuData).cast_mut().cast();
     if uc.get_data().shared.debug.is_some() {
@@ -580,7 +649,7 @@ fn install_hooks(
             return;
         }
         match port {
-            0xE9 => d.ctl().console(d.id, &[value as u8]),
+            0xE9 => d.ctl().console(d.id, 1, &[value as u8]),
             0xF4 => {
                 let status = (value & 0xFF) as u64;
                 let verdict = if status == 0 {
@@ -869,7 +938,7 @@ impl VcpuData {
         }
         self.loops
             .borrow_mut()
-            .tick(uc, row, &self.shared.mem, self.private, progress)
+            .tick(uc, row, &self.shared.mem, self.private.get(), progress)
     }
 }
 
@@ -995,6 +1064,9 @@ fn classify(
     match cause {
         Some(StopCause::Returned) => return VcpuExit::Ended(VcpuEndReason::Returned),
         Some(StopCause::HaltCall) => return VcpuExit::Ended(VcpuEndReason::HaltCall),
+        Some(StopCause::ThreadExit(status)) => {
+            return VcpuExit::Ended(VcpuEndReason::Exited { status })
+        }
         Some(StopCause::Stop) => return VcpuExit::Stopped,
         Some(StopCause::Fault(what)) => return VcpuExit::Crashed(Box::new(crash_info(uc, what))),
         Some(StopCause::Resume(_)) | Some(StopCause::TmAbort) | None => {}
@@ -1034,6 +1106,43 @@ impl VcpuData {
     /// End this vCPU only (HALT hypercall).
     pub fn halt_call(&self, uc: *mut uc_engine) -> bool {
         self.stop(uc, StopCause::HaltCall)
+    }
+
+    /// End this thread only (a Linux thread's `exit`).
+    pub fn thread_exit(&self, uc: *mut uc_engine, status: u32) -> bool {
+        self.stop(uc, StopCause::ThreadExit(status))
+    }
+
+    /// Give up the token while blocked in a wait the controller has noted (a Linux futex
+    /// wait or sleep), until a wake or timeout. `None`: the run ended meanwhile (emulation
+    /// is asked to stop).
+    pub fn block(&self, uc: *mut uc_engine, rip: u64) -> Option<super::controller::WakeReason> {
+        self.blocks.set(0);
+        let decision = self.ctl().decide(None, rip, false);
+        match decision {
+            Decision::Switch(next) => {
+                let y = self.yielder.get();
+                // SAFETY: as in `point`: hooks run inside this vCPU's coroutine.
+                match unsafe { &*y }.suspend(Yield::SwitchTo(next)) {
+                    Resume::Go => Some(self.ctl().take_wake(self.id)),
+                    Resume::Stop => {
+                        self.stop(uc, StopCause::Stop);
+                        None
+                    }
+                }
+            }
+            Decision::Continue => Some(self.ctl().take_wake(self.id)),
+            Decision::Stop => {
+                self.stop(uc, StopCause::Stop);
+                None
+            }
+        }
+    }
+
+    /// Where this vCPU's own stack lies (a Linux thread's is known at clone).
+    pub fn set_private(&self, range: (u64, u64)) {
+        let traced = self.shared.ctl.borrow().options().trace_stack;
+        self.private.set(if traced { (0, 0) } else { range });
     }
 
     /// Stop emulation because the run is over (a verdict was given).

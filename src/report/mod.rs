@@ -290,6 +290,10 @@ fn failure(scan: &Scan, locs: &mut Locs) -> Option<Failure> {
             f.spinning = vcpus.iter().map(|(v, rip)| (v.0, locs.id(*rip))).collect();
         }
         Verdict::Budget { .. } => {}
+        Verdict::Signal { vcpu, .. } => {
+            f.vcpu = Some(vcpu.0);
+            f.step = last_step_of(vcpu.0);
+        }
     }
     Some(f)
 }

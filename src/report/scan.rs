@@ -184,7 +184,9 @@ impl Scan {
             } if self.warnings.len() < WARNINGS => {
                 self.warnings.push(note(step.0, vcpu.0, message.clone()));
             }
-            Event::Console { step, vcpu, bytes } => self.console(step.0, vcpu.0, bytes),
+            Event::Console {
+                step, vcpu, bytes, ..
+            } => self.console(step.0, vcpu.0, bytes),
             Event::VcpuEnd { step, vcpu, reason } => self.ends.push(VcpuEndItem {
                 vcpu: vcpu.0,
                 step: step.0,
@@ -192,6 +194,7 @@ impl Scan {
                     VcpuEndReason::Returned => "returned from _start",
                     VcpuEndReason::Hlt => "HLT",
                     VcpuEndReason::HaltCall => "HALT hypercall",
+                    VcpuEndReason::Exited { .. } => "thread exit",
                 },
             }),
             Event::End { step, verdict } => {

@@ -94,6 +94,8 @@ pub enum VcpuEndReason {
     Hlt,
     /// The HALT hypercall.
     HaltCall,
+    /// A Linux thread's `exit` system call, with its status.
+    Exited { status: u32 },
 }
 
 /// How a run ended. Everything but `Pass` is a failure (CLI exit code 1).
@@ -115,6 +117,8 @@ pub enum Verdict {
     Deadlock { vcpus: Vec<(VcpuId, u64)> },
     /// `--max-steps` reached.
     Budget { max_steps: u64 },
+    /// A Linux guest was killed by a signal it sent itself (abort(): SIGABRT, `kill`).
+    Signal { vcpu: VcpuId, signal: u32 },
 }
 
 impl Verdict {
@@ -130,6 +134,7 @@ impl Verdict {
             Verdict::Crash(_) => "crash",
             Verdict::Deadlock { .. } => "deadlock",
             Verdict::Budget { .. } => "budget",
+            Verdict::Signal { .. } => "signal",
         }
     }
 }
@@ -146,7 +151,10 @@ impl fmt::Display for Verdict {
             }
             Verdict::Crash(c) => write!(f, "{c}"),
             Verdict::Deadlock { vcpus } => {
-                write!(f, "deadlock: every live vCPU spins without progress (")?;
+                write!(
+                    f,
+                    "deadlock: every live vCPU is blocked or spins without progress ("
+                )?;
                 for (i, (v, rip)) in vcpus.iter().enumerate() {
                     if i > 0 {
                         write!(f, ", ")?;
@@ -158,7 +166,56 @@ impl fmt::Display for Verdict {
             Verdict::Budget { max_steps } => {
                 write!(f, "budget exceeded: {max_steps} steps (--max-steps)")
             }
+            Verdict::Signal { vcpu, signal } => {
+                write!(
+                    f,
+                    "killed by signal {} ({signal}) sent by {vcpu}",
+                    signal_name(*signal)
+                )
+            }
         }
+    }
+}
+
+/// The name of a Linux signal number (`SIGABRT`), or `signal N`.
+pub fn signal_name(signal: u32) -> String {
+    const NAMES: [&str; 32] = [
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    match NAMES.get(signal as usize) {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => format!("signal {signal}"),
     }
 }
 
@@ -213,10 +270,13 @@ pub enum Event {
         /// The value read or written, little-endian, zero-extended.
         value: u64,
     },
-    /// Bytes for the console (port 0xE9, or the WRITE hypercall).
+    /// Bytes for the console (port 0xE9, or the WRITE hypercall), or a Linux guest's write
+    /// to standard output or error.
     Console {
         step: Step,
         vcpu: VcpuId,
+        /// 1: the board console or standard output; 2: standard error.
+        fd: u8,
         #[serde(with = "crate::bytes")]
         bytes: Vec<u8>,
     },
@@ -228,6 +288,31 @@ pub enum Event {
         nr: u64,
         args: [u64; 3],
         ret: u64,
+    },
+    /// A Linux system call and its result (RAX after it, e.g. `-ENOSYS` as a u64); `nr` is
+    /// RAX before it, `args` RDI, RSI, RDX, R10, R8, R9.
+    Syscall {
+        step: Step,
+        vcpu: VcpuId,
+        rip: u64,
+        nr: u64,
+        args: [u64; 6],
+        ret: u64,
+    },
+    /// A Linux guest opened a host file: its contents (or the errno of the failure) as read
+    /// at recording time, so that a replay needs no host files.
+    FileData {
+        step: Step,
+        vcpu: VcpuId,
+        path: String,
+        data: Result<Vec<u8>, i32>,
+    },
+    /// A Linux guest thread (`vcpu`) created a thread: vCPU `child`, Linux thread id `tid`.
+    Spawn {
+        step: Step,
+        vcpu: VcpuId,
+        child: VcpuId,
+        tid: u32,
     },
     /// A memory fence instruction.
     Fence {
@@ -380,6 +465,9 @@ impl Event {
             Event::Access { step, .. }
             | Event::Console { step, .. }
             | Event::Hypercall { step, .. }
+            | Event::Syscall { step, .. }
+            | Event::FileData { step, .. }
+            | Event::Spawn { step, .. }
             | Event::Fence { step, .. }
             | Event::Mark { step, .. }
             | Event::Warning { step, .. }
@@ -398,6 +486,9 @@ impl Event {
             | Event::Access { vcpu, .. }
             | Event::Console { vcpu, .. }
             | Event::Hypercall { vcpu, .. }
+            | Event::Syscall { vcpu, .. }
+            | Event::FileData { vcpu, .. }
+            | Event::Spawn { vcpu, .. }
             | Event::Fence { vcpu, .. }
             | Event::Mark { vcpu, .. }
             | Event::Warning { vcpu, .. }

@@ -23,6 +23,25 @@ pub struct MachineOptions {
     pub trace_stack: bool,
     /// Transactional memory (RTM): capacity and injected aborts.
     pub tm: TmOptions,
+    /// Run the guest as a static Linux executable (threads, emulated system calls) instead
+    /// of on the weft board. `vcpus` is then the most threads the process may have.
+    pub linux: Option<LinuxOptions>,
+}
+
+/// The process a Linux guest runs as: everything it can see of the outside, fixed so that
+/// the run is deterministic and recorded in the header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinuxOptions {
+    /// argv, argv[0] included.
+    pub argv: Vec<String>,
+    /// The environment, as `NAME=value` strings.
+    pub env: Vec<String>,
+    /// What reads of standard input return (then end of file).
+    pub stdin: Vec<u8>,
+    /// Seed of getrandom() and of the AT_RANDOM bytes.
+    pub random_seed: u64,
+    /// CPUs the process is told it has (sched_getaffinity, /sys/devices/system/cpu/online).
+    pub cpus: u32,
 }
 
 /// How the TM engine behaves. Part of the trace header, so replay makes the same choices.
@@ -64,6 +83,7 @@ impl Default for MachineOptions {
             deadlock_window: 1_000_000,
             trace_stack: false,
             tm: TmOptions::default(),
+            linux: None,
         }
     }
 }

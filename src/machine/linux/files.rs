@@ -1,0 +1,201 @@
+//! Files a Linux guest can open: host files, read-only, whose contents a recording keeps
+//! (so a replay needs no host files), a few virtual files that describe the virtual
+//! machine rather than the host, and the table of open file descriptors.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+/// Largest host file a guest may open (its contents go into the trace).
+pub const MAX_FILE: u64 = 64 << 20;
+
+pub const ENOENT: i32 = 2;
+pub const EISDIR: i32 = 21;
+pub const EFBIG: i32 = 27;
+pub const EACCES: i32 = 13;
+
+/// Where the contents of host files come from.
+pub enum FileSource {
+    /// Read from the host when first opened in this machine's life, then the same bytes
+    /// for every later open and run (so every schedule of a search sees one file system).
+    Host(RefCell<BTreeMap<String, Result<Rc<[u8]>, i32>>>),
+    /// What a recording saw, per path, in the order its opens happened.
+    Recorded(RefCell<BTreeMap<String, VecDeque<Result<Rc<[u8]>, i32>>>>),
+}
+
+impl Default for FileSource {
+    fn default() -> Self {
+        FileSource::Host(RefCell::default())
+    }
+}
+
+impl FileSource {
+    /// A source that gives back what a recording saw (its `FileData` events, in order).
+    pub fn recorded(files: impl IntoIterator<Item = (String, Result<Vec<u8>, i32>)>) -> Self {
+        let mut map: BTreeMap<String, VecDeque<Result<Rc<[u8]>, i32>>> = BTreeMap::new();
+        for (path, data) in files {
+            map.entry(path).or_default().push_back(data.map(Rc::from));
+        }
+        FileSource::Recorded(RefCell::new(map))
+    }
+
+    /// The contents of host file `path` (an errno if it cannot be read); `None` when a
+    /// replay asks for a file its recording never opened (the replay has diverged).
+    pub fn open(&self, path: &str) -> Option<Result<Rc<[u8]>, i32>> {
+        match self {
+            FileSource::Host(cache) => Some(
+                cache
+                    .borrow_mut()
+                    .entry(path.to_string())
+                    .or_insert_with(|| read_host(path))
+                    .clone(),
+            ),
+            FileSource::Recorded(map) => map.borrow_mut().get_mut(path)?.pop_front(),
+        }
+    }
+}
+
+fn read_host(path: &str) -> Result<Rc<[u8]>, i32> {
+    let meta = std::fs::metadata(path).map_err(|e| e.raw_os_error().unwrap_or(ENOENT))?;
+    if meta.is_dir() {
+        return Err(EISDIR);
+    }
+    if meta.len() > MAX_FILE {
+        return Err(EFBIG);
+    }
+    std::fs::read(path)
+        .map(Rc::from)
+        .map_err(|e| e.raw_os_error().unwrap_or(EACCES))
+}
+
+/// Files under /proc and /sys describe the machine; the guest sees the virtual one.
+/// Returns `Some` for every path there (an errno for those not provided).
+pub fn virtual_file(path: &str, cpus: u32, exe: &str) -> Option<Result<Rc<[u8]>, i32>> {
+    let text = |s: String| Some(Ok(Rc::from(s.into_bytes())));
+    match path {
+        "/sys/devices/system/cpu/online" | "/sys/devices/system/cpu/possible" => {
+            text(format!("0-{}\n", cpus.saturating_sub(1)))
+        }
+        "/proc/sys/kernel/osrelease" => text(format!("{}\n", super::UNAME_RELEASE)),
+        "/proc/self/cmdline" => text(format!("{exe}\0")),
+        _ if path.starts_with("/proc/") || path.starts_with("/sys/") => Some(Err(ENOENT)),
+        _ => None,
+    }
+}
+
+/// What a file descriptor refers to.
+#[derive(Clone, Debug)]
+pub enum Open {
+    Stdin,
+    Stdout,
+    Stderr,
+    /// A read-only file and the offset of the next read.
+    File {
+        path: String,
+        data: Rc<[u8]>,
+        pos: u64,
+    },
+}
+
+/// The open file descriptors of the process.
+#[derive(Clone, Debug)]
+pub struct FdTable {
+    fds: BTreeMap<i32, Open>,
+}
+
+/// Most file descriptors open at once (RLIMIT_NOFILE).
+pub const MAX_FDS: i32 = 1024;
+
+impl Default for FdTable {
+    fn default() -> Self {
+        let fds = [(0, Open::Stdin), (1, Open::Stdout), (2, Open::Stderr)]
+            .into_iter()
+            .collect();
+        FdTable { fds }
+    }
+}
+
+impl FdTable {
+    pub fn get(&self, fd: i32) -> Option<&Open> {
+        self.fds.get(&fd)
+    }
+
+    pub fn get_mut(&mut self, fd: i32) -> Option<&mut Open> {
+        self.fds.get_mut(&fd)
+    }
+
+    /// The lowest free descriptor now refers to `open`; `None` when the table is full.
+    pub fn insert(&mut self, open: Open) -> Option<i32> {
+        let fd = (0..MAX_FDS).find(|fd| !self.fds.contains_key(fd))?;
+        self.fds.insert(fd, open);
+        Some(fd)
+    }
+
+    /// Another descriptor for what `fd` refers to (dup): at least `min`.
+    pub fn dup(&mut self, fd: i32, min: i32) -> Option<i32> {
+        let open = self.fds.get(&fd)?.clone();
+        let new = (min.max(0)..MAX_FDS).find(|fd| !self.fds.contains_key(fd))?;
+        self.fds.insert(new, open);
+        Some(new)
+    }
+
+    pub fn close(&mut self, fd: i32) -> bool {
+        self.fds.remove(&fd).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_source_answers_in_recording_order() {
+        let s = FileSource::recorded([
+            ("/a".to_string(), Ok(b"one".to_vec())),
+            ("/a".to_string(), Err(ENOENT)),
+        ]);
+        assert_eq!(s.open("/a").unwrap().unwrap().as_ref(), b"one");
+        assert_eq!(s.open("/a").unwrap(), Err(ENOENT));
+        assert!(s.open("/a").is_none());
+        assert!(s.open("/b").is_none());
+    }
+
+    #[test]
+    fn host_files_are_read_once_per_machine() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"first").unwrap();
+        let s = FileSource::default();
+        let path = p.to_str().unwrap();
+        assert_eq!(s.open(path).unwrap().unwrap().as_ref(), b"first");
+        std::fs::write(&p, b"second").unwrap();
+        assert_eq!(s.open(path).unwrap().unwrap().as_ref(), b"first");
+        assert_eq!(s.open("/nonexistent/x").unwrap(), Err(ENOENT));
+        assert_eq!(s.open(dir.path().to_str().unwrap()).unwrap(), Err(EISDIR));
+    }
+
+    #[test]
+    fn descriptors_are_the_lowest_free() {
+        let mut t = FdTable::default();
+        let f = || Open::File {
+            path: "x".into(),
+            data: Rc::from(&b""[..]),
+            pos: 0,
+        };
+        assert_eq!(t.insert(f()), Some(3));
+        assert_eq!(t.insert(f()), Some(4));
+        assert!(t.close(3));
+        assert!(!t.close(3));
+        assert_eq!(t.insert(f()), Some(3));
+        assert_eq!(t.dup(1, 10), Some(10));
+        assert!(matches!(t.get(10), Some(Open::Stdout)));
+    }
+
+    #[test]
+    fn proc_and_sys_are_virtual() {
+        let online = virtual_file("/sys/devices/system/cpu/online", 4, "p").unwrap();
+        assert_eq!(online.unwrap().as_ref(), b"0-3\n");
+        assert_eq!(virtual_file("/proc/cpuinfo", 4, "p").unwrap(), Err(ENOENT));
+        assert!(virtual_file("/etc/hosts", 4, "p").is_none());
+    }
+}

@@ -1,0 +1,155 @@
+//! A new Linux thread: a vCPU that starts as a copy of its parent at the parent's clone.
+//!
+//! Called from the parent's system call hook. The child's unicorn instance comes from the
+//! pool (kept from an earlier run) or is created now; it gets the parent's registers, its
+//! own stack and TLS, and a coroutine that the scheduler adopts before anyone can pick it.
+
+use unicorn_engine::hook::uc_engine;
+use unicorn_engine::RegisterX86;
+use weft_trace::VcpuId;
+
+use super::vcpu::{self, Start, VcpuData};
+use super::{ffi, linux};
+
+/// Registers a thread inherits from its parent (everything a user-mode program can see:
+/// general, flags, FS/GS bases; SSE and x87 state below).
+const INHERITED: [RegisterX86; 21] = [
+    RegisterX86::RAX,
+    RegisterX86::RBX,
+    RegisterX86::RCX,
+    RegisterX86::RDX,
+    RegisterX86::RSI,
+    RegisterX86::RDI,
+    RegisterX86::RBP,
+    RegisterX86::RSP,
+    RegisterX86::R8,
+    RegisterX86::R9,
+    RegisterX86::R10,
+    RegisterX86::R11,
+    RegisterX86::R12,
+    RegisterX86::R13,
+    RegisterX86::R14,
+    RegisterX86::R15,
+    RegisterX86::RFLAGS,
+    RegisterX86::FS_BASE,
+    RegisterX86::GS_BASE,
+    RegisterX86::MXCSR,
+    RegisterX86::FPCW,
+];
+
+const XMM: [RegisterX86; 16] = [
+    RegisterX86::XMM0,
+    RegisterX86::XMM1,
+    RegisterX86::XMM2,
+    RegisterX86::XMM3,
+    RegisterX86::XMM4,
+    RegisterX86::XMM5,
+    RegisterX86::XMM6,
+    RegisterX86::XMM7,
+    RegisterX86::XMM8,
+    RegisterX86::XMM9,
+    RegisterX86::XMM10,
+    RegisterX86::XMM11,
+    RegisterX86::XMM12,
+    RegisterX86::XMM13,
+    RegisterX86::XMM14,
+    RegisterX86::XMM15,
+];
+
+/// What clone asks for the child.
+pub(crate) struct Child {
+    /// Its stack pointer (0: the parent's).
+    pub stack: u64,
+    /// Its FS base (CLONE_SETTLS).
+    pub tls: Option<u64>,
+}
+
+/// Why a thread could not be made: EAGAIN (no vCPU left) or ENOMEM (no instance).
+pub(crate) enum SpawnError {
+    NoVcpu,
+    NoMemory,
+}
+
+/// Create a thread whose first instruction is the one after the parent's SYSCALL at `rip`.
+pub(crate) fn spawn_thread(
+    parent: &VcpuData,
+    h: *mut uc_engine,
+    rip: u64,
+    child: &Child,
+) -> Result<VcpuId, SpawnError> {
+    let shared = &parent.shared;
+    let capacity = shared.ctl.borrow().options().vcpus;
+    let id = {
+        let p = shared.linux.as_ref().ok_or(SpawnError::NoVcpu)?.borrow();
+        p.free_vcpu()
+            .filter(|v| v.0 < capacity)
+            .ok_or(SpawnError::NoVcpu)?
+    };
+    let pooled = shared
+        .pool
+        .borrow_mut()
+        .get_mut(id.0 as usize)
+        .and_then(Option::take);
+    let (mut v, stack) = match pooled {
+        Some(p) => p,
+        None => {
+            let start = Start {
+                entry: rip + 2,
+                rsp: 0,
+                regs: Vec::new(),
+                ret_slot: None,
+                private: (0, 0),
+                map_from: linux::NULL_GUARD,
+            };
+            let v = vcpu::create(id, shared, &start, &shared.sites)
+                .map_err(|_| SpawnError::NoMemory)?;
+            (v, vcpu::new_stack().map_err(|_| SpawnError::NoMemory)?)
+        }
+    };
+    v.reset().map_err(|_| SpawnError::NoMemory)?;
+    let ch = v.handle().0;
+    for reg in INHERITED {
+        ffi::reg_write(ch, reg, ffi::reg_read(h, reg));
+    }
+    let mut buf = [0u8; 16];
+    for reg in XMM {
+        ffi::reg_read_bytes(h, reg, &mut buf);
+        ffi::reg_write_bytes(ch, reg, &buf);
+    }
+    // The kernel's SYSCALL leaves the return address in RCX and RFLAGS in R11.
+    ffi::reg_write(ch, RegisterX86::RCX, rip + 2);
+    ffi::reg_write(ch, RegisterX86::R11, ffi::reg_read(h, RegisterX86::RFLAGS));
+    ffi::reg_write(ch, RegisterX86::RAX, 0);
+    let sp = if child.stack != 0 {
+        child.stack
+    } else {
+        ffi::reg_read(h, RegisterX86::RSP)
+    };
+    ffi::reg_write(ch, RegisterX86::RSP, sp);
+    if let Some(tls) = child.tls {
+        ffi::reg_write(ch, RegisterX86::FS_BASE, tls);
+    }
+    // Its own stack: from the bottom of the mapping it lies in up to where it starts (glibc
+    // keeps the thread's descriptor and TLS above, which other threads read).
+    let own = shared
+        .linux
+        .as_ref()
+        .and_then(|p| p.borrow().mm.mapping_of(sp.saturating_sub(1)))
+        .map_or((0, 0), |(lo, _)| (lo, sp));
+    v.data().set_private(own);
+    v.set_entry(rip + 2);
+    {
+        let mut handles = shared.handles.borrow_mut();
+        let i = id.0 as usize;
+        if handles.len() <= i {
+            handles.resize(i + 1, vcpu::Handle(std::ptr::null_mut()));
+        }
+        handles[i] = v.handle();
+    }
+    shared
+        .spawned
+        .borrow_mut()
+        .push((id, v.into_coroutine(stack)));
+    shared.ctl.borrow_mut().spawn(id);
+    Ok(id)
+}
