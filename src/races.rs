@@ -391,6 +391,15 @@ pub fn analyze(
                     hb.tick(v);
                 }
             }
+            Event::Spawn { vcpu, child, .. } => {
+                // A thread starts after everything its creator did before creating it.
+                let (p, c) = (vcpu.0 as usize, child.0 as usize);
+                if p < n && c < n {
+                    let parent = hb.vc[p].clone();
+                    hb.acquire(c, Some(&parent));
+                    hb.tick(p);
+                }
+            }
             Event::TxBegin { vcpu, depth: 1, .. } => {
                 if let Some(t) = in_tx.get_mut(vcpu.0 as usize) {
                     *t = Some(Vec::new());

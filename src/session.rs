@@ -12,6 +12,7 @@ use weft_trace::{
     TraceHeader, TraceReader, TraceWriter, VcpuId, Verdict,
 };
 
+use crate::machine::linux::FileSource;
 use crate::machine::{Machine, MachineError, Paused, RunConfig, RunOutcome};
 
 /// Why a session could not do its work (as opposed to a guest failure, which is a verdict).
@@ -264,4 +265,31 @@ pub fn recorded_verdict(path: &Path) -> Result<Option<Verdict>, SessionError> {
             _ => None,
         })
         .last())
+}
+
+/// How many vCPUs a trace's run had: the board's `--vcpus`, or for a Linux guest its main
+/// thread and every thread it created (a pass over the events).
+pub fn vcpus_in(path: &Path, header: &TraceHeader) -> Result<u32, TraceError> {
+    if header.options.linux.is_none() {
+        return Ok(header.options.vcpus);
+    }
+    let spawned = TraceReader::open(path)?
+        .into_events()
+        .map_while(Result::ok)
+        .filter(|e| matches!(e, Event::Spawn { .. }))
+        .count() as u32;
+    Ok((1 + spawned).min(header.options.vcpus))
+}
+
+/// The host files a Linux guest's recording read (its `FileData` events), for a replay
+/// that needs none of them.
+pub fn recorded_files(path: &Path) -> Result<FileSource, TraceError> {
+    let files = TraceReader::open(path)?
+        .into_events()
+        .map_while(Result::ok)
+        .filter_map(|e| match e {
+            Event::FileData { path, data, .. } => Some((path, data)),
+            _ => None,
+        });
+    Ok(FileSource::recorded(files))
 }

@@ -240,7 +240,7 @@ pub(super) fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> Strin
         } => {
             let name = weft::machine::linux::syscall_name(*nr)
                 .map_or_else(|| format!("syscall_{nr}"), str::to_string);
-            let shown = args.iter().rposition(|&a| a != 0).map_or(0, |i| i + 1);
+            let shown = weft::machine::linux::syscall_arity(*nr);
             let args: Vec<String> = args[..shown].iter().map(|a| format!("{a:#x}")).collect();
             format!(
                 "syscall {name}({}) -> {}   {rip:#x}",

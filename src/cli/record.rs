@@ -88,7 +88,7 @@ pub fn end_progress() {
     }
 }
 
-fn report(outcome: &RunOutcome) {
+fn report(outcome: &RunOutcome, linux: bool) {
     if let Some(v) = &outcome.verdict {
         eprintln!("{}", verdict_line(v));
         if let Some(d) = crash_details(v) {
@@ -96,11 +96,15 @@ fn report(outcome: &RunOutcome) {
         }
     }
     let s = &outcome.stats;
+    // A Linux guest's vCPUs are the threads it made; a board guest's are all there.
+    let (n, what) = if linux {
+        (s.points.iter().filter(|&&p| p > 0).count(), "threads")
+    } else {
+        (s.points.len(), "vCPUs")
+    };
     eprintln!(
-        "steps: {} on {} vCPUs, {} context switches",
-        s.steps,
-        s.points.len(),
-        s.switches
+        "steps: {} on {n} {what}, {} context switches",
+        s.steps, s.switches
     );
 }
 
@@ -128,7 +132,7 @@ pub fn record(a: RecordArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
-    report(&rec.outcome);
+    report(&rec.outcome, opts.linux.is_some());
     eprintln!(
         "trace: {} ({} events, {}; strategy {strategy})",
         out.display(),
@@ -148,6 +152,6 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         progress_config(!a.quiet),
     )?;
     end_progress();
-    report(&outcome);
+    report(&outcome, opts.linux.is_some());
     Ok(verdict_code(outcome.verdict.as_ref()))
 }

@@ -83,8 +83,11 @@ fn build(path: &Path) -> Result<(Machine, DebugRun), String> {
             Err(_) => break,
         }
     }
-    let machine = Machine::new_debug(&header.guest.elf, &header.options)
+    let mut machine = Machine::new_debug(&header.guest.elf, &header.options)
         .map_err(|e| format!("{}: embedded guest: {e}", path.display()))?;
+    if header.options.linux.is_some() {
+        machine.set_files(crate::session::recorded_files(path).map_err(|e| e.to_string())?);
+    }
     let sink = std::rc::Rc::new(std::cell::RefCell::new(NullSink));
     let run = machine
         .debug_run(Box::new(ScheduleReplay::new(runs.into_iter())), sink)

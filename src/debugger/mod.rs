@@ -29,6 +29,8 @@ pub const DEFAULT_CHECKPOINT_EVERY: u64 = 1 << 20;
 pub struct TimeTravel {
     trace: PathBuf,
     header: TraceHeader,
+    /// vCPUs of the run (a Linux guest: the threads it ever had), all shown to gdb.
+    vcpus: u32,
     /// Holds the checkpoint sockets; removed on drop.
     dir: PathBuf,
     /// Its other end is in every executor and checkpoint: they exit when this one closes.
@@ -82,9 +84,11 @@ impl TimeTravel {
         }
         drop(child_lifeline);
         drop(child_conn);
+        let vcpus = crate::session::vcpus_in(path, &header)?;
         let mut tt = TimeTravel {
             trace: path.to_path_buf(),
             header,
+            vcpus,
             dir,
             _lifeline: lifeline,
             conn,
@@ -503,7 +507,7 @@ const MONITOR_HELP: &str = "weft monitor commands:
 
 impl Debuggee for TimeTravel {
     fn vcpus(&self) -> u32 {
-        self.header.options.vcpus
+        self.vcpus
     }
 
     fn live_vcpus(&mut self) -> Result<Vec<Vcpu>, String> {

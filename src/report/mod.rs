@@ -96,7 +96,7 @@ pub fn build(path: &Path, shown_as: &str, opts: &ReportOptions) -> Result<Report
         .unwrap_or(0)
         + 1;
     drop(reader);
-    let vcpus = header.options.vcpus as usize;
+    let vcpus = crate::session::vcpus_in(path, &header)? as usize;
     let budget = opts.detail_budget;
 
     // Pass 1: sync variables; pass 2: the race analysis, with the scan watching the same
@@ -181,7 +181,7 @@ pub fn build(path: &Path, shown_as: &str, opts: &ReportOptions) -> Result<Report
         meta: Meta {
             trace: shown_as.to_string(),
             guest: header.guest.name.clone(),
-            vcpus: header.options.vcpus,
+            vcpus: vcpus as u32,
             steps: scan.steps,
             strategy: header.strategy.clone(),
             weft_version: header.weft_version.clone(),

@@ -330,7 +330,8 @@ pub fn fcntl(c: &Call, fd: i32, cmd: u64, arg: u64) -> Ret {
     }
 }
 
-/// readlink / readlinkat: only /proc/self/exe is a link (to argv[0]).
+/// readlink / readlinkat: only /proc/self/exe is a link: to argv[0], made absolute
+/// against the virtual working directory (glibc insists on an absolute path).
 pub fn readlink(c: &Call, path: u64, buf: u64, size: u64) -> Ret {
     let path = match c.cstr(path) {
         Ok(p) => p,
@@ -344,6 +345,11 @@ pub fn readlink(c: &Call, path: u64, buf: u64, size: u64) -> Ret {
         });
     }
     let exe = c.process().exe().to_string();
+    let exe = if exe.starts_with('/') {
+        exe
+    } else {
+        format!("{}/{}", super::syscall::CWD, exe.trim_start_matches("./"))
+    };
     let n = exe.len().min(size as usize);
     c.write(buf, &exe.as_bytes()[..n]).map(|_| n as u64).into()
 }

@@ -6,6 +6,19 @@ mod names;
 
 pub use names::syscall_name;
 
+/// How many arguments system call `nr` takes (6 when weft does not know), for listings.
+pub fn syscall_arity(nr: u64) -> usize {
+    match nr {
+        24 | 39 | 102 | 104 | 107 | 108 | 110 | 186 => 0,
+        3 | 12 | 32 | 60 | 63 | 201 | 218 | 231 => 1,
+        4..=6 | 11 | 21 | 33 | 35 | 62 | 79 | 96 | 97 | 158 | 200 | 228 | 229 | 273 | 435 => 2,
+        0..=2 | 8 | 10 | 16 | 19 | 20 | 28 | 72 | 89 | 204 | 234 | 318 | 292 => 3,
+        13 | 14 | 17 | 230 | 257 | 262 | 267 | 302 | 334 => 4,
+        56 => 5,
+        _ => 6,
+    }
+}
+
 /// A system call's result as Linux returns it in RAX, for listings: `-ENOENT`, or hex.
 pub fn describe_result(ret: u64) -> String {
     let signed = ret as i64;
