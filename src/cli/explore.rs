@@ -106,8 +106,19 @@ struct JsonSummary {
 
 pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     let (name, elf, opts) = a.guest.load(&a.machine)?;
-    let strategy = match a.machine.strategy() {
+    let chosen = match a.machine.strategy() {
+        // A Linux program spends most of its steps starting threads; under random switches
+        // the first thread usually finishes before the next exists. PCT's priorities keep
+        // a thread waiting long enough for the others to catch up (docs/linux.md).
+        StrategySpec::RoundRobin { .. } if opts.linux.is_some() => StrategySpec::Pct {
+            seed: 0,
+            depth: weft_recorder::DEFAULT_DEPTH,
+            steps: DEFAULT_PCT_STEPS,
+        },
         StrategySpec::RoundRobin { .. } => StrategySpec::Random { seed: 0 },
+        s => s,
+    };
+    let strategy = match chosen {
         // PCT spreads its d-1 priority change points over `steps`: left at the default, fit
         // it to this guest's length, measured once (round-robin).
         StrategySpec::Pct { seed, depth, steps } if steps == DEFAULT_PCT_STEPS => {

@@ -224,20 +224,31 @@ impl CodecState {
     }
 }
 
-/// Serialize a header (bincode, varint).
+/// Serialize a header: bincode (varint), then one zstd frame (the embedded guest ELF,
+/// nearly 1 MB for a static glibc program, is most of a short trace).
 pub fn encode_header(h: &crate::TraceHeader) -> Result<Vec<u8>, CodecError> {
-    bincode_opts()
+    let raw = bincode_opts()
         .serialize(h)
-        .map_err(|e| CodecError::Bincode(e.to_string()))
+        .map_err(|e| CodecError::Bincode(e.to_string()))?;
+    zstd::bulk::compress(&raw, 3).map_err(|e| CodecError::Bincode(format!("zstd: {e}")))
 }
 
-/// Deserialize a header of at most `limit` bytes.
+/// Deserialize a header (a zstd frame of at most `MAX_HEADER` bytes of bincode).
 pub fn decode_header(bytes: &[u8]) -> Result<crate::TraceHeader, CodecError> {
+    use std::io::Read;
+    let limit = crate::format::MAX_HEADER as u64;
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(bytes)
+        .and_then(|d| d.take(limit + 1).read_to_end(&mut raw))
+        .map_err(|e| CodecError::Bincode(format!("zstd: {e}")))?;
+    if raw.len() as u64 > limit {
+        return Err(CodecError::Bincode("the header is too large".into()));
+    }
     bincode::DefaultOptions::new()
         .with_varint_encoding()
-        .with_limit(bytes.len() as u64)
+        .with_limit(raw.len() as u64)
         .reject_trailing_bytes()
-        .deserialize(bytes)
+        .deserialize(&raw)
         .map_err(|e| CodecError::Bincode(e.to_string()))
 }
 

@@ -290,13 +290,13 @@ pub enum Event {
         ret: u64,
     },
     /// A Linux system call and its result (RAX after it, e.g. `-ENOSYS` as a u64); `nr` is
-    /// RAX before it, `args` RDI, RSI, RDX, R10, R8, R9.
+    /// RAX before it, `args` RDI, RSI, RDX, R10, R8, R9 (boxed: events stay small).
     Syscall {
         step: Step,
         vcpu: VcpuId,
         rip: u64,
         nr: u64,
-        args: [u64; 6],
+        args: Box<[u64; 6]>,
         ret: u64,
     },
     /// A Linux guest opened a host file: its contents (or the errno of the failure) as read

@@ -64,7 +64,28 @@ fn every_variant() -> Vec<Event> {
         Event::Console {
             step: Step(5),
             vcpu: v,
+            fd: 2,
             bytes: b"hello\n".to_vec(),
+        },
+        Event::Syscall {
+            step: Step(5),
+            vcpu: v,
+            rip: 0x401000,
+            nr: 1,
+            args: Box::new([1, 0x1000, 6, 0, 0, 0]),
+            ret: 6,
+        },
+        Event::FileData {
+            step: Step(5),
+            vcpu: v,
+            path: "/etc/x".into(),
+            data: Err(2),
+        },
+        Event::Spawn {
+            step: Step(5),
+            vcpu: v,
+            child: VcpuId(1),
+            tid: 1001,
         },
         Event::Hypercall {
             step: Step(6),

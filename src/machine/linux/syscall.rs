@@ -201,7 +201,7 @@ pub(crate) fn syscall(d: &VcpuData, h: *mut uc_engine, rip: u64) {
             vcpu: d.id,
             rip,
             nr,
-            args: a,
+            args: Box::new(a),
             ret,
         });
     ffi::reg_write(h, RegisterX86::RAX, ret);

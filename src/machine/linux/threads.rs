@@ -76,7 +76,7 @@ impl Call<'_> {
             vcpu: d.id,
             rip,
             nr,
-            args,
+            args: Box::new(args),
             ret,
         });
     }
