@@ -1,6 +1,9 @@
-//! Builds the guest programs from source: every examples/*.c (embedded in the `weft` binary,
-//! so `weft demo` and `weft examples` need no files) and every tests/guests/*.c (used by the
-//! end-to-end tests). Nothing prebuilt is checked in.
+//! Builds the guest programs from source: every examples/*.c (board guests, embedded in the
+//! `weft` binary, so `weft demo` and `weft examples` need no files), every
+//! examples/linux/*.c (static glibc pthread programs for the Linux user-mode platform, also
+//! embedded), every tests/guests/*.c and tests/guests/linux/*.c (used by the end-to-end
+//! tests). Board guests land in OUT_DIR/guests/NAME.elf, Linux guests in
+//! OUT_DIR/guests/linux/NAME.elf. Nothing prebuilt is checked in.
 
 use std::env;
 use std::fmt::Write as _;
@@ -8,9 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The flags every guest is built with: freestanding, static, non-PIE, no red zone (the
-/// board has no signal frames, but hypercalls must not clobber below RSP either way).
-const GUEST_CFLAGS: &[&str] = &[
+/// The flags every board guest is built with: freestanding, static, non-PIE, no red zone
+/// (the board has no signal frames, but hypercalls must not clobber below RSP either way).
+const BOARD_CFLAGS: &[&str] = &[
     "-O2",
     "-g",
     "-ffreestanding",
@@ -28,75 +31,127 @@ const GUEST_CFLAGS: &[&str] = &[
     "-Wl,--build-id=none",
 ];
 
-fn c_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|e| e == "c"));
-    v.sort();
-    v
+/// The flags every Linux guest is built with: an ordinary `gcc -static -pthread` program
+/// linked against the host's glibc, non-PIE so its addresses are fixed.
+const LINUX_CFLAGS: &[&str] = &[
+    "-O2",
+    "-g",
+    "-static",
+    "-pthread",
+    "-fno-pie",
+    "-no-pie",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wl,--build-id=none",
+];
+
+/// How one kind of guest (board or Linux) is compiled.
+struct Kind<'a> {
+    flags: &'a [&'a str],
+    /// Passed as `-I`: the board ABI header's directory.
+    include: Option<&'a Path>,
 }
 
-fn build(cc: &str, src: &Path, include: &Path, out: &Path) {
-    // Paths inside the guest (assertion messages, DWARF) relative to the repository, so the
-    // same source gives the same bytes in every checkout.
+/// One guest program built from `src` into `elf`.
+struct Guest {
+    name: String,
+    src: PathBuf,
+    elf: PathBuf,
+}
+
+/// Compiles every `*.c` directly in `dir` (relative to the repository; not its
+/// subdirectories) into `out/NAME.elf`, in name order.
+fn build_dir(cc: &str, kind: &Kind, dir: &str, out: &Path) -> Vec<Guest> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(cc)
-        .args(GUEST_CFLAGS)
+    fs::create_dir_all(out).unwrap();
+    let mut srcs: Vec<PathBuf> = fs::read_dir(root.join(dir))
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    srcs.retain(|p| p.extension().is_some_and(|e| e == "c"));
+    srcs.sort();
+    srcs.into_iter()
+        .map(|src| {
+            let name = src.file_stem().unwrap().to_string_lossy().to_string();
+            let elf = out.join(format!("{name}.elf"));
+            build(cc, kind, &src, &elf);
+            Guest { name, src, elf }
+        })
+        .collect()
+}
+
+fn build(cc: &str, kind: &Kind, src: &Path, out: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(cc);
+    cmd.args(kind.flags)
         // Paths relative to the repository, so a guest built in any checkout is
-        // byte-identical: __FILE__ as `examples/x.c`, DWARF with comp dir ".".
+        // byte-identical: __FILE__ (assertion messages) as `examples/x.c`, DWARF with
+        // comp dir ".".
         .arg(format!("-fmacro-prefix-map={}/=", root.display()))
-        .arg(format!("-fdebug-prefix-map={}=.", root.display()))
-        .arg("-I")
-        .arg(include)
-        .arg("-o")
-        .arg(out)
-        .arg(src)
-        .status()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run the C compiler `{cc}` to build guest {}: {e}; install gcc",
-                src.display()
-            )
-        });
+        .arg(format!("-fdebug-prefix-map={}=.", root.display()));
+    if let Some(include) = kind.include {
+        cmd.arg("-I").arg(include);
+    }
+    let status = cmd.arg("-o").arg(out).arg(src).status();
+    let status = status.unwrap_or_else(|e| {
+        panic!(
+            "cannot run the C compiler `{cc}` to build guest {}: {e}; install gcc",
+            src.display()
+        )
+    });
     assert!(status.success(), "building guest {} failed", src.display());
 }
 
+/// A Rust `&[(name, source, ELF)]` constant embedding `guests`.
+fn table(doc: &str, name: &str, guests: &[Guest]) -> String {
+    let mut t = format!("/// {doc}: (name, source file, ELF image).\n");
+    let _ = writeln!(t, "pub const {name}: &[(&str, &str, &[u8])] = &[");
+    for g in guests {
+        let _ = writeln!(
+            t,
+            "    ({:?}, include_str!({:?}), include_bytes!({:?})),",
+            g.name,
+            g.src.display().to_string(),
+            g.elf.display().to_string()
+        );
+    }
+    t.push_str("];\n");
+    t
+}
+
 fn main() {
-    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap()).join("guests");
-    fs::create_dir_all(&out_dir).unwrap();
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let guests = out.join("guests");
+    let linux = guests.join("linux");
     let cc = env::var("WEFT_GUEST_CC").unwrap_or_else(|_| "gcc".to_string());
-    let include = root.join("examples/include");
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/include");
     println!("cargo:rerun-if-changed=examples");
     println!("cargo:rerun-if-changed=tests/guests");
     println!("cargo:rerun-if-env-changed=WEFT_GUEST_CC");
 
-    let mut table = String::from("/// Built-in example guests: (name, source file, ELF image).\npub const EXAMPLES: &[(&str, &str, &[u8])] = &[\n");
-    for src in c_files(&root.join("examples")) {
-        let name = src.file_stem().unwrap().to_string_lossy().to_string();
-        let elf = out_dir.join(format!("{name}.elf"));
-        build(&cc, &src, &include, &elf);
-        let _ = writeln!(
-            table,
-            "    ({name:?}, include_str!({:?}), include_bytes!({:?})),",
-            src.display().to_string(),
-            elf.display().to_string()
-        );
-    }
-    table.push_str("];\n");
+    let board = Kind {
+        flags: BOARD_CFLAGS,
+        include: Some(&include),
+    };
+    let examples = build_dir(&cc, &board, "examples", &guests);
+    build_dir(&cc, &board, "tests/guests", &guests);
+    let glibc = Kind {
+        flags: LINUX_CFLAGS,
+        include: None,
+    };
+    let linux_examples = build_dir(&cc, &glibc, "examples/linux", &linux);
+    build_dir(&cc, &glibc, "tests/guests/linux", &linux);
+
+    let mut rs = table("Built-in example guests", "EXAMPLES", &examples);
     let _ = writeln!(
-        table,
+        rs,
         "/// The guest-side header of the board ABI.\npub const WEFT_H: &str = include_str!({:?});",
         include.join("weft.h").display().to_string()
     );
-    for src in c_files(&root.join("tests/guests")) {
-        let name = src.file_stem().unwrap().to_string_lossy().to_string();
-        build(&cc, &src, &include, &out_dir.join(format!("{name}.elf")));
-    }
-    fs::write(
-        PathBuf::from(env::var("OUT_DIR").unwrap()).join("examples.rs"),
-        table,
-    )
-    .unwrap();
+    rs.push_str(&table(
+        "Built-in Linux example guests (static glibc pthread programs)",
+        "LINUX_EXAMPLES",
+        &linux_examples,
+    ));
+    fs::write(out.join("examples.rs"), rs).unwrap();
 }
