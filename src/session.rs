@@ -183,11 +183,14 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
     let reader = TraceReader::open(path)?;
     let header = reader.header().clone();
     let warning = reader.warning().map(str::to_string);
-    let machine =
+    let mut machine =
         Machine::new(&header.guest.elf, &header.options).map_err(|error| SessionError::Guest {
             path: format!("{} (embedded guest {})", path.display(), header.guest.name),
             error,
         })?;
+    if header.options.linux.is_some() {
+        machine.set_files(recorded_files(path)?);
+    }
     // One pass for the schedule, one for the check: both stream, neither holds the trace.
     let runs = TraceReader::open(path)?
         .into_events()

@@ -21,9 +21,8 @@
  *
  * Try it:
  *     ./bank_account.elf                                        # natively: nearly always 115
- *     weft record --linux bank_account.elf                      # one schedule: passes
- *     weft record --linux bank_account.elf --strategy random --seed N   # some seeds fail
- *     weft explore --linux bank_account.elf --schedules 1000    # finds a lost update
+ *     weft record bank_account.elf                      # one schedule: passes
+ *     weft explore bank_account.elf --schedules 1000    # finds a lost update
  */
 #include <assert.h>
 #include <pthread.h>

@@ -19,8 +19,8 @@
  *
  * Try it:
  *     ./bank_account_fixed.elf                                     # natively: always passes
- *     weft record --linux bank_account_fixed.elf --strategy random --seed N   # passes
- *     weft explore --linux bank_account_fixed.elf --schedules 1000 # no failure found
+ *     weft record bank_account_fixed.elf --strategy random --seed N   # passes
+ *     weft explore bank_account_fixed.elf --schedules 1000 # no failure found
  */
 #include <pthread.h>
 #include <stdio.h>

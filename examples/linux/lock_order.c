@@ -19,9 +19,8 @@
  *
  * Try it:
  *     ./lock_order.elf                                            # natively: nearly always ok
- *     weft record --linux lock_order.elf                          # one schedule: passes
- *     weft record --linux lock_order.elf --strategy random --seed N    # some seeds deadlock
- *     weft explore --linux lock_order.elf --schedules 1000        # finds the deadlock
+ *     weft record lock_order.elf                          # one schedule: passes
+ *     weft explore lock_order.elf --schedules 1000        # finds the deadlock
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -22,9 +22,8 @@
  *
  * Try it:
  *     ./lost_wakeup.elf                                          # natively: nearly always ok
- *     weft record --linux lost_wakeup.elf                        # one schedule: passes
- *     weft record --linux lost_wakeup.elf --strategy random --seed N   # some seeds deadlock
- *     weft explore --linux lost_wakeup.elf --schedules 1000      # finds the deadlock
+ *     weft record lost_wakeup.elf                        # one schedule: passes
+ *     weft explore lost_wakeup.elf --schedules 1000      # finds the deadlock
  * The fix: take the mutex before testing `ready` (see bank_account_fixed.c).
  */
 #include <pthread.h>

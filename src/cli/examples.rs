@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use weft::examples::{EXAMPLES, WEFT_H};
+use weft::examples::{EXAMPLES, LINUX_EXAMPLES, WEFT_H};
 
 use super::EXIT_PASS;
 
@@ -45,9 +45,15 @@ pub fn summary(source: &str) -> String {
 pub fn examples(a: ExamplesArgs) -> Result<ExitCode> {
     match a.out {
         None => {
-            let w = EXAMPLES.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+            let all = EXAMPLES.iter().chain(LINUX_EXAMPLES);
+            let w = all.map(|(n, _, _)| n.len()).max().unwrap_or(0);
+            println!("On the weft board (freestanding, weft.h):");
             for (name, src, elf) in EXAMPLES {
-                println!("{name:<w$} {:>6} bytes  {}", elf.len(), summary(src));
+                println!("  {name:<w$} {:>7} bytes  {}", elf.len(), summary(src));
+            }
+            println!("\nLinux programs (gcc -static -pthread, glibc; in linux/):");
+            for (name, src, elf) in LINUX_EXAMPLES {
+                println!("  {name:<w$} {:>7} bytes  {}", elf.len(), summary(src));
             }
             println!("\nwrite them out with: weft examples --out DIR");
         }
@@ -57,18 +63,25 @@ pub fn examples(a: ExamplesArgs) -> Result<ExitCode> {
                 .with_context(|| format!("{}: cannot create directory", inc.display()))?;
             std::fs::write(inc.join("weft.h"), WEFT_H)
                 .with_context(|| format!("{}: cannot write", inc.join("weft.h").display()))?;
-            for (name, src, elf) in EXAMPLES {
-                for (path, bytes) in [
-                    (dir.join(format!("{name}.elf")), *elf),
-                    (dir.join(format!("{name}.c")), src.as_bytes()),
-                ] {
-                    std::fs::write(&path, bytes)
-                        .with_context(|| format!("{}: cannot write", path.display()))?;
+            let linux = dir.join("linux");
+            std::fs::create_dir_all(&linux)
+                .with_context(|| format!("{}: cannot create directory", linux.display()))?;
+            let sets = [(&dir, EXAMPLES), (&linux, LINUX_EXAMPLES)];
+            for (to, set) in sets {
+                for (name, src, elf) in set {
+                    for (path, bytes) in [
+                        (to.join(format!("{name}.elf")), *elf),
+                        (to.join(format!("{name}.c")), src.as_bytes()),
+                    ] {
+                        std::fs::write(&path, bytes)
+                            .with_context(|| format!("{}: cannot write", path.display()))?;
+                    }
                 }
             }
             println!(
-                "wrote {} examples (NAME.elf, NAME.c) and include/weft.h to {}",
+                "wrote {} board examples (NAME.elf, NAME.c) and include/weft.h, and {} Linux programs in linux/, to {}",
                 EXAMPLES.len(),
+                LINUX_EXAMPLES.len(),
                 dir.display()
             );
         }
@@ -82,8 +95,8 @@ mod tests {
 
     #[test]
     fn every_example_has_a_one_sentence_summary() {
-        assert!(EXAMPLES.len() >= 5);
-        for (name, src, elf) in EXAMPLES {
+        assert!(EXAMPLES.len() >= 5 && LINUX_EXAMPLES.len() >= 4);
+        for (name, src, elf) in EXAMPLES.iter().chain(LINUX_EXAMPLES) {
             let s = summary(src);
             assert!(
                 !s.is_empty() && !s.contains(".c - ") && s.ends_with('.'),

@@ -128,13 +128,15 @@ impl TimeTravel {
     /// information says they are, below the session's directory, and return that directory:
     /// the sources gdb would otherwise look for in the weft repository.
     fn builtin_sources(&self) -> anyhow::Result<Option<PathBuf>> {
-        let Some((name, src, _)) = crate::examples::EXAMPLES
-            .iter()
-            .find(|(_, _, elf)| *elf == self.header.guest.elf.as_slice())
-        else {
-            return Ok(None);
+        let elf = self.header.guest.elf.as_slice();
+        let board = crate::examples::EXAMPLES.iter().find(|e| e.2 == elf);
+        let linux = crate::examples::LINUX_EXAMPLES.iter().find(|e| e.2 == elf);
+        let (rel, src) = match (board, linux) {
+            (Some((name, src, _)), _) => (format!("src/examples/{name}.c"), *src),
+            (None, Some((name, src, _))) => (format!("src/examples/linux/{name}.c"), *src),
+            (None, None) => return Ok(None),
         };
-        self.write_file(&format!("src/examples/{name}.c"), src.as_bytes())?;
+        self.write_file(&rel, src.as_bytes())?;
         self.write_file(
             "src/examples/include/weft.h",
             crate::examples::WEFT_H.as_bytes(),

@@ -14,6 +14,20 @@ pub fn guest(name: &str) -> PathBuf {
     p
 }
 
+/// Path of a static glibc program built from tests/guests/linux/NAME.c or
+/// examples/linux/NAME.c.
+pub fn linux_guest(name: &str) -> PathBuf {
+    let p = Path::new(env!("OUT_DIR"))
+        .join("guests/linux")
+        .join(format!("{name}.elf"));
+    assert!(
+        p.exists(),
+        "Linux guest {name} was not built: {}",
+        p.display()
+    );
+    p
+}
+
 /// Run `weft` with `args`; returns its output.
 pub fn weft<I, S>(args: I) -> Output
 where

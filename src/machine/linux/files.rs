@@ -14,13 +14,16 @@ pub const EISDIR: i32 = 21;
 pub const EFBIG: i32 = 27;
 pub const EACCES: i32 = 13;
 
+/// A file's bytes, or the errno opening it gave.
+pub type Contents = Result<Rc<[u8]>, i32>;
+
 /// Where the contents of host files come from.
 pub enum FileSource {
     /// Read from the host when first opened in this machine's life, then the same bytes
     /// for every later open and run (so every schedule of a search sees one file system).
-    Host(RefCell<BTreeMap<String, Result<Rc<[u8]>, i32>>>),
+    Host(RefCell<BTreeMap<String, Contents>>),
     /// What a recording saw, per path, in the order its opens happened.
-    Recorded(RefCell<BTreeMap<String, VecDeque<Result<Rc<[u8]>, i32>>>>),
+    Recorded(RefCell<BTreeMap<String, VecDeque<Contents>>>),
 }
 
 impl Default for FileSource {
@@ -32,7 +35,7 @@ impl Default for FileSource {
 impl FileSource {
     /// A source that gives back what a recording saw (its `FileData` events, in order).
     pub fn recorded(files: impl IntoIterator<Item = (String, Result<Vec<u8>, i32>)>) -> Self {
-        let mut map: BTreeMap<String, VecDeque<Result<Rc<[u8]>, i32>>> = BTreeMap::new();
+        let mut map: BTreeMap<String, VecDeque<Contents>> = BTreeMap::new();
         for (path, data) in files {
             map.entry(path).or_default().push_back(data.map(Rc::from));
         }

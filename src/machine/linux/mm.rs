@@ -75,7 +75,7 @@ impl AddressSpace {
         }
         let old = self.brk;
         self.brk = want;
-        let grown = (want > old).then(|| (old, want));
+        let grown = (want > old).then_some((old, want));
         (want, grown)
     }
 

@@ -1,0 +1,275 @@
+//! The Linux user-mode platform end to end: static glibc pthread programs recorded,
+//! replayed, analysed and explored through the `weft` binary (docs/linux.md).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{linux_guest, scratch, text, weft};
+use weft_trace::{Event, TraceReader, Verdict};
+
+/// `weft record GUEST -o OUT OPTIONS... ARGS...` -> (exit code, stdout, stderr); the
+/// guest's arguments come last (after a `--`, everything is one).
+fn record(name: &str, out: &Path, args: &[&str], options: &[&str]) -> (i32, String, String) {
+    let g = linux_guest(name);
+    let mut a = vec!["record".to_string(), g.display().to_string()];
+    a.extend(["-o".into(), out.display().to_string()]);
+    a.extend(options.iter().map(|s| s.to_string()));
+    a.extend(args.iter().map(|s| s.to_string()));
+    text(&weft(&a))
+}
+
+fn events(trace: &Path) -> Vec<Event> {
+    TraceReader::open(trace)
+        .unwrap()
+        .into_events()
+        .map(|e| e.unwrap())
+        .collect()
+}
+
+fn verdict(trace: &Path) -> Verdict {
+    events(trace)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::End { verdict, .. } => Some(verdict),
+            _ => None,
+        })
+        .expect("a complete trace")
+}
+
+fn replays(trace: &Path) -> String {
+    let (code, out, err) = text(&weft(["replay", trace.to_str().unwrap()]));
+    assert!(code <= 1, "{out}{err}");
+    assert!(err.contains("replay: reproduced"), "{out}{err}");
+    out
+}
+
+#[test]
+fn examples_record_byte_identical_traces_and_replay() {
+    let dir = scratch();
+    for name in [
+        "bank_account",
+        "bank_account_fixed",
+        "lock_order",
+        "lost_wakeup",
+    ] {
+        for strategy in ["round-robin", "random:seed=7", "pct:seed=3,steps=3000"] {
+            let a = dir.path().join(format!("{name}-a.weft"));
+            let b = dir.path().join(format!("{name}-b.weft"));
+            let (c1, o1, e1) = record(name, &a, &[], &["--strategy", strategy, "-q"]);
+            let (c2, _, _) = record(name, &b, &[], &["--strategy", strategy, "-q"]);
+            assert!(c1 <= 1 && c1 == c2, "{name} {strategy}: {o1}{e1}");
+            assert_eq!(
+                std::fs::read(&a).unwrap(),
+                std::fs::read(&b).unwrap(),
+                "{name} under {strategy}: two recordings differ"
+            );
+            replays(&a);
+        }
+    }
+}
+
+#[test]
+fn the_correct_program_prints_its_result_and_passes() {
+    let dir = scratch();
+    let t = dir.path().join("fixed.weft");
+    let (code, out, err) = record("bank_account_fixed", &t, &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "bank_account_fixed: final balance 10, withdrew 50\n");
+    assert!(err.contains("verdict: pass"), "{err}");
+    assert!(err.contains("on 4 threads"), "{err}");
+    assert_eq!(replays(&t), out);
+}
+
+/// `weft explore NAME --schedules N --out DIR` -> (exit code, stderr).
+fn explore(name: &str, dir: &Path, schedules: &str) -> (i32, String) {
+    let g = linux_guest(name);
+    let (code, out, err) = text(&weft([
+        "explore",
+        g.to_str().unwrap(),
+        "--schedules",
+        schedules,
+        "--out",
+        dir.to_str().unwrap(),
+    ]));
+    (code, format!("{out}{err}"))
+}
+
+#[test]
+fn explore_finds_each_bug_and_its_failure_replays() {
+    let dir = scratch();
+    for (name, class) in [
+        ("bank_account", "assertion"),
+        ("lock_order", "deadlock"),
+        ("lost_wakeup", "deadlock"),
+    ] {
+        let (code, out) = explore(name, dir.path(), "2000");
+        assert_eq!(code, 1, "{name}: no failure found:\n{out}");
+        assert!(out.contains(&format!("FAIL ({class})")), "{name}:\n{out}");
+        let min: PathBuf = dir.path().join(format!("{name}-fail-min.weft"));
+        assert_eq!(verdict(&min).class(), class, "{name}");
+        replays(&min);
+    }
+}
+
+#[test]
+fn explore_passes_the_correct_program() {
+    let dir = scratch();
+    let (code, out) = explore("bank_account_fixed", dir.path(), "300");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no failure found"), "{out}");
+}
+
+#[test]
+fn a_failed_assert_is_an_assertion_verdict_with_glibc_s_message() {
+    let dir = scratch();
+    let (_, out) = explore("bank_account", dir.path(), "2000");
+    let min = dir.path().join("bank_account-fail-min.weft");
+    match verdict(&min) {
+        Verdict::Assertion { message, .. } => {
+            assert!(
+                message.contains("examples/linux/bank_account.c")
+                    && message.contains("Assertion `got == expected' failed"),
+                "{message}"
+            )
+        }
+        v => panic!("{v:?}\n{out}"),
+    }
+    // The races behind it, at the update's source lines.
+    let (code, out, err) = text(&weft(["races", min.to_str().unwrap()]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("bank_account.c:"), "{out}");
+}
+
+#[test]
+fn argv_environment_and_exit_status_reach_the_program() {
+    let dir = scratch();
+    let t = dir.path().join("hello.weft");
+    let (code, out, err) = record(
+        "hello",
+        &t,
+        &["one", "--", "-two"],
+        &["--env", "WEFT_TEST=yes"],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("hello from a static glibc guest\nargc=3\n"),
+        "{out}"
+    );
+    assert!(out.contains("argv[1]=one\nargv[2]=-two\n"), "{out}");
+    assert!(out.contains("WEFT_TEST=yes"), "{out}");
+    assert!(matches!(verdict(&t), Verdict::ExitStatus { status: 3, .. }));
+    assert!(err.contains("exit status 3"), "{err}");
+    assert_eq!(replays(&t), out);
+}
+
+#[test]
+fn a_program_reading_a_file_replays_after_the_file_is_deleted() {
+    let dir = scratch();
+    let file = dir.path().join("input.txt");
+    std::fs::write(&file, "line one\nline two\n").unwrap();
+    let t = dir.path().join("read.weft");
+    let (code, out, err) = record("read_file", &t, &[file.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "line one\nline two\n");
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(replays(&t), out);
+    // A missing file is an error the program sees (and the replay sees it again).
+    let t2 = dir.path().join("missing.weft");
+    let (code, _, err) = record("read_file", &t2, &[file.to_str().unwrap()], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    replays(&t2);
+}
+
+#[test]
+fn an_unknown_syscall_returns_enosys_and_leaves_a_warning() {
+    let dir = scratch();
+    let t = dir.path().join("unknown.weft");
+    let (code, out, err) = record("unknown_syscall", &t, &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "ret=-1 errno=38\n");
+    let warning = events(&t).into_iter().find_map(|e| match e {
+        Event::Warning { message, .. } => Some(message),
+        _ => None,
+    });
+    let w = warning.expect("a warning event");
+    assert!(
+        w.contains("io_uring_setup (425)") && w.contains("-ENOSYS"),
+        "{w}"
+    );
+}
+
+#[test]
+fn threads_are_vcpus_and_atomics_stay_atomic() {
+    let dir = scratch();
+    let t = dir.path().join("many.weft");
+    for strategy in ["round-robin:quantum=1", "random:seed=5"] {
+        let (code, out, err) = record("threads_many", &t, &[], &["--strategy", strategy]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(out, "threads_many: counter=80\n", "{strategy}");
+        assert!(err.contains("on 9 threads"), "{err}");
+        let spawns = events(&t)
+            .iter()
+            .filter(|e| matches!(e, Event::Spawn { .. }))
+            .count();
+        assert_eq!(spawns, 8);
+    }
+    // Fewer threads allowed than the program makes: pthread_create fails cleanly.
+    let (_, out, err) = record("threads_many", &t, &[], &["--max-threads", "4"]);
+    assert!(err.contains("pthread_create 3 failed"), "{out}{err}");
+}
+
+#[test]
+fn timed_waits_and_sleeps_pass_in_virtual_time() {
+    let dir = scratch();
+    let t = dir.path().join("timeout.weft");
+    let (code, out, err) = record("futex_timeout", &t, &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "timed out\n");
+    replays(&t);
+}
+
+#[test]
+fn clocks_and_random_bytes_are_deterministic_and_seeded() {
+    let dir = scratch();
+    let t = dir.path().join("clock.weft");
+    let run = |seed: &str| {
+        let (code, out, err) = record("clock", &t, &[], &["--random-seed", seed]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("monotonic ok\nrealtime ok\n"), "{out}");
+        out
+    };
+    assert_eq!(run("1"), run("1"));
+    assert_ne!(run("1"), run("2"));
+}
+
+#[test]
+fn a_null_store_in_a_thread_is_a_crash_with_its_instruction() {
+    let dir = scratch();
+    let t = dir.path().join("crash.weft");
+    let (code, out, err) = record("crash_null", &t, &[], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    match verdict(&t) {
+        Verdict::Crash(c) => {
+            assert_eq!(c.vcpu.0, 1);
+            assert!(c.what.contains("unmapped address 0x0"), "{}", c.what);
+            assert!(c.instruction.contains("mov"), "{}", c.instruction);
+        }
+        v => panic!("{v:?}"),
+    }
+    replays(&t);
+}
+
+#[test]
+fn board_only_options_and_guest_arguments_are_refused_clearly() {
+    let g = linux_guest("hello");
+    let (code, _, err) = text(&weft(["run", g.to_str().unwrap(), "--vcpus", "3"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--vcpus is for board guests"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let board = common::guest("racy_counter");
+    let (code, _, err) = text(&weft(["run", board.to_str().unwrap(), "x"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("arguments (x) are for Linux guests"), "{err}");
+}
