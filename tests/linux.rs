@@ -273,3 +273,35 @@ fn board_only_options_and_guest_arguments_are_refused_clearly() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("arguments (x) are for Linux guests"), "{err}");
 }
+
+#[test]
+fn gdb_shows_each_thread_where_the_lost_wakeup_left_it() {
+    let dir = scratch();
+    let (code, out) = explore("lost_wakeup", dir.path(), "2000");
+    assert_eq!(code, 1, "{out}");
+    let t = dir.path().join("lost_wakeup-fail-min.weft");
+    let (code, out, err) = text(&weft([
+        "replay",
+        "--gdb",
+        t.to_str().unwrap(),
+        "--",
+        "-batch",
+        "-nx",
+        "-ex",
+        "info threads",
+        "-ex",
+        "continue",
+        "-ex",
+        "info threads",
+        "-ex",
+        "thread apply all bt",
+    ]));
+    let out = format!("{out}{err}");
+    assert_eq!(code, 0, "{out}");
+    // Before the threads exist, and at the end: the waiter and main both wait, forever.
+    assert!(out.contains("(vcpu 1, not started)"), "{out}");
+    assert!(out.contains("(vcpu 2, ended)"), "{out}");
+    assert!(out.contains("in pthread_cond_wait"), "{out}");
+    assert!(out.contains("in waiter (") && out.contains("examples/linux/lost_wakeup.c:"), "{out}");
+    assert!(out.contains("in main () at ./examples/linux/lost_wakeup.c:"), "{out}");
+}

@@ -3,7 +3,8 @@
 //! A gdbstub target over a small [`Debuggee`] trait: whatever can show registers and memory
 //! of numbered vCPUs, run forwards and backwards to the next stop, and answer monitor
 //! commands can be debugged from gdb. weft's replayer implements it; nothing here knows the
-//! emulator. vCPU `n` is gdb thread `n + 1`, named "vcpu n" (", ended" once it has ended);
+//! emulator. vCPU `n` is gdb thread `n + 1`, named "vcpu n" (", ended" once it has ended,
+//! ", not started" before a thread that is created later exists);
 //! every vCPU is listed at every position, so gdb's numbering never changes.
 
 mod tap;
@@ -108,6 +109,10 @@ pub trait Debuggee {
     fn vcpus(&self) -> u32;
     /// vCPUs that have not ended at the current position.
     fn live_vcpus(&mut self) -> Result<Vec<Vcpu>, String>;
+    /// vCPUs that do not exist yet at the current position (a thread created later).
+    fn unborn_vcpus(&mut self) -> Result<Vec<Vcpu>, String> {
+        Ok(Vec::new())
+    }
     /// The vCPU of the current position (the one that ran last).
     fn current_vcpu(&mut self) -> Result<Vcpu, String>;
     fn regs(&mut self, vcpu: Vcpu) -> Result<Regs, String>;

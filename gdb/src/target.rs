@@ -38,8 +38,9 @@ struct GdbTarget<D: Debuggee> {
     /// Set by `resume`, carried out by the event loop.
     motion: Option<Motion>,
     step: Option<Vcpu>,
-    /// The vCPUs live at the latest thread listing, for the threads' names.
+    /// The vCPUs live, and not yet created, at the latest thread listing, for the names.
     live: Vec<Vcpu>,
+    unborn: Vec<Vcpu>,
     /// The thread selections gdb made, read off the connection.
     seen: Rc<RefCell<Seen>>,
 }
@@ -115,6 +116,7 @@ impl<D: Debuggee> MultiThreadBase for GdbTarget<D> {
     /// says which have ended.
     fn list_active_threads(&mut self, active: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
         self.live = self.d.live_vcpus()?;
+        self.unborn = self.d.unborn_vcpus()?;
         for v in 0..self.d.vcpus() {
             active(tid(v));
         }
@@ -135,6 +137,8 @@ impl<D: Debuggee> ThreadExtraInfo for GdbTarget<D> {
         let v = vcpu(t);
         let name = if self.live.contains(&v) {
             format!("vcpu {v}")
+        } else if self.unborn.contains(&v) {
+            format!("vcpu {v}, not started")
         } else {
             format!("vcpu {v}, ended")
         };
@@ -386,6 +390,7 @@ pub fn serve<D: Debuggee>(conn: TcpStream, debuggee: D) -> Result<(), String> {
         motion: None,
         step: None,
         live: Vec::new(),
+        unborn: Vec::new(),
     };
     match GdbStub::new(conn).run_blocking::<EventLoop<D>>(&mut target) {
         Ok(DisconnectReason::Disconnect | DisconnectReason::Kill) => Ok(()),

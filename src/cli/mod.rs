@@ -314,10 +314,28 @@ fn verdict_line(v: &Verdict) -> String {
     }
 }
 
-/// Extra lines for a crash: the registers.
-fn crash_details(v: &Verdict) -> Option<String> {
-    let Verdict::Crash(c) = v else { return None };
-    Some(format!("registers:{}", registers(&c.regs)))
+/// Extra lines for a verdict: a crash's registers; where each vCPU of a deadlock waits,
+/// by function and source line of the guest `elf`.
+fn verdict_details(v: &Verdict, elf: &[u8]) -> Option<String> {
+    match v {
+        Verdict::Crash(c) => Some(format!("registers:{}", registers(&c.regs))),
+        Verdict::Deadlock { vcpus } => {
+            let map = weft::debuginfo::SourceMap::new(elf);
+            let lines: Vec<String> = vcpus
+                .iter()
+                .map(|(v, rip)| {
+                    let at = map.describe(*rip);
+                    if at.is_empty() {
+                        format!("  {v} waits at {rip:#x}")
+                    } else {
+                        format!("  {v} waits at {rip:#x} {at}")
+                    }
+                })
+                .collect();
+            Some(lines.join("\n"))
+        }
+        _ => None,
+    }
 }
 
 /// General registers and RFLAGS, four per line (each line starts with a newline).

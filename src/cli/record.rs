@@ -11,7 +11,7 @@ use weft::machine::{RunConfig, RunOutcome};
 use weft::session;
 
 use super::{
-    check_output, crash_details, human_bytes, verdict_code, verdict_line, GuestArgs, MachineArgs,
+    check_output, human_bytes, verdict_details, verdict_code, verdict_line, GuestArgs, MachineArgs,
 };
 
 #[derive(Args, Debug)]
@@ -88,10 +88,10 @@ pub fn end_progress() {
     }
 }
 
-fn report(outcome: &RunOutcome, linux: bool) {
+fn report(outcome: &RunOutcome, elf: &[u8], linux: bool) {
     if let Some(v) = &outcome.verdict {
         eprintln!("{}", verdict_line(v));
-        if let Some(d) = crash_details(v) {
+        if let Some(d) = verdict_details(v, elf) {
             eprintln!("{d}");
         }
     }
@@ -132,7 +132,7 @@ pub fn record(a: RecordArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_INTERRUPTED));
     }
-    report(&rec.outcome, opts.linux.is_some());
+    report(&rec.outcome, &elf, opts.linux.is_some());
     eprintln!(
         "trace: {} ({} events, {}; strategy {strategy})",
         out.display(),
@@ -152,6 +152,6 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         progress_config(!a.quiet),
     )?;
     end_progress();
-    report(&outcome, opts.linux.is_some());
+    report(&outcome, &elf, opts.linux.is_some());
     Ok(verdict_code(outcome.verdict.as_ref()))
 }

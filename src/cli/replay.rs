@@ -12,7 +12,7 @@ use weft::session;
 use weft_trace::{Event, TraceHeader, TraceReader};
 
 use super::record::{end_progress, progress_config};
-use super::{crash_details, verdict_line, EXIT_FAILURE, EXIT_INPUT};
+use super::{verdict_details, verdict_line, EXIT_FAILURE, EXIT_INPUT};
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
@@ -68,7 +68,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
     match (&r.verdict, &r.recorded_verdict) {
         (Some(v), Some(_)) => {
             eprintln!("{}", verdict_line(v));
-            if let Some(d) = crash_details(v) {
+            if let Some(d) = verdict_details(v, &r.header.guest.elf) {
                 eprintln!("{d}");
             }
             eprintln!(

@@ -516,6 +516,13 @@ impl Debuggee for TimeTravel {
         Ok(self.status.live.clone())
     }
 
+    fn unborn_vcpus(&mut self) -> Result<Vec<Vcpu>, String> {
+        let s = &self.status;
+        Ok((0..self.vcpus)
+            .filter(|&v| !s.live.contains(&v) && s.icount.get(v as usize).is_none_or(|&n| n == 0))
+            .collect())
+    }
+
     fn current_vcpu(&mut self) -> Result<Vcpu, String> {
         Ok(self.status.vcpu)
     }

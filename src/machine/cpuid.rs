@@ -12,8 +12,10 @@ pub fn leaf(leaf: u32, sub: u32, id: u32, count: u32) -> [u32; 4] {
         // "GenuineIntel" is EBX="Genu", EDX="ineI", ECX="ntel".
         0 => [MAX_BASIC, 0x756e_6547, 0x6c65_746e, 0x4965_6e69],
         1 => {
-            // Family 6, model 0x9E (a Kaby/Coffee Lake core), stepping 10.
-            let eax = 0x0009_06EA;
+            // Family 6, model 0x6A (an Ice Lake server core), stepping 6: a model with
+            // working TSX. (glibc turns RTM off on Kaby/Coffee Lake models, which have TSX
+            // errata, so its lock elision would never run on weft's RTM.)
+            let eax = 0x0006_06A6;
             let logical = count.min(255);
             let ebx = (id << 24) | (logical << 16) | (8 << 8);
             let ecx = (1 << 0) | (1 << 9) | (1 << 13) | (1 << 19) | (1 << 20) | (1 << 23);
