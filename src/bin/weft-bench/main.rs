@@ -9,8 +9,11 @@
 //! example's bug per strategy.
 //! Then `weft report` on a synthetic trace of ten million events: generation time, page size,
 //! what was summarised, and (with chromium installed) how long the page takes to open.
+//! Then `weft-bench linux`: a static glibc pthread program recorded, run, and natively.
 //! Usage: weft-bench [VCPUS (default 4)] | weft-bench races | weft-bench explore |
-//! weft-bench report
+//! weft-bench report | weft-bench gdb | weft-bench linux
+
+mod linux;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -82,6 +85,7 @@ fn main() {
         Some("explore") => return exploration(),
         Some("gdb") => return time_travel(),
         Some("report") => return report_page(),
+        Some("linux") => return linux::bench(),
         _ => {}
     }
     let vcpus: u32 = std::env::args()
