@@ -302,6 +302,42 @@ fn gdb_shows_each_thread_where_the_lost_wakeup_left_it() {
     assert!(out.contains("(vcpu 1, not started)"), "{out}");
     assert!(out.contains("(vcpu 2, ended)"), "{out}");
     assert!(out.contains("in pthread_cond_wait"), "{out}");
-    assert!(out.contains("in waiter (") && out.contains("examples/linux/lost_wakeup.c:"), "{out}");
-    assert!(out.contains("in main () at ./examples/linux/lost_wakeup.c:"), "{out}");
+    assert!(
+        out.contains("in waiter (") && out.contains("examples/linux/lost_wakeup.c:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("in main () at ./examples/linux/lost_wakeup.c:"),
+        "{out}"
+    );
+}
+
+#[test]
+fn glibc_lock_elision_runs_on_weft_s_rtm() {
+    // GLIBC_TUNABLES turns on glibc's elided mutexes: they start transactions, which
+    // `weft tm` reports per XBEGIN site.
+    let dir = scratch();
+    let t = dir.path().join("elided.weft");
+    let (code, out, err) = record(
+        "bank_account_fixed",
+        &t,
+        &[],
+        &[
+            "--env",
+            "GLIBC_TUNABLES=glibc.elision.enable=1",
+            "--strategy",
+            "random:seed=2",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "bank_account_fixed: final balance 10, withdrew 50\n");
+    let begun = events(&t)
+        .iter()
+        .filter(|e| matches!(e, Event::TxBegin { .. }))
+        .count();
+    assert!(begun > 0, "no transaction: elision did not run");
+    let (code, out, err) = text(&weft(["tm", t.to_str().unwrap()]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("__lll_lock_elision"), "{out}");
+    replays(&t);
 }

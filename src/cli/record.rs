@@ -11,7 +11,7 @@ use weft::machine::{RunConfig, RunOutcome};
 use weft::session;
 
 use super::{
-    check_output, human_bytes, verdict_details, verdict_code, verdict_line, GuestArgs, MachineArgs,
+    check_output, human_bytes, verdict_code, verdict_details, verdict_line, GuestArgs, MachineArgs,
 };
 
 #[derive(Args, Debug)]

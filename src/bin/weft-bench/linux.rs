@@ -19,7 +19,10 @@ fn options() -> MachineOptions {
         ram_bytes: weft::machine::linux::DEFAULT_RAM,
         linux: Some(LinuxOptions {
             argv: vec!["bench_pthreads".into()],
-            env: weft::machine::linux::DEFAULT_ENV.iter().map(|s| s.to_string()).collect(),
+            env: weft::machine::linux::DEFAULT_ENV
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             stdin: Vec::new(),
             random_seed: 0,
             cpus: weft::machine::linux::DEFAULT_CPUS,
@@ -63,7 +66,9 @@ pub fn bench() {
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let native = best(10, || {
-        let out = std::process::Command::new(&exe).output().expect("run natively");
+        let out = std::process::Command::new(&exe)
+            .output()
+            .expect("run natively");
         assert!(out.status.success());
     });
     let rr = StrategySpec::RoundRobin { quantum: 1000 };
@@ -74,8 +79,15 @@ pub fn bench() {
     let trace = dir.join("bench.weft");
     let mut bytes = 0;
     let record = best(3, || {
-        let r = session::record("bench_pthreads", ELF, &opts, &rr, &trace, RunConfig::default())
-            .unwrap();
+        let r = session::record(
+            "bench_pthreads",
+            ELF,
+            &opts,
+            &rr,
+            &trace,
+            RunConfig::default(),
+        )
+        .unwrap();
         assert!(r.outcome.verdict.is_some_and(|v| v.is_pass()));
         bytes = r.bytes;
     });
@@ -84,7 +96,12 @@ pub fn bench() {
         "weft-bench linux: bench_pthreads (glibc, 4 threads + main), {:.1} M instructions",
         insns as f64 / 1e6
     );
-    println!("{:<44} {:>9.3} s {:>9.1} MIPS", "native (this machine)", native, mips(native));
+    println!(
+        "{:<44} {:>9.3} s {:>9.1} MIPS",
+        "native (this machine)",
+        native,
+        mips(native)
+    );
     println!(
         "{:<44} {:>9.3} s {:>9.1} MIPS  {:.4}x native",
         "weft run --linux (round-robin)",
