@@ -341,3 +341,40 @@ fn glibc_lock_elision_runs_on_weft_s_rtm() {
     assert!(out.contains("__lll_lock_elision"), "{out}");
     replays(&t);
 }
+
+#[test]
+fn a_musl_program_runs_with_linux_given() {
+    // musl's static executables carry no Linux mark in their ELF: --linux says it.
+    let dir = scratch();
+    let exe = dir.path().join("lost_wakeup_musl");
+    let built = std::process::Command::new("musl-gcc")
+        .args(["-O2", "-static", "-pthread", "-o"])
+        .arg(&exe)
+        .arg("examples/linux/lost_wakeup.c")
+        .status()
+        .expect("musl-gcc is missing: run scripts/setup.sh");
+    assert!(built.success());
+    let t = dir.path().join("musl.weft");
+    let (code, out, err) = text(&weft([
+        "record",
+        "--linux",
+        exe.to_str().unwrap(),
+        "-o",
+        t.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "lost_wakeup: waiter got message 42\n");
+    replays(&t);
+    let (code, out) = {
+        let (c, o, e) = text(&weft([
+            "explore",
+            "--linux",
+            exe.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]));
+        (c, format!("{o}{e}"))
+    };
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL (deadlock)"), "{out}");
+}

@@ -85,8 +85,10 @@ impl Call<'_> {
             .borrow_mut()
     }
 
+    /// Whether `[addr, addr+len)` is process memory (an empty range always is, as Linux
+    /// checks no pointer for zero bytes).
     fn valid(&self, addr: u64, len: u64) -> bool {
-        addr >= NULL_GUARD && self.mem().contains(addr, len)
+        len == 0 || (addr >= NULL_GUARD && self.mem().contains(addr, len))
     }
 
     /// Guest memory the call reads (EFAULT outside the process's memory).
