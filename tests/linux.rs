@@ -221,6 +221,18 @@ fn threads_are_vcpus_and_atomics_stay_atomic() {
 }
 
 #[test]
+fn a_thread_dying_with_a_robust_mutex_hands_it_on_as_owner_died() {
+    let dir = scratch();
+    let t = dir.path().join("robust.weft");
+    for strategy in ["round-robin", "random:seed=9"] {
+        let (code, out, err) = record("robust", &t, &[], &["--strategy", strategy]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(out, "robust: EOWNERDEAD, made consistent\n", "{strategy}");
+        replays(&t);
+    }
+}
+
+#[test]
 fn timed_waits_and_sleeps_pass_in_virtual_time() {
     let dir = scratch();
     let t = dir.path().join("timeout.weft");

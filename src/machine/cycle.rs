@@ -22,34 +22,15 @@ use unicorn_engine::hook::uc_engine;
 use unicorn_engine::RegisterX86;
 
 use super::debug_run::DebugRegs;
-use super::ffi;
 use super::memory::GuestMemory;
+use super::{ffi, regs};
 
 /// Consecutive ticks before the detector starts looking (ordinary code reaches a
 /// scheduling point long before).
 pub(crate) const WARMUP: u32 = 4;
 
 /// Registers compared first, at every tick.
-const QUICK: [RegisterX86; 18] = [
-    RegisterX86::RAX,
-    RegisterX86::RBX,
-    RegisterX86::RCX,
-    RegisterX86::RDX,
-    RegisterX86::RSI,
-    RegisterX86::RDI,
-    RegisterX86::RBP,
-    RegisterX86::RSP,
-    RegisterX86::R8,
-    RegisterX86::R9,
-    RegisterX86::R10,
-    RegisterX86::R11,
-    RegisterX86::R12,
-    RegisterX86::R13,
-    RegisterX86::R14,
-    RegisterX86::R15,
-    RegisterX86::RIP,
-    RegisterX86::RFLAGS,
-];
+const QUICK: [RegisterX86; 18] = regs::gprs_and([RegisterX86::RIP, RegisterX86::RFLAGS]);
 
 /// A vCPU's state at one tick.
 #[derive(Default)]

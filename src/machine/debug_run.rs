@@ -7,6 +7,7 @@ use unicorn_engine::RegisterX86;
 use weft_trace::VcpuId;
 
 use super::debug::{DebugCtl, PauseReason};
+use super::regs::{GPRS, SEGMENTS, ST, XMM};
 use super::{ffi, outcome, Kept, RunOutcome, Scheduler};
 
 /// What a resume ended with.
@@ -59,44 +60,16 @@ impl DebugRegs {
         r.mxcsr = ffi::reg_read(h, RegisterX86::MXCSR);
         let mut buf = [0u8; 16];
         for (i, st) in r.st.iter_mut().enumerate() {
-            ffi::reg_read_bytes(h, st_reg(i), &mut buf);
+            ffi::reg_read_bytes(h, ST[i], &mut buf);
             st.copy_from_slice(&buf[..10]);
         }
         for (i, x) in r.xmm.iter_mut().enumerate() {
-            ffi::reg_read_bytes(h, xmm_reg(i), &mut buf);
+            ffi::reg_read_bytes(h, XMM[i], &mut buf);
             *x = u128::from_le_bytes(buf);
         }
         r
     }
 }
-
-const GPRS: [RegisterX86; 16] = [
-    RegisterX86::RAX,
-    RegisterX86::RBX,
-    RegisterX86::RCX,
-    RegisterX86::RDX,
-    RegisterX86::RSI,
-    RegisterX86::RDI,
-    RegisterX86::RBP,
-    RegisterX86::RSP,
-    RegisterX86::R8,
-    RegisterX86::R9,
-    RegisterX86::R10,
-    RegisterX86::R11,
-    RegisterX86::R12,
-    RegisterX86::R13,
-    RegisterX86::R14,
-    RegisterX86::R15,
-];
-
-const SEGMENTS: [RegisterX86; 6] = [
-    RegisterX86::CS,
-    RegisterX86::SS,
-    RegisterX86::DS,
-    RegisterX86::ES,
-    RegisterX86::FS,
-    RegisterX86::GS,
-];
 
 /// A debug machine's run in progress.
 pub struct DebugRun {
@@ -201,38 +174,4 @@ impl DebugRun {
     pub fn ended(&self) -> bool {
         self.ended
     }
-}
-
-fn st_reg(i: usize) -> RegisterX86 {
-    [
-        RegisterX86::ST0,
-        RegisterX86::ST1,
-        RegisterX86::ST2,
-        RegisterX86::ST3,
-        RegisterX86::ST4,
-        RegisterX86::ST5,
-        RegisterX86::ST6,
-        RegisterX86::ST7,
-    ][i]
-}
-
-fn xmm_reg(i: usize) -> RegisterX86 {
-    [
-        RegisterX86::XMM0,
-        RegisterX86::XMM1,
-        RegisterX86::XMM2,
-        RegisterX86::XMM3,
-        RegisterX86::XMM4,
-        RegisterX86::XMM5,
-        RegisterX86::XMM6,
-        RegisterX86::XMM7,
-        RegisterX86::XMM8,
-        RegisterX86::XMM9,
-        RegisterX86::XMM10,
-        RegisterX86::XMM11,
-        RegisterX86::XMM12,
-        RegisterX86::XMM13,
-        RegisterX86::XMM14,
-        RegisterX86::XMM15,
-    ][i]
 }

@@ -12,6 +12,7 @@ pub mod hypercall;
 pub mod isa;
 pub mod linux;
 mod memory;
+mod regs;
 mod smc;
 mod spawn;
 mod tm;

@@ -9,52 +9,17 @@ use unicorn_engine::RegisterX86;
 use weft_trace::VcpuId;
 
 use super::vcpu::{self, Start, VcpuData};
-use super::{ffi, linux};
+use super::{ffi, linux, regs};
 
 /// Registers a thread inherits from its parent (everything a user-mode program can see:
 /// general, flags, FS/GS bases; SSE and x87 state below).
-const INHERITED: [RegisterX86; 21] = [
-    RegisterX86::RAX,
-    RegisterX86::RBX,
-    RegisterX86::RCX,
-    RegisterX86::RDX,
-    RegisterX86::RSI,
-    RegisterX86::RDI,
-    RegisterX86::RBP,
-    RegisterX86::RSP,
-    RegisterX86::R8,
-    RegisterX86::R9,
-    RegisterX86::R10,
-    RegisterX86::R11,
-    RegisterX86::R12,
-    RegisterX86::R13,
-    RegisterX86::R14,
-    RegisterX86::R15,
+const INHERITED: [RegisterX86; 21] = regs::gprs_and([
     RegisterX86::RFLAGS,
     RegisterX86::FS_BASE,
     RegisterX86::GS_BASE,
     RegisterX86::MXCSR,
     RegisterX86::FPCW,
-];
-
-const XMM: [RegisterX86; 16] = [
-    RegisterX86::XMM0,
-    RegisterX86::XMM1,
-    RegisterX86::XMM2,
-    RegisterX86::XMM3,
-    RegisterX86::XMM4,
-    RegisterX86::XMM5,
-    RegisterX86::XMM6,
-    RegisterX86::XMM7,
-    RegisterX86::XMM8,
-    RegisterX86::XMM9,
-    RegisterX86::XMM10,
-    RegisterX86::XMM11,
-    RegisterX86::XMM12,
-    RegisterX86::XMM13,
-    RegisterX86::XMM14,
-    RegisterX86::XMM15,
-];
+]);
 
 /// What clone asks for the child.
 pub(crate) struct Child {
@@ -112,7 +77,7 @@ pub(crate) fn spawn_thread(
         ffi::reg_write(ch, reg, ffi::reg_read(h, reg));
     }
     let mut buf = [0u8; 16];
-    for reg in XMM {
+    for reg in regs::XMM {
         ffi::reg_read_bytes(h, reg, &mut buf);
         ffi::reg_write_bytes(ch, reg, &buf);
     }

@@ -23,7 +23,7 @@ use super::hypercall;
 use super::isa::{self, SiteKind};
 use super::memory::GuestMemory;
 use super::tm::{self, Abort, Begin, End, Undo};
-use super::{ffi, Shared};
+use super::{ffi, regs, Shared};
 
 /// Where `_start` returns to: outside RAM, so reaching it ends the vCPU.
 pub(crate) const RETURN_ADDR: u64 = 0x7fff_ffff_f000;
@@ -319,25 +319,7 @@ fn mask(v: u64, size: usize) -> u64 {
 }
 
 /// General registers in `CrashInfo::regs` order.
-const CRASH_REGS: [RegisterX86; 17] = [
-    RegisterX86::RAX,
-    RegisterX86::RBX,
-    RegisterX86::RCX,
-    RegisterX86::RDX,
-    RegisterX86::RSI,
-    RegisterX86::RDI,
-    RegisterX86::RBP,
-    RegisterX86::RSP,
-    RegisterX86::R8,
-    RegisterX86::R9,
-    RegisterX86::R10,
-    RegisterX86::R11,
-    RegisterX86::R12,
-    RegisterX86::R13,
-    RegisterX86::R14,
-    RegisterX86::R15,
-    RegisterX86::RFLAGS,
-];
+const CRASH_REGS: [RegisterX86; 17] = regs::gprs_and([RegisterX86::RFLAGS]);
 
 /// One vCPU's unicorn instance, kept from run to run: created once (instance, RAM mapping,
 /// hooks, translation cache), then reset to its entry state before each run.
