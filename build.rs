@@ -1,7 +1,7 @@
 //! Builds the guest programs from source: every examples/*.c (board guests, embedded in the
 //! `weft` binary, so `weft demo` and `weft examples` need no files), every
 //! examples/linux/*.c (static glibc pthread programs for the Linux user-mode platform, also
-//! embedded), every tests/guests/*.c and tests/guests/linux/*.c (used by the end-to-end
+//! embedded), every tests/guests/*.c and tests/guests/linux/*.{c,cpp} (used by the end-to-end
 //! tests). Board guests land in OUT_DIR/guests/NAME.elf, Linux guests in
 //! OUT_DIR/guests/linux/NAME.elf. Nothing prebuilt is checked in.
 
@@ -51,6 +51,8 @@ struct Kind<'a> {
     flags: &'a [&'a str],
     /// Passed as `-I`: the board ABI header's directory.
     include: Option<&'a Path>,
+    /// The C++ compiler, for kinds that build C++ programs too.
+    cxx: Option<&'a str>,
 }
 
 /// One guest program built from `src` into `elf`.
@@ -60,21 +62,30 @@ struct Guest {
     elf: PathBuf,
 }
 
-/// Compiles every `*.c` directly in `dir` (relative to the repository; not its
-/// subdirectories) into `out/NAME.elf`, in name order.
+/// Compiles every `*.c` (with `cc`) and, for Linux guests, every `*.cpp` (with `cxx`,
+/// as C++17) directly in `dir` (relative to the repository; not its subdirectories) into
+/// `out/NAME.elf`, in name order.
 fn build_dir(cc: &str, kind: &Kind, dir: &str, out: &Path) -> Vec<Guest> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     fs::create_dir_all(out).unwrap();
     let mut srcs: Vec<PathBuf> = fs::read_dir(root.join(dir))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    srcs.retain(|p| p.extension().is_some_and(|e| e == "c"));
+    srcs.retain(|p| {
+        p.extension()
+            .is_some_and(|e| e == "c" || (e == "cpp" && kind.cxx.is_some()))
+    });
     srcs.sort();
     srcs.into_iter()
         .map(|src| {
             let name = src.file_stem().unwrap().to_string_lossy().to_string();
             let elf = out.join(format!("{name}.elf"));
-            build(cc, kind, &src, &elf);
+            match kind.cxx {
+                Some(cxx) if src.extension().is_some_and(|e| e == "cpp") => {
+                    build(cxx, kind, &src, &elf)
+                }
+                _ => build(cc, kind, &src, &elf),
+            }
             Guest { name, src, elf }
         })
         .collect()
@@ -92,10 +103,13 @@ fn build(cc: &str, kind: &Kind, src: &Path, out: &Path) {
     if let Some(include) = kind.include {
         cmd.arg("-I").arg(include);
     }
+    if src.extension().is_some_and(|e| e == "cpp") {
+        cmd.arg("-std=c++17");
+    }
     let status = cmd.arg("-o").arg(out).arg(src).status();
     let status = status.unwrap_or_else(|e| {
         panic!(
-            "cannot run the C compiler `{cc}` to build guest {}: {e}; install gcc",
+            "cannot run the compiler `{cc}` to build guest {}: {e}; install gcc and g++ (scripts/setup.sh)",
             src.display()
         )
     });
@@ -124,20 +138,24 @@ fn main() {
     let guests = out.join("guests");
     let linux = guests.join("linux");
     let cc = env::var("WEFT_GUEST_CC").unwrap_or_else(|_| "gcc".to_string());
+    let cxx = env::var("WEFT_GUEST_CXX").unwrap_or_else(|_| "g++".to_string());
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/include");
     println!("cargo:rerun-if-changed=examples");
     println!("cargo:rerun-if-changed=tests/guests");
     println!("cargo:rerun-if-env-changed=WEFT_GUEST_CC");
+    println!("cargo:rerun-if-env-changed=WEFT_GUEST_CXX");
 
     let board = Kind {
         flags: BOARD_CFLAGS,
         include: Some(&include),
+        cxx: None,
     };
     let examples = build_dir(&cc, &board, "examples", &guests);
     build_dir(&cc, &board, "tests/guests", &guests);
     let glibc = Kind {
         flags: LINUX_CFLAGS,
         include: None,
+        cxx: Some(&cxx),
     };
     let linux_examples = build_dir(&cc, &glibc, "examples/linux", &linux);
     build_dir(&cc, &glibc, "tests/guests/linux", &linux);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building weft needs on a fresh Debian machine and is missing here:
-# cmake and libclang (unicorn-engine's build), gcc (the example guests), gdb (tests),
+# cmake and libclang (unicorn-engine's build), gcc and g++ (the example and test guests), gdb (tests),
 # chromium (the report tests open the HTML report in a headless browser), glibc's static
 # libraries (the Linux example programs) and musl-gcc (a test builds a musl program).
 # Idempotent: does nothing when everything is present.
@@ -8,6 +8,7 @@ set -euo pipefail
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v gdb >/dev/null 2>&1 || missing+=(gdb)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

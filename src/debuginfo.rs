@@ -12,13 +12,14 @@ use gimli::LittleEndian;
 type Reader = gimli::EndianRcSlice<LittleEndian>;
 
 /// One ELF section: name, file bytes, load address.
-struct Section<'a> {
-    name: &'a str,
-    data: &'a [u8],
+pub(crate) struct Section<'a> {
+    pub name: &'a str,
+    pub data: &'a [u8],
+    pub addr: u64,
 }
 
 /// The sections of an ELF64 little-endian image; empty if it does not parse.
-fn sections(elf: &[u8]) -> Vec<Section<'_>> {
+pub(crate) fn sections(elf: &[u8]) -> Vec<Section<'_>> {
     let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let u32_at = |o: usize| {
         elf.get(o..o + 4)
@@ -39,20 +40,21 @@ fn sections(elf: &[u8]) -> Vec<Section<'_>> {
         if shentsize < 64 || shstrndx >= shnum {
             return None;
         }
-        let header = |i: usize| -> Option<(u32, u32, usize, usize)> {
+        let header = |i: usize| -> Option<(u32, u32, u64, usize, usize)> {
             let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
             Some((
                 u32_at(h)?,
                 u32_at(h + 4)?,
+                u64_at(h + 16)?,
                 u64_at(h + 24)? as usize,
                 u64_at(h + 32)? as usize,
             ))
         };
-        let (_, _, stroff, strsize) = header(shstrndx)?;
+        let (_, _, _, stroff, strsize) = header(shstrndx)?;
         let strtab = elf.get(stroff..stroff.checked_add(strsize)?)?;
         let mut out = Vec::with_capacity(shnum);
         for i in 0..shnum {
-            let (name, kind, off, size) = header(i)?;
+            let (name, kind, addr, off, size) = header(i)?;
             const SHT_NOBITS: u32 = 8;
             let data = if kind == SHT_NOBITS {
                 &[][..]
@@ -62,11 +64,30 @@ fn sections(elf: &[u8]) -> Vec<Section<'_>> {
             let name = strtab.get(name as usize..).unwrap_or(&[]);
             let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
             let name = std::str::from_utf8(&name[..end]).unwrap_or("");
-            out.push(Section { name, data });
+            out.push(Section { name, data, addr });
         }
         Some(out)
     };
     parse().unwrap_or_default()
+}
+
+/// A C++ symbol in source form (`std::terminate()` for `_ZSt9terminatev`), keeping a
+/// suffix gcc adds for split-off code (`.cold`, `.constprop.0`); other names as they are.
+fn demangle(name: &str) -> String {
+    if !name.starts_with("_Z") {
+        return name.to_string();
+    }
+    let (mangled, suffix) = match name.find('.') {
+        Some(i) => name.split_at(i),
+        None => (name, ""),
+    };
+    let opts = cpp_demangle::DemangleOptions::new()
+        .no_params()
+        .no_return_type();
+    match cpp_demangle::Symbol::new(mangled).map(|s| s.demangle(&opts)) {
+        Ok(Ok(d)) => format!("{d}{suffix}"),
+        _ => name.to_string(),
+    }
 }
 
 /// A source position.
@@ -123,7 +144,7 @@ impl SourceMap {
             if end == 0 {
                 continue;
             }
-            let name = String::from_utf8_lossy(&name[..end]).into_owned();
+            let name = demangle(&String::from_utf8_lossy(&name[..end]));
             self.symbols.push((value, size.max(1), name));
         }
         self.symbols.sort();
@@ -216,6 +237,39 @@ impl SourceMap {
             (None, Some(l)) => l,
             (None, None) => String::new(),
         }
+    }
+}
+
+impl SourceMap {
+    /// A call stack (`frames[0]` the stopped instruction, then return addresses) as lines
+    /// `#1 0x401a2e transfer+0x3e (lock_order.c:31)`, like gdb's `bt`. A return address is
+    /// looked up one byte back, at its call: the call's line, even when it is a function's
+    /// last instruction.
+    pub fn describe_stack(&self, frames: &[u64]) -> Vec<String> {
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, &pc)| {
+                let at = if i == 0 { pc } else { pc.wrapping_sub(1) };
+                let mut what = self.describe(at);
+                if i > 0 {
+                    // describe() named the call's byte: name the return address itself.
+                    if let Some((name, off)) = self.symbol(at) {
+                        let shown = if off == 0 {
+                            name.to_string()
+                        } else {
+                            format!("{name}+{off:#x}")
+                        };
+                        what = what.replacen(&shown, &format!("{name}+{:#x}", off + 1), 1);
+                    }
+                }
+                if what.is_empty() {
+                    format!("#{i} {pc:#x}")
+                } else {
+                    format!("#{i} {pc:#x} {what}")
+                }
+            })
+            .collect()
     }
 }
 

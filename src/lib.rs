@@ -11,11 +11,13 @@ pub mod codemap;
 pub mod debugger;
 pub mod debuginfo;
 pub mod explore;
+pub mod failure;
 pub mod machine;
 pub mod races;
 pub mod report;
 pub mod session;
 pub mod tmreport;
+pub mod unwind;
 
 /// The built-in example guests, compiled from examples/*.c by build.rs.
 pub mod examples {

@@ -169,6 +169,8 @@ pub struct Replayed {
     pub console: Vec<u8>,
     /// Where the replay paused (`RunConfig::pause_at`, `weft replay --goto`).
     pub paused: Option<Paused>,
+    /// Call stacks of the vCPUs the failure concerns.
+    pub backtraces: Vec<weft_trace::Backtrace>,
 }
 
 impl Replayed {
@@ -201,7 +203,10 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
         });
     let recorded_verdict = recorded_verdict(path)?;
     let expected = TraceReader::open(path)?.into_events().map_while(Result::ok);
-    let (checker, state) = Checker::new(expected);
+    let (mut checker, state) = Checker::new(expected);
+    if reader.format_version() < 4 {
+        checker = checker.without_backtraces();
+    }
     let checker = Rc::new(RefCell::new(checker));
     let outcome = machine
         .run(Box::new(ScheduleReplay::new(runs)), checker.clone(), config)
@@ -249,6 +254,7 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
         matched: st.matched,
         console: std::mem::take(&mut st.console),
         paused: outcome.paused,
+        backtraces: outcome.backtraces,
     })
 }
 

@@ -447,11 +447,22 @@ fn the_gdb_front_end_answers_bad_input_with_one_line_and_exit_2() {
 
 #[test]
 fn a_trace_of_another_format_version_names_both_versions() {
-    use weft_trace::FORMAT_VERSION;
+    use weft_trace::{FORMAT_VERSION, OLDEST_READABLE_VERSION};
     let dir = scratch();
     let t = small_trace(dir.path());
     let bytes = std::fs::read(&t).unwrap();
-    for (found, word) in [(FORMAT_VERSION - 1, "older"), (FORMAT_VERSION + 1, "newer")] {
+    for (found, word, reads) in [
+        (
+            OLDEST_READABLE_VERSION - 1,
+            "older",
+            format!("(versions {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})"),
+        ),
+        (
+            FORMAT_VERSION + 1,
+            "newer",
+            format!("(version {FORMAT_VERSION})"),
+        ),
+    ] {
         let p = dir.path().join(format!("v{found}.weft"));
         let mut b = bytes.clone();
         b[8..12].copy_from_slice(&found.to_le_bytes());
@@ -469,8 +480,7 @@ fn a_trace_of_another_format_version_names_both_versions() {
             let (code, _, err) = weft_no_gdb(&args);
             assert_one_line_error(&args, code, &err);
             let both = format!(
-                "trace format version {found} is {word} than the version this weft reads \
-                 (version {FORMAT_VERSION})"
+                "trace format version {found} is {word} than the version this weft reads {reads}"
             );
             assert!(err.contains(&both), "{args:?}: {err}");
         }

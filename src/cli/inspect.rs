@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use weft::codemap::CodeMap;
-use weft_trace::{Event, TraceReader, VcpuId, Verdict};
+use weft_trace::{Backtrace, Event, TraceReader, VcpuId, Verdict};
 
 use super::{human_bytes, EXIT_PASS};
 
@@ -69,8 +69,25 @@ pub struct Summary {
     pub warnings: Vec<String>,
     pub verdict: Option<Verdict>,
     pub verdict_text: String,
+    /// Call stacks of the vCPUs the failure concerns: raw frames (innermost first) and
+    /// each frame described (`#1 0x401a2e transfer+0x3e (lock_order.c:31)`).
+    pub backtraces: Vec<StackSummary>,
+    /// The lines `weft record` prints under the verdict (stacks, waits, lock cycle).
+    #[serde(skip)]
+    pub details: Option<String>,
     pub complete: bool,
     pub reader_warning: Option<String>,
+}
+
+/// One vCPU's call stack at the end of a failed run.
+#[derive(Debug, Serialize)]
+pub struct StackSummary {
+    #[serde(flatten)]
+    pub stack: Backtrace,
+    /// Each frame described: `#1 0x401a2e transfer+0x3e (lock_order.c:31)`.
+    pub described: Vec<String>,
+    /// What it is blocked on, and who holds it.
+    pub waits: Option<String>,
 }
 
 pub fn summarize(path: &std::path::Path) -> Result<Summary> {
@@ -93,6 +110,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
         ..Summary::default()
     };
     let mut runs = 0u64;
+    let mut stacks = Vec::new();
     for e in reader.into_events() {
         let e = e?;
         s.events += 1;
@@ -121,6 +139,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
             Event::TxBegin { depth: 1, .. } => s.tx_begun += 1,
             Event::TxCommit { .. } => s.tx_committed += 1,
             Event::TxAbort { .. } => s.tx_aborted += 1,
+            Event::Backtrace { .. } => stacks.extend(e.backtrace()),
             Event::Fence { .. }
             | Event::VcpuEnd { .. }
             | Event::TxBegin { .. }
@@ -129,6 +148,20 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
         }
     }
     s.context_switches = runs.saturating_sub(1);
+    if let Some(v) = &s.verdict {
+        s.details = weft::failure::details(v, &stacks, &h.guest.elf);
+    }
+    if !stacks.is_empty() {
+        let map = weft::debuginfo::SourceMap::new(&h.guest.elf);
+        s.backtraces = stacks
+            .into_iter()
+            .map(|b| StackSummary {
+                described: map.describe_stack(&b.frames),
+                waits: weft::failure::wait(&map, &b),
+                stack: b,
+            })
+            .collect();
+    }
     s.verdict_text = match &s.verdict {
         Some(v) => v.to_string(),
         None => "unknown: the trace ends before the run did".to_string(),
@@ -194,6 +227,11 @@ fn print_summary(s: &Summary) {
         println!("warning:   {w}");
     }
     println!("verdict:   {}", s.verdict_text);
+    if let Some(d) = &s.details {
+        for l in d.lines() {
+            println!("           {l}");
+        }
+    }
     if let Some(w) = &s.reader_warning {
         println!("note:      {w}");
     }
@@ -279,6 +317,10 @@ pub(super) fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> Strin
             cause,
             ..
         } => format!("abort   of {begin_rip:#x}: {cause}, status {status:#x}   {rip:#x}"),
+        Event::Backtrace { frames, .. } => {
+            let f: Vec<String> = frames.iter().map(|f| format!("{f:#x}")).collect();
+            format!("stack   {}", f.join(" <- "))
+        }
     };
     format!("{step:>10} {vcpu:<7} {what}")
 }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use weft_recorder::StrategySpec;
-use weft_trace::{MachineOptions, TmOptions, Verdict};
+use weft_trace::{Backtrace, MachineOptions, TmOptions, Verdict};
 
 /// The guest passed.
 pub const EXIT_PASS: u8 = 0;
@@ -314,40 +314,14 @@ fn verdict_line(v: &Verdict) -> String {
     }
 }
 
-/// Extra lines for a verdict: a crash's registers; where each vCPU of a deadlock waits,
-/// by function and source line of the guest `elf`.
-fn verdict_details(v: &Verdict, elf: &[u8]) -> Option<String> {
-    match v {
-        Verdict::Crash(c) => Some(format!("registers:{}", registers(&c.regs))),
-        Verdict::Deadlock { vcpus } => {
-            let map = weft::debuginfo::SourceMap::new(elf);
-            let lines: Vec<String> = vcpus
-                .iter()
-                .map(|(v, rip)| {
-                    let at = map.describe(*rip);
-                    if at.is_empty() {
-                        format!("  {v} waits at {rip:#x}")
-                    } else {
-                        format!("  {v} waits at {rip:#x} {at}")
-                    }
-                })
-                .collect();
-            Some(lines.join("\n"))
-        }
-        _ => None,
-    }
+/// Extra lines for a verdict (weft::failure::details).
+fn verdict_details(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
+    weft::failure::details(v, stacks, elf)
 }
 
 /// General registers and RFLAGS, four per line (each line starts with a newline).
 fn registers(regs: &[u64; 17]) -> String {
-    let mut s = String::new();
-    for (i, (name, val)) in weft_trace::CRASH_REG_NAMES.iter().zip(regs).enumerate() {
-        if i % 4 == 0 {
-            s.push_str("\n ");
-        }
-        s.push_str(&format!(" {name:>6}={val:#018x}"));
-    }
-    s
+    weft::failure::registers(regs)
 }
 
 /// A trace name next to `guest` that does not overwrite an existing file.

@@ -607,6 +607,35 @@ impl Controller {
     }
 
     /// End the run with `verdict` (the first verdict wins).
+    /// The verdict the run ended with, once it has one.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
+    }
+
+    /// The futex word `v` waits on, if it is blocked in a wait.
+    pub fn waiting_on(&self, v: VcpuId) -> Option<u64> {
+        self.vcpus.get(v.0 as usize)?.wait.as_ref().map(|w| w.key)
+    }
+
+    /// vCPUs that have not ended.
+    pub fn live(&self) -> VcpuSet {
+        self.runnable
+    }
+
+    /// Record `vcpu`'s call stack at the step the run ends on (after the last `Run`).
+    pub fn emit_backtrace(&mut self, b: &weft_trace::Backtrace) {
+        self.flush_run();
+        let step = Step(self.next_step);
+        self.emit(&Event::Backtrace {
+            step,
+            vcpu: b.vcpu,
+            frames: b.frames.clone(),
+            futex: b.futex,
+            owner: b.owner,
+            joins: b.joins,
+        });
+    }
+
     pub fn finish(&mut self, verdict: Verdict) {
         if self.verdict.is_none() && !self.stopping {
             self.verdict = Some(verdict);

@@ -15,6 +15,7 @@ mod memory;
 mod regs;
 mod smc;
 mod spawn;
+mod stacks;
 mod tm;
 mod vcpu;
 
@@ -77,6 +78,10 @@ pub(crate) struct Shared {
     pub spawned: RefCell<Vec<(VcpuId, VcpuCoroutine)>>,
     /// XBEGIN, PAUSE and fence sites, for instances created during a run.
     pub sites: Rc<[(u64, isa::SiteKind)]>,
+    /// The guest's call frame information, for the call stacks of a failure.
+    pub unwinder: Option<Rc<crate::unwind::Unwinder>>,
+    /// Those call stacks, for the run's outcome.
+    pub backtraces: RefCell<Vec<weft_trace::Backtrace>>,
 }
 
 const ATOMIC_CACHE: usize = 4096;
@@ -215,6 +220,9 @@ pub struct RunOutcome {
     pub paused: Option<Paused>,
     /// The run was stopped through `RunConfig::interrupt`.
     pub interrupted: bool,
+    /// Call stacks of the vCPUs a failure concerns (also in the trace as `Backtrace`
+    /// events), innermost frame first.
+    pub backtraces: Vec<weft_trace::Backtrace>,
 }
 
 /// How a run reports while it goes.
@@ -264,6 +272,8 @@ pub struct Machine {
     linux: Option<(linux::AddressSpace, u64)>,
     /// Where a Linux guest's host files come from (the host, or a recording).
     files: Rc<linux::FileSource>,
+    /// The guest's call frame information (`None`: it has none).
+    unwinder: Option<Rc<crate::unwind::Unwinder>>,
 }
 
 /// What one run leaves for the next.
@@ -303,6 +313,7 @@ impl Machine {
             debug: false,
             linux,
             files: Rc::default(),
+            unwinder: crate::unwind::Unwinder::new(elf).map(Rc::new),
         })
     }
 
@@ -380,6 +391,8 @@ impl Machine {
             pool: RefCell::new(Vec::new()),
             spawned: RefCell::new(Vec::new()),
             sites: self.sites.clone().into(),
+            unwinder: self.unwinder.clone(),
+            backtraces: RefCell::new(Vec::new()),
         });
         let mut vcpus = Vec::with_capacity(self.opts.vcpus as usize);
         let mut stacks = Vec::with_capacity(self.opts.vcpus as usize);
@@ -532,6 +545,7 @@ fn outcome(shared: &Rc<Shared>) -> RunOutcome {
             vcpus: shared.snapshots.borrow().clone(),
         }),
         interrupted: ctl.interrupted,
+        backtraces: shared.backtraces.take(),
     }
 }
 
@@ -621,6 +635,7 @@ impl Scheduler {
     /// (with a Linux process's unused instances from the pool).
     fn finish(mut self, shared: &Rc<Shared>, k: &mut Kept) {
         self.adopt(shared);
+        stacks::record(shared);
         shared.ctl.borrow_mut().stopping = true;
         let mut pool = std::mem::take(&mut *shared.pool.borrow_mut());
         let n = self.coros.len().max(pool.len());

@@ -370,6 +370,60 @@ pub enum Event {
         status: u32,
         cause: AbortCause,
     },
+    /// Where a vCPU the failure concerns stood when the run ended (format 4): its call
+    /// stack from the guest's call frame information, innermost first (`frames[0]` is its
+    /// RIP, then return addresses). Emitted just before `End` of a failed run, for the
+    /// failing vCPU (crash, assertion, signal, exit status) or every live one (deadlock,
+    /// budget).
+    Backtrace {
+        step: Step,
+        vcpu: VcpuId,
+        frames: Vec<u64>,
+        /// A Linux thread blocked in a futex wait: the futex word's address.
+        futex: Option<u64>,
+        /// When that word is a locked glibc mutex: the thread its owner field names (the
+        /// holder).
+        owner: Option<VcpuId>,
+        /// When that word is a thread's id word (pthread_join): that thread.
+        joins: Option<VcpuId>,
+    },
+}
+
+/// A vCPU's call stack at the end of a failed run: what a `Backtrace` event says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backtrace {
+    pub vcpu: VcpuId,
+    /// Innermost first: the RIP, then return addresses.
+    pub frames: Vec<u64>,
+    /// The futex word it waits on (a blocked Linux thread).
+    pub futex: Option<u64>,
+    /// The live thread a locked glibc mutex at `futex` names as its owner.
+    pub owner: Option<VcpuId>,
+    /// The live thread whose id word is at `futex`: a pthread_join waits for it to exit.
+    pub joins: Option<VcpuId>,
+}
+
+impl Event {
+    /// The call stack a `Backtrace` event holds.
+    pub fn backtrace(&self) -> Option<Backtrace> {
+        match self {
+            Event::Backtrace {
+                vcpu,
+                frames,
+                futex,
+                owner,
+                joins,
+                ..
+            } => Some(Backtrace {
+                vcpu: *vcpu,
+                frames: frames.clone(),
+                futex: *futex,
+                owner: *owner,
+                joins: *joins,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Why a transaction aborted.
@@ -475,6 +529,7 @@ impl Event {
             | Event::TxBegin { step, .. }
             | Event::TxCommit { step, .. }
             | Event::TxAbort { step, .. }
+            | Event::Backtrace { step, .. }
             | Event::End { step, .. } => Some(*step),
         }
     }
@@ -495,7 +550,8 @@ impl Event {
             | Event::VcpuEnd { vcpu, .. }
             | Event::TxBegin { vcpu, .. }
             | Event::TxCommit { vcpu, .. }
-            | Event::TxAbort { vcpu, .. } => Some(*vcpu),
+            | Event::TxAbort { vcpu, .. }
+            | Event::Backtrace { vcpu, .. } => Some(*vcpu),
             Event::End { .. } => None,
         }
     }

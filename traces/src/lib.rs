@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 pub use codec::CodecError;
 pub use event::*;
-pub use format::{ChunkInfo, FORMAT_VERSION, MAGIC};
+pub use format::{ChunkInfo, FORMAT_VERSION, MAGIC, OLDEST_READABLE_VERSION};
 pub use header::*;
 pub use reader::{Events, TraceReader};
 pub use writer::{TraceWriter, WriteSummary, CHUNK_EVENTS};
@@ -81,10 +81,10 @@ fn kept(chunks: u64, last_step: Option<u64>) -> String {
 /// Why a trace of format version `found` cannot be read, naming both versions and what
 /// to do (docs/trace-format.md, "Compatibility").
 fn version_message(found: u32) -> String {
-    if found < FORMAT_VERSION {
+    if found < OLDEST_READABLE_VERSION {
         format!(
             "trace format version {found} is older than the version this weft reads \
-             (version {FORMAT_VERSION}); replay it with the weft that recorded it, or record it again"
+             (versions {OLDEST_READABLE_VERSION} to {FORMAT_VERSION}); replay it with the weft that recorded it, or record it again"
         )
     } else {
         format!(

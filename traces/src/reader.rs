@@ -25,6 +25,8 @@ pub struct TraceReader {
     /// Whether the index and footer were found (a complete trace).
     indexed: bool,
     warning: Option<String>,
+    /// The file's format version (`OLDEST_READABLE_VERSION..=FORMAT_VERSION`).
+    version: u32,
 }
 
 fn read_exact_at(f: &mut BufReader<File>, at: u64, buf: &mut [u8]) -> std::io::Result<()> {
@@ -65,7 +67,7 @@ impl TraceReader {
             return Err(corrupt("the trace header is cut short".into()));
         }
         let version = u32::from_le_bytes([front[8], front[9], front[10], front[11]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(TraceError::Version {
                 path: p,
                 found: version,
@@ -94,6 +96,7 @@ impl TraceReader {
             len,
             header,
             chunks: Vec::new(),
+            version,
             indexed: false,
             warning: None,
         };
@@ -214,6 +217,11 @@ impl TraceReader {
             Some(c) => format!(" (events up to step {})", c.last_step),
             None => String::new(),
         }
+    }
+
+    /// The format version the trace was written in.
+    pub fn format_version(&self) -> u32 {
+        self.version
     }
 
     pub fn header(&self) -> &TraceHeader {

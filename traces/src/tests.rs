@@ -87,6 +87,14 @@ fn every_variant() -> Vec<Event> {
             child: VcpuId(1),
             tid: 1001,
         },
+        Event::Backtrace {
+            step: Step(5),
+            vcpu: v,
+            frames: vec![0x401000, 0x402345, 0x7fff_0000_1234],
+            futex: Some(0x4c0000),
+            owner: Some(VcpuId(1)),
+            joins: None,
+        },
         Event::Hypercall {
             step: Step(6),
             vcpu: v,
@@ -268,16 +276,36 @@ fn foreign_corrupt_and_other_version_files_are_clear_errors() {
         format!("{}: not a weft trace (bad magic)", bad.display())
     );
 
-    for (found, word) in [(FORMAT_VERSION - 1, "older"), (FORMAT_VERSION + 5, "newer")] {
+    for (found, word, reads) in [
+        (
+            OLDEST_READABLE_VERSION - 1,
+            "older",
+            format!("(versions {OLDEST_READABLE_VERSION} to {FORMAT_VERSION})"),
+        ),
+        (
+            FORMAT_VERSION + 5,
+            "newer",
+            format!("(version {FORMAT_VERSION})"),
+        ),
+    ] {
         let mut v = good.clone();
         v[8..12].copy_from_slice(&found.to_le_bytes());
         std::fs::write(&bad, &v).unwrap();
         let e = TraceReader::open(&bad).err().unwrap().to_string();
         assert!(
-            e.contains(&format!("trace format version {found} is {word}"))
-                && e.contains(&format!("(version {FORMAT_VERSION})")),
+            e.contains(&format!("trace format version {found} is {word}")) && e.contains(&reads),
             "{e}"
         );
+    }
+    // Every version from the oldest readable one on opens (they differ only in events a
+    // newer weft may add).
+    for version in OLDEST_READABLE_VERSION..=FORMAT_VERSION {
+        let mut v = good.clone();
+        v[8..12].copy_from_slice(&version.to_le_bytes());
+        std::fs::write(&bad, &v).unwrap();
+        let r = TraceReader::open(&bad).unwrap();
+        assert_eq!(r.format_version(), version);
+        assert_eq!(r.into_events().count(), 200_001);
     }
 
     let mut h = good.clone();

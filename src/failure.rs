@@ -1,0 +1,192 @@
+//! What a failed run's report says beyond its verdict line: where each vCPU the failure
+//! concerns stood (its call stack by function and source line), what a blocked thread
+//! waits for and who holds it, and the lock cycle of a lock-order deadlock. Shared by
+//! `weft record`, `weft replay` and `weft inspect`.
+
+use weft_trace::{Backtrace, VcpuId, Verdict};
+
+use crate::debuginfo::SourceMap;
+
+/// The lines to print under a verdict, or `None` if there is nothing to add.
+pub fn details(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
+    let map = SourceMap::new(elf);
+    let stack_of = |vcpu: VcpuId| stacks.iter().find(|b| b.vcpu == vcpu);
+    let mut out = Vec::new();
+    match v {
+        Verdict::Pass => return None,
+        Verdict::Crash(c) => out.push(format!("registers:{}", registers(&c.regs))),
+        Verdict::Deadlock { vcpus } => {
+            for (v, rip) in vcpus {
+                let at = map.describe(*rip);
+                let at = if at.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {at}")
+                };
+                let mut line = format!("  {v} waits at {rip:#x}{at}");
+                if let Some(b) = stack_of(*v) {
+                    if let Some(w) = wait(&map, b) {
+                        line.push_str(&format!("\n      {w}"));
+                    }
+                    for l in map.describe_stack(&b.frames).into_iter().skip(1) {
+                        line.push_str(&format!("\n      {l}"));
+                    }
+                }
+                out.push(line);
+            }
+            if let Some(cycle) = lock_cycle(stacks) {
+                let names: Vec<String> = cycle.iter().map(VcpuId::to_string).collect();
+                out.push(format!(
+                    "  lock cycle: {} -> {} (each waits for a mutex the next one holds)",
+                    names.join(" -> "),
+                    names[0]
+                ));
+            }
+            return Some(out.join("\n"));
+        }
+        _ => {}
+    }
+    for b in stacks {
+        out.push(format!("call stack of {}:", b.vcpu));
+        for l in map.describe_stack(&b.frames) {
+            out.push(format!("  {l}"));
+        }
+    }
+    (!out.is_empty()).then(|| out.join("\n"))
+}
+
+/// What a blocked thread waits for: `blocked on the futex at 0x4c6f80 (lock_b), a mutex
+/// held by vcpu2`.
+pub fn wait(map: &SourceMap, b: &Backtrace) -> Option<String> {
+    let f = b.futex?;
+    let name = match map.symbol(f) {
+        Some((n, 0)) => format!(" ({n})"),
+        Some((n, off)) => format!(" ({n}+{off:#x})"),
+        None => String::new(),
+    };
+    if let Some(j) = b.joins {
+        return Some(format!(
+            "blocked on the futex at {f:#x}{name}: waits for {j} to exit (pthread_join)"
+        ));
+    }
+    Some(match b.owner {
+        Some(o) if o == b.vcpu => {
+            format!("blocked on the futex at {f:#x}{name}, a mutex it holds itself")
+        }
+        Some(o) => format!("blocked on the futex at {f:#x}{name}, a mutex held by {o}"),
+        None => match waiting_in(map, &b.frames) {
+            Some(what) => format!("blocked on the futex at {f:#x}{name}: {what}"),
+            None => format!("blocked on the futex at {f:#x}{name}"),
+        },
+    })
+}
+
+/// The kind of wait a call stack is in, from the pthread (glibc or musl) or C++ runtime
+/// function it passes through.
+fn waiting_in(map: &SourceMap, frames: &[u64]) -> Option<&'static str> {
+    const KINDS: &[(&str, &str)] = &[
+        ("cond_wait", "waits on a condition variable"),
+        ("cond_timedwait", "waits on a condition variable"),
+        ("cond_clockwait", "waits on a condition variable"),
+        ("sem_wait", "waits on a semaphore"),
+        ("sem_timedwait", "waits on a semaphore"),
+        ("sem_clockwait", "waits on a semaphore"),
+        ("barrier_wait", "waits at a barrier"),
+        ("rwlock_rdlock", "waits for a read lock"),
+        ("rwlock_wrlock", "waits for a write lock"),
+        ("rwlock_timed", "waits for a read-write lock"),
+        ("mutex_lock", "waits for a mutex"),
+        ("mutex_timedlock", "waits for a mutex"),
+        ("mutex_clocklock", "waits for a mutex"),
+    ];
+    frames.iter().enumerate().find_map(|(i, &pc)| {
+        let at = if i == 0 { pc } else { pc.wrapping_sub(1) };
+        let (name, _) = map.symbol(at)?;
+        KINDS
+            .iter()
+            .find(|(k, _)| name.contains(k))
+            .map(|(_, what)| *what)
+    })
+}
+
+/// A cycle of vCPUs each blocked on a mutex the next one holds, starting from the lowest
+/// vCPU in it; `None` if there is none.
+pub fn lock_cycle(stacks: &[Backtrace]) -> Option<Vec<VcpuId>> {
+    let holder = |v: VcpuId| stacks.iter().find(|b| b.vcpu == v)?.owner;
+    let mut starts: Vec<VcpuId> = stacks.iter().map(|b| b.vcpu).collect();
+    starts.sort();
+    for start in starts {
+        let mut path = vec![start];
+        let mut at = start;
+        while let Some(next) = holder(at) {
+            if next == start {
+                return Some(path);
+            }
+            if path.contains(&next) {
+                break;
+            }
+            path.push(next);
+            at = next;
+        }
+    }
+    None
+}
+
+/// General registers and RFLAGS, four per line (each line starts with a newline).
+pub fn registers(regs: &[u64; 17]) -> String {
+    let mut s = String::new();
+    for (i, (name, val)) in weft_trace::CRASH_REG_NAMES.iter().zip(regs).enumerate() {
+        if i % 4 == 0 {
+            s.push_str("\n ");
+        }
+        s.push_str(&format!(" {name:>6}={val:#018x}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waits(vcpu: u32, owner: Option<u32>) -> Backtrace {
+        Backtrace {
+            vcpu: VcpuId(vcpu),
+            frames: vec![0x401000],
+            futex: Some(0x4c0000 + vcpu as u64),
+            owner: owner.map(VcpuId),
+            joins: None,
+        }
+    }
+
+    #[test]
+    fn a_cycle_of_holders_is_found_from_its_lowest_vcpu() {
+        let s = [waits(3, Some(1)), waits(1, Some(2)), waits(2, Some(3))];
+        assert_eq!(lock_cycle(&s), Some(vec![VcpuId(1), VcpuId(2), VcpuId(3)]));
+    }
+
+    #[test]
+    fn a_chain_without_a_cycle_is_none() {
+        let s = [waits(1, Some(2)), waits(2, None), waits(0, Some(1))];
+        assert_eq!(lock_cycle(&s), None);
+        // A chain leading into a cycle that excludes its start is not the start's cycle.
+        let s = [waits(0, Some(1)), waits(1, Some(2)), waits(2, Some(1))];
+        assert_eq!(lock_cycle(&s), Some(vec![VcpuId(1), VcpuId(2)]));
+    }
+
+    #[test]
+    fn a_thread_waiting_on_its_own_mutex_says_so() {
+        let map = SourceMap::default();
+        let w = wait(&map, &waits(2, Some(2))).unwrap();
+        assert!(w.ends_with("a mutex it holds itself"), "{w}");
+        assert_eq!(
+            wait(
+                &map,
+                &Backtrace {
+                    futex: None,
+                    ..waits(1, None)
+                }
+            ),
+            None
+        );
+    }
+}
