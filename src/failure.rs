@@ -7,14 +7,27 @@ use weft_trace::{Backtrace, VcpuId, Verdict};
 
 use crate::debuginfo::SourceMap;
 
-/// The lines to print under a verdict, or `None` if there is nothing to add.
+/// The lines to print under a verdict (a crash's registers, then [`stacks`]), or `None`
+/// if there is nothing to add.
 pub fn details(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
+    let regs = match v {
+        Verdict::Crash(c) => Some(format!("registers:{}", registers(&c.regs))),
+        _ => None,
+    };
+    match (regs, self::stacks(v, stacks, elf)) {
+        (Some(r), Some(s)) => Some(format!("{r}\n{s}")),
+        (r, s) => r.or(s),
+    }
+}
+
+/// Where the vCPUs a failure concerns stood: each one's call stack (for a deadlock, under
+/// the line saying where it waits, with what it is blocked on), and a lock cycle.
+pub fn stacks(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
     let map = SourceMap::new(elf);
     let stack_of = |vcpu: VcpuId| stacks.iter().find(|b| b.vcpu == vcpu);
     let mut out = Vec::new();
     match v {
         Verdict::Pass => return None,
-        Verdict::Crash(c) => out.push(format!("registers:{}", registers(&c.regs))),
         Verdict::Deadlock { vcpus } => {
             for (v, rip) in vcpus {
                 let at = map.describe(*rip);

@@ -102,6 +102,20 @@ fn a_lock_order_deadlock_names_each_holder_and_the_cycle() {
         .as_str()
         .is_some_and(|w| w.contains("a mutex held by"))));
     assert!(b[0]["described"][0].as_str().unwrap().starts_with("#0 0x"));
+    // And the HTML report's failure panel.
+    let html = dir.path().join("lo.html");
+    let (code, _, err) = text(&weft([
+        "report",
+        t.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("lock cycle: vcpu1 -> vcpu2"),
+        "no lock cycle in the report"
+    );
 }
 
 #[test]

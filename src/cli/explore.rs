@@ -13,7 +13,9 @@ use weft::explore::{self, ExploreConfig};
 use weft::session;
 use weft_recorder::{Guided, StrategySpec, DEFAULT_PCT_STEPS};
 
-use super::{check_output, verdict_line, GuestArgs, MachineArgs, EXIT_FAILURE, EXIT_PASS};
+use super::{
+    check_output, verdict_details, verdict_line, GuestArgs, MachineArgs, EXIT_FAILURE, EXIT_PASS,
+};
 
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
@@ -224,9 +226,12 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         };
         let trace = a.out.join(format!("{stem}-fail{suffix}.weft"));
         let fopts = explore::options_for(&opts, &f.strategy);
-        save(&trace, || {
+        let recorded = save(&trace, || {
             session::record_with(&name, &elf, &fopts, f.replay(), &trace, Default::default())
         })?;
+        // The details (call stacks, waits) of the trace the user will look at: the
+        // minimized one when there is one.
+        let mut shown = recorded.outcome;
         let mut entry = JsonFailure {
             index: f.index,
             strategy: f.label(),
@@ -254,7 +259,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             let m = explore::minimize(&name, &elf, &fopts, f)?;
             let min = a.out.join(format!("{stem}-fail{suffix}-min.weft"));
             let label = format!("minimized from {}", f.label());
-            save(&min, || {
+            shown = save(&min, || {
                 session::record_with(
                     &name,
                     &elf,
@@ -263,7 +268,8 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                     &min,
                     Default::default(),
                 )
-            })?;
+            })?
+            .outcome;
             if !a.json {
                 eprintln!(
                     "  minimized: {} preemption(s) (from {}; {} candidate runs): {}",
@@ -276,6 +282,11 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             entry.minimized_trace = Some(min.display().to_string());
             entry.preemptions = Some(m.preemptions);
             entry.original_preemptions = Some(m.original_preemptions);
+        }
+        if let (Some(v), false) = (&shown.verdict, a.json) {
+            if let Some(d) = verdict_details(v, &shown.backtraces, &elf) {
+                eprintln!("{d}");
+            }
         }
         json.push(entry);
     }
@@ -329,11 +340,10 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
 fn save(
     path: &Path,
     rec: impl FnOnce() -> Result<session::Recorded, session::SessionError>,
-) -> Result<()> {
+) -> Result<session::Recorded> {
     check_output(path)?;
     if path.exists() {
         std::fs::remove_file(path)?;
     }
-    rec()?;
-    Ok(())
+    Ok(rec()?)
 }

@@ -164,8 +164,9 @@ function describe(t, i) {
     const rows = [['verdict', '<b>' + esc(f.class) + '</b>: ' + esc(f.text)], ['step', f.step]];
     if (f.vcpu != null) rows.push(['vCPU', f.vcpu]);
     rows.push.apply(rows, locRows(f.loc));
-    f.spinning.forEach((s) => rows.push.apply(rows, [['spinning', 'vcpu' + s[0]]].concat(locRows(s[1], 'at'))));
+    f.spinning.forEach((s) => rows.push.apply(rows, [['waiting', 'vcpu' + s[0]]].concat(locRows(s[1], 'at'))));
     if (f.regs.length) rows.push(['registers', '<code>' + esc(f.regs.join(' ')) + '</code>']);
+    if (f.details) rows.push(['where', '<pre class="stacks">' + esc(f.details) + '</pre>']);
     return { title: 'failure: ' + f.class, rows: rows, step: f.step };
   }
   if (t === 'b') {

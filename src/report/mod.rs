@@ -114,7 +114,7 @@ pub fn build(path: &Path, shown_as: &str, opts: &ReportOptions) -> Result<Report
         tmreport::analyze(&header, std::iter::empty())
     };
 
-    let failure = failure(&scan, &mut locs);
+    let failure = failure(&scan, &mut locs, &header.guest.elf);
     let failure_step = failure.as_ref().map(|f| f.step);
     let full = !scan.detail.overflowed;
     let (detail, windows, dropped) = if full {
@@ -246,7 +246,7 @@ fn arc(g: &Group, locs: &mut Locs) -> RaceArc {
 
 /// Where the run failed: the failing vCPU's last step (assertion, crash, exit status), or
 /// the end of the run (deadlock, budget).
-fn failure(scan: &Scan, locs: &mut Locs) -> Option<Failure> {
+fn failure(scan: &Scan, locs: &mut Locs, elf: &[u8]) -> Option<Failure> {
     let (end, v) = scan.verdict.as_ref()?;
     let last_step_of = |vcpu: u32| {
         scan.last_run
@@ -264,6 +264,8 @@ fn failure(scan: &Scan, locs: &mut Locs) -> Option<Failure> {
         loc: None,
         spinning: Vec::new(),
         regs: Vec::new(),
+        // The registers are a row of their own.
+        details: crate::failure::stacks(v, &scan.stacks, elf).unwrap_or_default(),
     };
     match v {
         Verdict::Pass => return None,

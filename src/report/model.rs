@@ -100,6 +100,8 @@ pub struct Failure {
     pub spinning: Vec<(u32, usize)>,
     /// Crash: `name=value` registers.
     pub regs: Vec<String>,
+    /// What `weft record` prints under the verdict: call stacks, waits, a lock cycle.
+    pub details: String,
 }
 
 /// What was summarised, and how.

@@ -63,6 +63,8 @@ pub(super) struct Scan {
     pub warnings: Vec<Note>,
     pub ends: Vec<VcpuEndItem>,
     pub verdict: Option<(u64, Verdict)>,
+    /// Call stacks of the failure (`Backtrace` events).
+    pub stacks: Vec<weft_trace::Backtrace>,
     pub last_run: Vec<Option<(u64, u64)>>,
     /// Steps of the first aborts, for detail windows.
     pub abort_steps: Vec<u64>,
@@ -88,6 +90,7 @@ impl Scan {
             warnings: Vec::new(),
             ends: Vec::new(),
             verdict: None,
+            stacks: Vec::new(),
             last_run: vec![None; vcpus],
             abort_steps: Vec::new(),
             detail: Detail::new(Filter::All { budget }, vcpus),
@@ -201,6 +204,7 @@ impl Scan {
                 self.steps = self.steps.max(step.0);
                 self.verdict = Some((step.0, verdict.clone()));
             }
+            Event::Backtrace { .. } => self.stacks.extend(e.backtrace()),
             _ => {}
         }
     }
