@@ -183,6 +183,33 @@ fn a_program_reading_a_file_replays_after_the_file_is_deleted() {
 }
 
 #[test]
+fn files_a_program_writes_stay_inside_the_run() {
+    let dir = scratch();
+    let t = dir.path().join("files.weft");
+    let host = dir.path().join("host.txt");
+    std::fs::write(&host, b"original\n").unwrap();
+    // Left by a native run of the guest, it would be the start of the log.
+    let _ = std::fs::remove_file("/tmp/weft-test-log.txt");
+    let expected = "write_files: log has 40 lines\nwrite_files: renamed ok\n\
+                    write_files: host file hidden, then gone\nwrite_files: ok\n";
+    for strategy in ["round-robin", "random:seed=3", "pct:seed=1,steps=5000"] {
+        let (code, out, err) = record(
+            "write_files",
+            &t,
+            &[host.to_str().unwrap()],
+            &["--strategy", strategy],
+        );
+        assert_eq!(code, 0, "{strategy}: {out}{err}");
+        assert_eq!(out, expected, "{strategy}");
+        assert!(!err.contains("warning"), "{err}");
+        // The host never saw any of it: its file is as it was, nothing was created.
+        assert_eq!(std::fs::read(&host).unwrap(), b"original\n");
+        assert!(!Path::new("/tmp/weft-test.out").exists());
+        assert_eq!(replays(&t), expected);
+    }
+}
+
+#[test]
 fn an_unknown_syscall_returns_enosys_and_leaves_a_warning() {
     let dir = scratch();
     let t = dir.path().join("unknown.weft");

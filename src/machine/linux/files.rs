@@ -1,6 +1,7 @@
-//! Files a Linux guest can open: host files, read-only, whose contents a recording keeps
-//! (so a replay needs no host files), a few virtual files that describe the virtual
-//! machine rather than the host, and the table of open file descriptors.
+//! Files a Linux guest can open: host files, whose contents a recording keeps (so a replay
+//! needs no host files), a few virtual files that describe the virtual machine rather
+//! than the host, files the guest writes (kept in the process: the host is never
+//! changed), and the table of open file descriptors.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -13,6 +14,81 @@ pub const ENOENT: i32 = 2;
 pub const EISDIR: i32 = 21;
 pub const EFBIG: i32 = 27;
 pub const EACCES: i32 = 13;
+pub const EEXIST: i32 = 17;
+
+/// The bytes of a file the guest created or opened for writing, shared by every
+/// descriptor open on it; they live as long as the run.
+pub type Written = Rc<RefCell<Vec<u8>>>;
+
+/// What an open file's bytes are.
+#[derive(Clone, Debug)]
+pub enum Data {
+    /// A host or virtual file opened read-only: as recorded.
+    Host(Rc<[u8]>),
+    /// A file of the process's own (see [`Written`]).
+    Written(Written),
+}
+
+impl Data {
+    pub fn len(&self) -> u64 {
+        match self {
+            Data::Host(d) => d.len() as u64,
+            Data::Written(w) => w.borrow().len() as u64,
+        }
+    }
+
+    /// At most `n` bytes from offset `from`.
+    pub fn read(&self, from: u64, n: u64) -> Vec<u8> {
+        let read = |d: &[u8]| {
+            let from = from.min(d.len() as u64) as usize;
+            let n = (n as usize).min(d.len() - from);
+            d[from..from + n].to_vec()
+        };
+        match self {
+            Data::Host(d) => read(d),
+            Data::Written(w) => read(&w.borrow()),
+        }
+    }
+
+    /// The bytes as they are now (for mmap, which copies them).
+    pub fn snapshot(&self) -> Rc<[u8]> {
+        match self {
+            Data::Host(d) => d.clone(),
+            Data::Written(w) => Rc::from(w.borrow().as_slice()),
+        }
+    }
+}
+
+/// What a file descriptor may do, from its open flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub read: bool,
+    pub write: bool,
+    /// O_APPEND: every write goes to the end.
+    pub append: bool,
+}
+
+impl Access {
+    /// The O_ACCMODE bits and O_APPEND of `flags`, as open and F_GETFL have them.
+    pub fn from_flags(flags: u64) -> Access {
+        const O_APPEND: u64 = 0o2000;
+        let mode = flags & 3;
+        Access {
+            read: mode != 1,
+            write: mode == 1 || mode == 2,
+            append: flags & O_APPEND != 0,
+        }
+    }
+
+    pub fn flags(self) -> u64 {
+        let mode = match (self.read, self.write) {
+            (_, false) => 0,
+            (false, true) => 1,
+            (true, true) => 2,
+        };
+        mode | if self.append { 0o2000 } else { 0 }
+    }
+}
 
 /// A file's bytes, or the errno opening it gave.
 pub type Contents = Result<Rc<[u8]>, i32>;
@@ -92,11 +168,12 @@ pub enum Open {
     Stdin,
     Stdout,
     Stderr,
-    /// A read-only file and the offset of the next read.
+    /// A file and the offset of the next read or write.
     File {
         path: String,
-        data: Rc<[u8]>,
+        data: Data,
         pos: u64,
+        access: Access,
     },
 }
 
@@ -182,8 +259,9 @@ mod tests {
         let mut t = FdTable::default();
         let f = || Open::File {
             path: "x".into(),
-            data: Rc::from(&b""[..]),
+            data: Data::Host(Rc::from(&b""[..])),
             pos: 0,
+            access: Access::from_flags(0),
         };
         assert_eq!(t.insert(f()), Some(3));
         assert_eq!(t.insert(f()), Some(4));
@@ -192,6 +270,26 @@ mod tests {
         assert_eq!(t.insert(f()), Some(3));
         assert_eq!(t.dup(1, 10), Some(10));
         assert!(matches!(t.get(10), Some(Open::Stdout)));
+    }
+
+    #[test]
+    fn open_flags_give_the_access_back() {
+        for flags in [0u64, 1, 2, 0o2001, 0o2002] {
+            assert_eq!(Access::from_flags(flags).flags(), flags);
+        }
+        assert!(!Access::from_flags(1).read);
+        assert!(Access::from_flags(0o2001).append);
+    }
+
+    #[test]
+    fn written_data_reads_back_as_it_is_now() {
+        let w: Written = Rc::default();
+        let d = Data::Written(w.clone());
+        w.borrow_mut().extend_from_slice(b"hello");
+        assert_eq!(d.len(), 5);
+        assert_eq!(d.read(1, 3), b"ell");
+        assert_eq!(d.read(9, 3), b"");
+        assert_eq!(d.snapshot().as_ref(), b"hello");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! File and descriptor system calls: standard output and error go to the console events,
-//! standard input reads the bytes the options give, files are host files opened read-only
-//! (their contents recorded: `FileData` events) or virtual files under /proc and /sys.
+//! standard input reads the bytes the options give, files are host files (their contents
+//! recorded: `FileData` events) or virtual files under /proc and /sys; a file opened for
+//! writing becomes the process's own copy, so nothing a guest does reaches the host.
 
 use std::rc::Rc;
 
@@ -55,26 +56,97 @@ fn contents(c: &Call, path: &str) -> Result<Rc<[u8]>, i32> {
     got
 }
 
+/// What `path` is to the process: one of its own files, a removed one, or whatever the
+/// host (or a virtual file) has.
+enum Found {
+    Own(files::Written),
+    Removed,
+    Host(Result<Rc<[u8]>, i32>),
+}
+
+fn find(c: &Call, path: &str) -> Found {
+    {
+        let p = c.process();
+        if let Some(w) = p.written.get(path) {
+            return Found::Own(w.clone());
+        }
+        if p.removed.contains(path) {
+            return Found::Removed;
+        }
+    }
+    Found::Host(contents(c, path))
+}
+
+/// Make `path` one of the process's own files, holding `bytes`.
+fn own(c: &Call, path: &str, bytes: Vec<u8>) -> files::Written {
+    let w: files::Written = Rc::new(std::cell::RefCell::new(bytes));
+    let mut p = c.process();
+    p.removed.remove(path);
+    p.written.insert(path.to_string(), w.clone());
+    w
+}
+
 pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
-    const O_ACCMODE: u64 = 3;
     const O_CREAT: u64 = 0o100;
+    const O_EXCL: u64 = 0o200;
     const O_TRUNC: u64 = 0o1000;
     let path = match path_arg(c, dirfd, path) {
         Ok(p) => p,
         Err(e) => return Ret::Errno(e),
     };
-    if flags & (O_ACCMODE | O_CREAT | O_TRUNC) != 0 {
-        c.warn(format!(
-            "{}: opened for writing; weft's file system is read-only (returned -EROFS)",
-            path
-        ));
-        return Ret::Errno(EROFS);
-    }
-    let data = match contents(c, &path) {
-        Ok(d) => d,
-        Err(e) => return Ret::Errno(e),
+    let access = files::Access::from_flags(flags);
+    let (create, excl, trunc) = (
+        flags & O_CREAT != 0,
+        flags & O_CREAT != 0 && flags & O_EXCL != 0,
+        flags & O_TRUNC != 0,
+    );
+    let writing = access.write || create || trunc;
+    let data = if !writing {
+        match find(c, &path) {
+            Found::Own(w) => files::Data::Written(w),
+            Found::Removed => return Ret::Errno(ENOENT),
+            Found::Host(Ok(d)) => files::Data::Host(d),
+            Found::Host(Err(e)) => return Ret::Errno(e),
+        }
+    } else {
+        let virtual_file = {
+            let p = c.process();
+            files::virtual_file(&path, p.opts.cpus, p.exe()).is_some()
+        };
+        if virtual_file {
+            return Ret::Errno(files::EACCES);
+        }
+        // Truncating a file needs nothing of the host's copy, unless O_EXCL asks whether
+        // it exists.
+        let found = if trunc && !excl && !c.process().removed.contains(&path) {
+            match c.process().written.get(&path) {
+                Some(w) => Found::Own(w.clone()),
+                None => Found::Host(Err(ENOENT)),
+            }
+        } else {
+            find(c, &path)
+        };
+        let w = match found {
+            Found::Own(_) | Found::Host(Ok(_)) if excl => return Ret::Errno(files::EEXIST),
+            Found::Own(w) => w,
+            Found::Host(Ok(d)) => own(c, &path, if trunc { Vec::new() } else { d.to_vec() }),
+            Found::Removed | Found::Host(Err(ENOENT)) if create || trunc => {
+                own(c, &path, Vec::new())
+            }
+            Found::Removed => return Ret::Errno(ENOENT),
+            Found::Host(Err(e)) => return Ret::Errno(e),
+        };
+        if trunc {
+            w.borrow_mut().clear();
+        }
+        files::Data::Written(w)
     };
-    let fd = c.process().fds.insert(Open::File { path, data, pos: 0 });
+    let fd = c.process().fds.insert(Open::File {
+        path,
+        data,
+        pos: 0,
+        access,
+    });
     fd.map(|f| f as u64).ok_or(24).into()
 }
 
@@ -86,10 +158,10 @@ pub fn close(c: &Call, fd: i32) -> Ret {
     }
 }
 
-/// The bytes of the file open as `fd` (for mmap of a file).
+/// The bytes of the file open as `fd` (for mmap of a file, which copies them).
 pub fn file_data(c: &Call, fd: i32) -> Result<Rc<[u8]>, i32> {
     match c.process().fds.get(fd) {
-        Some(Open::File { data, .. }) => Ok(data.clone()),
+        Some(Open::File { data, .. }) => Ok(data.snapshot()),
         Some(_) => Err(19), // ENODEV: the standard streams cannot be mapped
         None => Err(EBADF),
     }
@@ -104,7 +176,8 @@ pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
         let Some(open) = p.fds.get_mut(fd) else {
             return Ret::Errno(EBADF);
         };
-        let (data, pos): (Rc<[u8]>, &mut u64) = match open {
+        let (data, pos) = match open {
+            Open::File { access, .. } if !access.read => return Ret::Errno(EBADF),
             Open::File { data, pos, .. } => (data.clone(), pos),
             Open::Stdin => {
                 if at.is_some() {
@@ -120,12 +193,11 @@ pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
             }
             Open::Stdout | Open::Stderr => return Ret::Errno(EBADF),
         };
-        let from = at.unwrap_or(*pos).min(data.len() as u64) as usize;
-        let n = (len as usize).min(data.len() - from);
+        let bytes = data.read(at.unwrap_or(*pos), len);
         if at.is_none() {
-            *pos += n as u64;
+            *pos += bytes.len() as u64;
         }
-        data[from..from + n].to_vec()
+        bytes
     };
     c.write(buf, &bytes).map(|_| bytes.len() as u64).into()
 }
@@ -162,21 +234,56 @@ fn iovecs(c: &Call, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, i32> {
         .collect()
 }
 
-/// write / writev: standard output and error only (files are read-only).
-pub fn write(c: &Call, fd: i32, bufs: &[(u64, u64)]) -> Ret {
+/// write / writev / pwrite64 (at `at`, leaving the offset alone): standard output and
+/// error become console events; files opened for writing change in the process.
+pub fn write(c: &Call, fd: i32, bufs: &[(u64, u64)], at: Option<u64>) -> Ret {
     let target = c.process().fds.get(fd).cloned();
     let stream = match target {
         Some(Open::Stdout) => 1u8,
         Some(Open::Stderr) => 2,
-        Some(_) => return Ret::Errno(EBADF),
-        None => return Ret::Errno(EBADF),
+        Some(Open::File { access, .. }) if !access.write => return Ret::Errno(EBADF),
+        Some(Open::File { .. }) => 0,
+        Some(Open::Stdin) | None => return Ret::Errno(EBADF),
     };
+    if stream != 0 && at.is_some() {
+        return Ret::Errno(ESPIPE);
+    }
     let mut bytes = Vec::new();
     for &(addr, len) in bufs {
         match c.read(addr, len.min(MAX_IO)) {
             Ok(b) => bytes.extend_from_slice(&b),
             Err(e) => return Ret::Errno(e),
         }
+    }
+    if stream == 0 {
+        let mut p = c.process();
+        let Some(Open::File {
+            data: files::Data::Written(w),
+            pos,
+            access,
+            ..
+        }) = p.fds.get_mut(fd)
+        else {
+            return Ret::Errno(EBADF);
+        };
+        let mut file = w.borrow_mut();
+        let from = match at {
+            Some(off) => off,
+            None if access.append => file.len() as u64,
+            None => *pos,
+        };
+        let end = from.saturating_add(bytes.len() as u64);
+        if end > files::MAX_FILE {
+            return Ret::Errno(files::EFBIG);
+        }
+        if file.len() < end as usize {
+            file.resize(end as usize, 0);
+        }
+        file[from as usize..end as usize].copy_from_slice(&bytes);
+        if at.is_none() {
+            *pos = end;
+        }
+        return Ret::ok(bytes.len() as u64);
     }
     if stream == 2 {
         let mut p = c.process();
@@ -190,9 +297,93 @@ pub fn write(c: &Call, fd: i32, bufs: &[(u64, u64)]) -> Ret {
     Ret::ok(bytes.len() as u64)
 }
 
+/// ftruncate: a file opened for writing gets `len` bytes (cut, or grown with zeros).
+pub fn ftruncate(c: &Call, fd: i32, len: u64) -> Ret {
+    if len > files::MAX_FILE {
+        return Ret::Errno(files::EFBIG);
+    }
+    match c.process().fds.get(fd) {
+        Some(Open::File {
+            data: files::Data::Written(w),
+            access,
+            ..
+        }) if access.write => {
+            w.borrow_mut().resize(len as usize, 0);
+            Ret::ok(0u64)
+        }
+        Some(_) => Ret::Errno(EINVAL),
+        None => Ret::Errno(EBADF),
+    }
+}
+
+/// fsync, fdatasync: nothing to do (nothing leaves the process).
+pub fn fsync(c: &Call, fd: i32) -> Ret {
+    if c.process().fds.get(fd).is_some() {
+        Ret::ok(0u64)
+    } else {
+        Ret::Errno(EBADF)
+    }
+}
+
+/// unlink / unlinkat: the file is gone for the process (the host's stays as it is).
+pub fn unlink(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
+    const AT_REMOVEDIR: u64 = 0x200;
+    let path = match path_arg(c, dirfd, path) {
+        Ok(p) => p,
+        Err(e) => return Ret::Errno(e),
+    };
+    if flags & AT_REMOVEDIR != 0 {
+        return Ret::Errno(EROFS);
+    }
+    match find(c, &path) {
+        Found::Own(_) | Found::Host(Ok(_)) => {
+            let mut p = c.process();
+            p.written.remove(&path);
+            p.removed.insert(path);
+            Ret::ok(0u64)
+        }
+        Found::Removed => Ret::Errno(ENOENT),
+        Found::Host(Err(files::EISDIR)) => Ret::Errno(files::EISDIR),
+        Found::Host(Err(e)) => Ret::Errno(e),
+    }
+}
+
+/// rename / renameat / renameat2: within the process's view of the file system.
+pub fn rename(c: &Call, olddir: i32, old: u64, newdir: i32, new: u64) -> Ret {
+    let (old, new) = match (path_arg(c, olddir, old), path_arg(c, newdir, new)) {
+        (Ok(o), Ok(n)) => (o, n),
+        (Err(e), _) | (_, Err(e)) => return Ret::Errno(e),
+    };
+    let bytes = match find(c, &old) {
+        Found::Own(w) => w.borrow().clone(),
+        Found::Host(Ok(d)) => d.to_vec(),
+        Found::Removed => return Ret::Errno(ENOENT),
+        Found::Host(Err(e)) => return Ret::Errno(e),
+    };
+    if old != new {
+        let w = {
+            let mut p = c.process();
+            p.removed.insert(old.clone());
+            p.written.remove(&old)
+        };
+        match w {
+            // Descriptors open on it keep the same file under its new name.
+            Some(w) => {
+                let mut p = c.process();
+                p.removed.remove(&new);
+                p.written.insert(new, w);
+            }
+            None => {
+                own(c, &new, bytes);
+            }
+        }
+    }
+    Ret::ok(0u64)
+}
+
 pub fn writev(c: &Call, fd: i32, iov: u64, count: u64) -> Ret {
     match iovecs(c, iov, count) {
-        Ok(bufs) => write(c, fd, &bufs),
+        Ok(bufs) => write(c, fd, &bufs, None),
         Err(e) => Ret::Errno(e),
     }
 }
@@ -252,9 +443,7 @@ const S_IFCHR: u32 = 0o020000;
 
 fn stat_of(open: &Open) -> [u8; 144] {
     match open {
-        Open::File { path, data, .. } => {
-            stat_bytes(S_IFREG | 0o444, data.len() as u64, inode(path), 0)
-        }
+        Open::File { path, data, .. } => stat_bytes(S_IFREG | 0o644, data.len(), inode(path), 0),
         // The standard streams are character devices that are not terminals (see ioctl).
         Open::Stdin => stat_bytes(S_IFCHR | 0o620, 0, 3, 0x0103),
         Open::Stdout | Open::Stderr => stat_bytes(S_IFCHR | 0o620, 0, 3, 0x0103),
@@ -278,25 +467,27 @@ pub fn stat_path(c: &Call, dirfd: i32, path: u64, buf: u64, flags: u64) -> Ret {
         Ok(p) => p,
         Err(e) => return Ret::Errno(e),
     };
-    let st = match contents(c, &path) {
-        Ok(d) => stat_bytes(S_IFREG | 0o444, d.len() as u64, inode(&path), 0),
-        Err(files::EISDIR) => stat_bytes(S_IFDIR | 0o555, 4096, inode(&path), 0),
-        Err(e) => return Ret::Errno(e),
+    let st = match find(c, &path) {
+        Found::Own(w) => stat_bytes(S_IFREG | 0o644, w.borrow().len() as u64, inode(&path), 0),
+        Found::Host(Ok(d)) => stat_bytes(S_IFREG | 0o644, d.len() as u64, inode(&path), 0),
+        Found::Host(Err(files::EISDIR)) => stat_bytes(S_IFDIR | 0o755, 4096, inode(&path), 0),
+        Found::Removed => return Ret::Errno(ENOENT),
+        Found::Host(Err(e)) => return Ret::Errno(e),
     };
     c.write(buf, &st).map(|_| 0).into()
 }
 
-/// access / faccessat: whether the file can be read (nothing can be written).
-pub fn access(c: &Call, dirfd: i32, path: u64, mode: u64) -> Ret {
-    const W_OK: u64 = 2;
+/// access / faccessat: whether the file exists (every file may be read and written:
+/// writes stay in the process).
+pub fn access(c: &Call, dirfd: i32, path: u64, _mode: u64) -> Ret {
     let path = match path_arg(c, dirfd, path) {
         Ok(p) => p,
         Err(e) => return Ret::Errno(e),
     };
-    match contents(c, &path) {
-        Ok(_) | Err(files::EISDIR) if mode & W_OK != 0 => Ret::Errno(EROFS),
-        Ok(_) | Err(files::EISDIR) => Ret::ok(0u64),
-        Err(e) => Ret::Errno(e),
+    match find(c, &path) {
+        Found::Own(_) | Found::Host(Ok(_)) | Found::Host(Err(files::EISDIR)) => Ret::ok(0u64),
+        Found::Removed => Ret::Errno(ENOENT),
+        Found::Host(Err(e)) => Ret::Errno(e),
     }
 }
 
@@ -321,11 +512,15 @@ pub fn fcntl(c: &Call, fd: i32, cmd: u64, arg: u64) -> Ret {
     let Some(open) = p.fds.get(fd) else {
         return Ret::Errno(EBADF);
     };
-    let writable = matches!(open, Open::Stdout | Open::Stderr);
+    let flags = match open {
+        Open::Stdout | Open::Stderr => 1,
+        Open::Stdin => 0,
+        Open::File { access, .. } => access.flags(),
+    };
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => p.fds.dup(fd, arg as i32).map(|f| f as u64).ok_or(24).into(),
         F_GETFD | F_SETFD | F_SETFL => Ret::ok(0u64),
-        F_GETFL => Ret::ok(if writable { 1u64 } else { 0 }),
+        F_GETFL => Ret::ok(flags),
         _ => Ret::Errno(EINVAL),
     }
 }

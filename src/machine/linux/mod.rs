@@ -10,11 +10,28 @@ pub use names::syscall_name;
 pub fn syscall_arity(nr: u64) -> usize {
     match nr {
         24 | 39 | 102 | 104 | 107 | 108 | 110 | 186 => 0,
-        3 | 12 | 32 | 60 | 63 | 201 | 218 | 231 => 1,
-        4..=6 | 11 | 21 | 33 | 35 | 62 | 79 | 96 | 97 | 158 | 200 | 228 | 229 | 273 | 435 => 2,
-        0..=2 | 8 | 10 | 16 | 19 | 20 | 28 | 72 | 89 | 204 | 234 | 318 | 292 => 3,
-        13 | 14 | 17 | 230 | 257 | 262 | 267 | 302 | 334 => 4,
-        56 => 5,
+        3 | 12 | 32 | 60 | 63 | 74 | 75 | 87 | 201 | 218 | 231 => 1,
+        4..=6
+        | 11
+        | 21
+        | 33
+        | 35
+        | 62
+        | 77
+        | 79
+        | 82
+        | 85
+        | 96
+        | 97
+        | 158
+        | 200
+        | 228
+        | 229
+        | 273
+        | 435 => 2,
+        0..=2 | 8 | 10 | 16 | 19 | 20 | 28 | 72 | 89 | 204 | 234 | 263 | 318 | 292 => 3,
+        13 | 14 | 17 | 18 | 230 | 257 | 262 | 264 | 267 | 302 | 334 => 4,
+        56 | 316 => 5,
         _ => 6,
     }
 }
@@ -71,6 +88,7 @@ mod mm;
 pub(crate) mod syscall;
 mod threads;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use weft_recorder::Rng;
@@ -152,6 +170,10 @@ pub(crate) struct Process {
     pub stdin_pos: u64,
     /// Where each thread's own stack lies, for `--trace-stack` off: [lo, hi).
     pub stacks: Vec<(u64, u64)>,
+    /// Files the process created or opened for writing, by path (they hide the host's).
+    pub written: BTreeMap<String, files::Written>,
+    /// Paths the process removed (unlink, the old name of a rename): they hide the host's.
+    pub removed: BTreeSet<String>,
 }
 
 impl Process {
@@ -177,6 +199,8 @@ impl Process {
             files,
             stdin_pos: 0,
             stacks: Vec::new(),
+            written: BTreeMap::new(),
+            removed: BTreeSet::new(),
         }
     }
 

@@ -217,7 +217,7 @@ fn dispatch(c: &Call) -> Ret {
     let a = c.a;
     match c.nr {
         0 => fs::read(c, a[0] as i32, a[1], a[2], None),
-        1 => fs::write(c, a[0] as i32, &[(a[1], a[2])]),
+        1 => fs::write(c, a[0] as i32, &[(a[1], a[2])], None),
         2 => fs::open(c, fs::AT_FDCWD, a[0], a[1]),
         3 => fs::close(c, a[0] as i32),
         4 | 6 => fs::stat_path(c, fs::AT_FDCWD, a[0], a[1], 0),
@@ -240,6 +240,7 @@ fn dispatch(c: &Call) -> Ret {
         }
         16 => fs::ioctl(c, a[0] as i32),
         17 => fs::read(c, a[0] as i32, a[1], a[2], Some(a[3])),
+        18 => fs::write(c, a[0] as i32, &[(a[1], a[2])], Some(a[3])),
         19 => fs::readv(c, a[0] as i32, a[1], a[2]),
         20 => fs::writev(c, a[0] as i32, a[1], a[2]),
         21 => fs::access(c, fs::AT_FDCWD, a[0], a[1]),
@@ -258,7 +259,12 @@ fn dispatch(c: &Call) -> Ret {
         62 => threads::kill(c, a[0], None, a[1]),
         63 => uname(c, a[0]),
         72 => fs::fcntl(c, a[0] as i32, a[1], a[2]),
+        74 | 75 => fs::fsync(c, a[0] as i32),
+        77 => fs::ftruncate(c, a[0] as i32, a[1]),
         79 => getcwd(c, a[0], a[1]),
+        82 => fs::rename(c, fs::AT_FDCWD, a[0], fs::AT_FDCWD, a[1]),
+        85 => fs::open(c, fs::AT_FDCWD, a[0], 0o1101), // creat: O_CREAT | O_WRONLY | O_TRUNC
+        87 => fs::unlink(c, fs::AT_FDCWD, a[0], 0),
         89 => fs::readlink(c, a[0], a[1], a[2]),
         96 => threads::gettimeofday(c, a[0]),
         97 => getrlimit(c, a[0], 0, a[1]),
@@ -284,6 +290,8 @@ fn dispatch(c: &Call) -> Ret {
         234 => threads::kill(c, a[0], Some(a[1]), a[2]),
         257 => fs::open(c, a[0] as i32, a[1], a[2]),
         262 => fs::stat_path(c, a[0] as i32, a[1], a[2], a[3]),
+        263 => fs::unlink(c, a[0] as i32, a[1], a[2]),
+        264 | 316 => fs::rename(c, a[0] as i32, a[1], a[2] as i32, a[3]),
         267 => fs::readlink(c, a[1], a[2], a[3]),
         269 | 439 => fs::access(c, a[0] as i32, a[1], a[2]),
         273 => set_robust_list(c, a[0], a[1]),
