@@ -1,7 +1,7 @@
 //! Builds the guest programs from source: every examples/*.c (board guests, embedded in the
 //! `weft` binary, so `weft demo` and `weft examples` need no files), every
 //! examples/linux/*.c (static glibc pthread programs for the Linux user-mode platform, also
-//! embedded), every tests/guests/*.c and tests/guests/linux/*.{c,cpp} (used by the end-to-end
+//! embedded), every tests/guests/*.c and tests/guests/linux/*.{c,cpp,rs} (used by the end-to-end
 //! tests). Board guests land in OUT_DIR/guests/NAME.elf, Linux guests in
 //! OUT_DIR/guests/linux/NAME.elf. Nothing prebuilt is checked in.
 
@@ -71,19 +71,19 @@ fn build_dir(cc: &str, kind: &Kind, dir: &str, out: &Path) -> Vec<Guest> {
     let mut srcs: Vec<PathBuf> = fs::read_dir(root.join(dir))
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
+    let linux = kind.cxx.is_some();
     srcs.retain(|p| {
         p.extension()
-            .is_some_and(|e| e == "c" || (e == "cpp" && kind.cxx.is_some()))
+            .is_some_and(|e| e == "c" || (linux && (e == "cpp" || e == "rs")))
     });
     srcs.sort();
     srcs.into_iter()
         .map(|src| {
             let name = src.file_stem().unwrap().to_string_lossy().to_string();
             let elf = out.join(format!("{name}.elf"));
-            match kind.cxx {
-                Some(cxx) if src.extension().is_some_and(|e| e == "cpp") => {
-                    build(cxx, kind, &src, &elf)
-                }
+            match (kind.cxx, src.extension().and_then(|e| e.to_str())) {
+                (Some(cxx), Some("cpp")) => build(cxx, kind, &src, &elf),
+                (_, Some("rs")) => build_rust(&src, &elf),
                 _ => build(cc, kind, &src, &elf),
             }
             Guest { name, src, elf }
@@ -113,6 +113,28 @@ fn build(cc: &str, kind: &Kind, src: &Path, out: &Path) {
             src.display()
         )
     });
+    assert!(status.success(), "building guest {} failed", src.display());
+}
+
+/// A Rust guest: the same compiler that builds weft, linked static against glibc and
+/// non-PIE (so its addresses are those of the file).
+fn build_rust(src: &Path, out: &Path) {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(&rustc)
+        .args(["--edition", "2021", "-O", "-g", "--crate-type", "bin"])
+        .args([
+            "-C",
+            "target-feature=+crt-static",
+            "-C",
+            "relocation-model=static",
+        ])
+        .arg(format!("--remap-path-prefix={}/=", root.display()))
+        .arg("-o")
+        .arg(out)
+        .arg(src)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run `{rustc}` to build guest {}: {e}", src.display()));
     assert!(status.success(), "building guest {} failed", src.display());
 }
 

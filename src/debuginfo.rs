@@ -71,11 +71,17 @@ pub(crate) fn sections(elf: &[u8]) -> Vec<Section<'_>> {
     parse().unwrap_or_default()
 }
 
-/// A C++ symbol in source form (`std::terminate()` for `_ZSt9terminatev`), keeping a
-/// suffix gcc adds for split-off code (`.cold`, `.constprop.0`); other names as they are.
+/// A Rust or C++ symbol in source form (`std::rt::lang_start_internal` for
+/// `_RNvNtCs..._3std2rt19lang_start_internal`, `std::terminate()` for `_ZSt9terminatev`),
+/// keeping a suffix gcc adds for split-off code (`.cold`, `.constprop.0`); other names as
+/// they are.
 fn demangle(name: &str) -> String {
-    if !name.starts_with("_Z") {
+    if !name.starts_with("_Z") && !name.starts_with("_R") {
         return name.to_string();
+    }
+    // Rust's own (v0 and legacy) first: `{:#}` leaves out the legacy hash.
+    if let Ok(d) = rustc_demangle::try_demangle(name) {
+        return format!("{d:#}");
     }
     let (mangled, suffix) = match name.find('.') {
         Some(i) => name.split_at(i),
@@ -276,6 +282,26 @@ impl SourceMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_and_cxx_names_are_demangled() {
+        assert_eq!(demangle("_ZSt9terminatev"), "std::terminate");
+        assert_eq!(
+            demangle("_ZN9__gnu_cxx27__verbose_terminate_handlerEv.cold"),
+            "__gnu_cxx::__verbose_terminate_handler.cold"
+        );
+        assert_eq!(
+            demangle("_ZN3std2rt10lang_start17h0123456789abcdefE"),
+            "std::rt::lang_start"
+        );
+        assert_eq!(
+            demangle("_RNvNtCsjrHSEGnQ3l9_3std2rt19lang_start_internal"),
+            "std::rt::lang_start_internal"
+        );
+        for plain in ["main", "_start", "_Z", "__lll_lock_wait"] {
+            assert_eq!(demangle(plain), plain);
+        }
+    }
 
     #[test]
     fn garbage_gives_an_empty_map() {

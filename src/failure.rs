@@ -94,7 +94,7 @@ pub fn wait(map: &SourceMap, b: &Backtrace) -> Option<String> {
     })
 }
 
-/// The kind of wait a call stack is in, from the pthread (glibc or musl) or C++ runtime
+/// The kind of wait a call stack is in, from the pthread (glibc or musl) or Rust std
 /// function it passes through.
 fn waiting_in(map: &SourceMap, frames: &[u64]) -> Option<&'static str> {
     const KINDS: &[(&str, &str)] = &[
@@ -111,6 +111,11 @@ fn waiting_in(map: &SourceMap, frames: &[u64]) -> Option<&'static str> {
         ("mutex_lock", "waits for a mutex"),
         ("mutex_timedlock", "waits for a mutex"),
         ("mutex_clocklock", "waits for a mutex"),
+        // Rust's std (futex-based: no owner to name).
+        ("Mutex>::lock", "waits for a mutex"),
+        ("Condvar>::wait", "waits on a condition variable"),
+        ("RwLock>::read", "waits for a read lock"),
+        ("RwLock>::write", "waits for a write lock"),
     ];
     frames.iter().enumerate().find_map(|(i, &pc)| {
         let at = if i == 0 { pc } else { pc.wrapping_sub(1) };

@@ -212,6 +212,58 @@ fn a_cxx_program_s_stack_has_demangled_names() {
 }
 
 #[test]
+fn a_rust_program_runs_and_its_deadlock_has_demangled_stacks() {
+    let dir = scratch();
+    let t = dir.path().join("rust.weft");
+    let g = linux_guest("rust_threads");
+    let (code, out, err) = text(&weft([
+        "record",
+        g.to_str().unwrap(),
+        "-o",
+        t.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "rust_threads: total=305 received=10\n"),
+        "{err}"
+    );
+    let (code, _, err) = text(&weft([
+        "record",
+        g.to_str().unwrap(),
+        "-o",
+        t.to_str().unwrap(),
+        "panic",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("a worker gives up") && err.contains("exit status 101"),
+        "{err}"
+    );
+
+    let (code, out, err) = text(&weft([
+        "explore",
+        g.to_str().unwrap(),
+        "--strategy",
+        "random",
+        "--schedules",
+        "1000",
+        "--no-minimize",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "deadlock",
+    ]));
+    assert_eq!(code, 1, "no deadlock found\n{out}{err}");
+    assert!(err.contains("FAIL (deadlock)"), "{err}");
+    assert!(
+        line_with(&err, "rust_threads::transfer").contains("rust_threads.rs:"),
+        "{err}"
+    );
+    assert!(err.contains("waits for a mutex"), "{err}");
+    assert!(!err.contains("_RNv"), "{err}");
+    replay_report(&dir.path().join("rust_threads-fail.weft"));
+}
+
+#[test]
 fn a_format_3_trace_without_stacks_still_replays() {
     let dir = scratch();
     let t = failing_trace("lock_order", dir.path());

@@ -548,3 +548,72 @@ pub fn readlink(c: &Call, path: u64, buf: u64, size: u64) -> Ret {
     let n = exe.len().min(size as usize);
     c.write(buf, &exe.as_bytes()[..n]).map(|_| n as u64).into()
 }
+
+/// poll / ppoll: every descriptor weft has is always ready (standard input and files for
+/// reading, standard output, error and files opened for writing for writing); others
+/// are POLLNVAL. With nothing ready the call waits out its timeout in virtual time, or
+/// blocks for good (nothing could ever make it ready). `timeout_ns`: `None` is forever.
+pub fn poll(c: &Call, fds: u64, nfds: u64, timeout_ns: Option<u64>) -> Ret {
+    const POLLIN: u16 = 0x1;
+    const POLLOUT: u16 = 0x4;
+    const POLLNVAL: u16 = 0x20;
+    const POLLRDNORM: u16 = 0x40;
+    const POLLWRNORM: u16 = 0x100;
+    if nfds > files::MAX_FDS as u64 {
+        return Ret::Errno(EINVAL);
+    }
+    let mut ready = 0u64;
+    for i in 0..nfds {
+        let at = fds + i * 8;
+        let entry = match c.read(at, 8) {
+            Ok(b) => b,
+            Err(e) => return Ret::Errno(e),
+        };
+        let fd = i32::from_le_bytes(entry[0..4].try_into().expect("4 bytes"));
+        let events = u16::from_le_bytes([entry[4], entry[5]]);
+        let revents = if fd < 0 {
+            0
+        } else {
+            let (read, write) = match c.process().fds.get(fd) {
+                None => (false, false),
+                Some(Open::Stdin) => (true, false),
+                Some(Open::Stdout | Open::Stderr) => (false, true),
+                Some(Open::File { access, .. }) => (access.read, access.write),
+            };
+            if !read && !write {
+                POLLNVAL
+            } else {
+                let r = if read { POLLIN | POLLRDNORM } else { 0 };
+                let w = if write { POLLOUT | POLLWRNORM } else { 0 };
+                events & (r | w)
+            }
+        };
+        if revents != 0 {
+            ready += 1;
+        }
+        if let Err(e) = c.write(at + 6, &revents.to_le_bytes()) {
+            return Ret::Errno(e);
+        }
+    }
+    if ready > 0 || timeout_ns == Some(0) {
+        return Ret::ok(ready);
+    }
+    let deadline = timeout_ns.map(|t| c.ctl().now_ns().saturating_add(t));
+    match c.block_on(0, 0, deadline) {
+        Ret::Errno(super::syscall::ETIMEDOUT) => Ret::ok(0u64),
+        other => other,
+    }
+}
+
+/// ppoll's timeout: a `struct timespec`, or NULL for forever.
+pub fn ppoll(c: &Call, fds: u64, nfds: u64, ts: u64) -> Ret {
+    let timeout = if ts == 0 {
+        None
+    } else {
+        match c.timespec(ts) {
+            Ok(t) => Some(t),
+            Err(e) => return Ret::Errno(e),
+        }
+    };
+    poll(c, fds, nfds, timeout)
+}

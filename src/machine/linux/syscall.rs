@@ -222,6 +222,12 @@ fn dispatch(c: &Call) -> Ret {
         3 => fs::close(c, a[0] as i32),
         4 | 6 => fs::stat_path(c, fs::AT_FDCWD, a[0], a[1], 0),
         5 => fs::fstat(c, a[0] as i32, a[1]),
+        7 => {
+            // A negative timeout (in ms) is forever.
+            let ms = a[2] as i32;
+            let timeout = (ms >= 0).then(|| ms as u64 * 1_000_000);
+            fs::poll(c, a[0], a[1], timeout)
+        }
         8 => fs::lseek(c, a[0] as i32, a[1] as i64, a[2]),
         9 => mmap(c),
         10 => mprotect(c),
@@ -294,6 +300,7 @@ fn dispatch(c: &Call) -> Ret {
         264 | 316 => fs::rename(c, a[0] as i32, a[1], a[2] as i32, a[3]),
         267 => fs::readlink(c, a[1], a[2], a[3]),
         269 | 439 => fs::access(c, a[0] as i32, a[1], a[2]),
+        271 => fs::ppoll(c, a[0], a[1], a[2]),
         273 => set_robust_list(c, a[0], a[1]),
         292 => dup3(c, a[0] as i32, a[1] as i32),
         302 => getrlimit(c, a[1], a[2], a[3]),

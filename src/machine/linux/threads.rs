@@ -50,7 +50,7 @@ impl Call<'_> {
     }
 
     /// A `struct timespec` as nanoseconds (EINVAL when malformed).
-    fn timespec(&self, addr: u64) -> Result<u64, i32> {
+    pub(super) fn timespec(&self, addr: u64) -> Result<u64, i32> {
         let sec = self.read_u64(addr)? as i64;
         let nsec = self.read_u64(addr + 8)? as i64;
         if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
@@ -82,7 +82,7 @@ impl Call<'_> {
     }
 
     /// Block until a wake on `key` or the virtual `deadline`; 0, or -ETIMEDOUT.
-    fn block_on(&self, key: u64, bitset: u32, deadline: Option<u64>) -> Ret {
+    pub(super) fn block_on(&self, key: u64, bitset: u32, deadline: Option<u64>) -> Ret {
         self.ctl().wait(self.d.id, self.rip, key, bitset, deadline);
         match self.d.block(self.h, self.rip) {
             None => Ret::Stopped,
