@@ -3,7 +3,8 @@
 //! examples/linux/*.c (static glibc pthread programs for the Linux user-mode platform, also
 //! embedded), every tests/guests/*.c and tests/guests/linux/*.{c,cpp,rs} (used by the end-to-end
 //! tests). Board guests land in OUT_DIR/guests/NAME.elf, Linux guests in
-//! OUT_DIR/guests/linux/NAME.elf. Nothing prebuilt is checked in.
+//! OUT_DIR/guests/linux/NAME.elf (a Linux guest named *_pie is built static-pie). Nothing
+//! prebuilt is checked in.
 
 use std::env;
 use std::fmt::Write as _;
@@ -94,7 +95,22 @@ fn build_dir(cc: &str, kind: &Kind, dir: &str, out: &Path) -> Vec<Guest> {
 fn build(cc: &str, kind: &Kind, src: &Path, out: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new(cc);
-    cmd.args(kind.flags)
+    // A Linux guest named *_pie is a static-pie executable.
+    let pie = kind.cxx.is_some()
+        && src
+            .file_stem()
+            .is_some_and(|s| s.to_string_lossy().ends_with("_pie"));
+    if pie {
+        cmd.args(
+            kind.flags
+                .iter()
+                .filter(|f| !matches!(**f, "-fno-pie" | "-no-pie" | "-static")),
+        )
+        .args(["-static-pie", "-fPIE"]);
+    } else {
+        cmd.args(kind.flags);
+    }
+    cmd
         // Paths relative to the repository, so a guest built in any checkout is
         // byte-identical: __FILE__ (assertion messages) as `examples/x.c`, DWARF with
         // comp dir ".".

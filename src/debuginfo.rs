@@ -114,15 +114,20 @@ impl std::fmt::Display for SourceLine {
 pub struct SourceMap {
     /// DWARF lines and inlining, when the image has them.
     lines: Option<addr2line::Context<Reader>>,
-    /// (start, size, name) of functions and data objects, sorted by start.
+    /// (start, size, name) of functions and data objects, sorted by start (load addresses).
     symbols: Vec<(u64, u64, String)>,
+    /// Load address minus link address (a static-pie's load address; else 0).
+    bias: u64,
 }
 
 impl SourceMap {
     /// Read what `elf` has; missing or malformed debug information just leaves gaps.
     pub fn new(elf: &[u8]) -> SourceMap {
         let secs = sections(elf);
-        let mut map = SourceMap::default();
+        let mut map = SourceMap {
+            bias: crate::machine::load_bias(elf),
+            ..SourceMap::default()
+        };
         map.read_symbols(&secs);
         map.read_lines(&secs);
         map
@@ -151,7 +156,8 @@ impl SourceMap {
                 continue;
             }
             let name = demangle(&String::from_utf8_lossy(&name[..end]));
-            self.symbols.push((value, size.max(1), name));
+            self.symbols
+                .push((value.wrapping_add(self.bias), size.max(1), name));
         }
         self.symbols.sort();
     }
@@ -182,7 +188,10 @@ impl SourceMap {
         let Some(ctx) = &self.lines else {
             return out;
         };
-        let Ok(mut frames) = ctx.find_frames(addr).skip_all_loads() else {
+        let Ok(mut frames) = ctx
+            .find_frames(addr.wrapping_sub(self.bias))
+            .skip_all_loads()
+        else {
             return out;
         };
         while let Ok(Some(f)) = frames.next() {

@@ -41,8 +41,10 @@ pub struct Unwinder {
     kind: Kind,
     data: Vec<u8>,
     bases: BaseAddresses,
-    /// (first address, end, FDE offset) of every function, sorted.
+    /// (first address, end, FDE offset) of every function, sorted (load addresses).
     fdes: Vec<(u64, u64, usize)>,
+    /// Load address minus link address (a static-pie's load address; else 0).
+    bias: u64,
     /// From the first function with frame information to the end of the last.
     code: (u64, u64),
 }
@@ -78,6 +80,7 @@ impl Unwinder {
             bases,
             fdes: Vec::new(),
             code: (0, 0),
+            bias: crate::machine::load_bias(elf),
         };
         u.fdes = match kind {
             Kind::Eh => u.index(u.eh_frame()),
@@ -115,7 +118,7 @@ impl Unwinder {
         while let Ok(Some(entry)) = entries.next() {
             if let gimli::CieOrFde::Fde(partial) = entry {
                 if let Ok(fde) = partial.parse(S::cie_from_offset) {
-                    let start = fde.initial_address();
+                    let start = fde.initial_address().wrapping_add(self.bias);
                     fdes.push((start, start.saturating_add(fde.len()), fde.offset()));
                 }
             }
@@ -130,9 +133,10 @@ impl Unwinder {
         if !(start <= pc && pc < end) {
             return None;
         }
+        let linked = pc.wrapping_sub(self.bias);
         match self.kind {
-            Kind::Eh => self.row_in(self.eh_frame(), off, pc, ctx),
-            Kind::Debug => self.row_in(self.debug_frame(), off, pc, ctx),
+            Kind::Eh => self.row_in(self.eh_frame(), off, linked, ctx),
+            Kind::Debug => self.row_in(self.debug_frame(), off, linked, ctx),
         }
     }
 

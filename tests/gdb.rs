@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{guest, record, scratch, text, weft};
+use common::{guest, linux_guest, record, scratch, text, weft};
 use weft_trace::{Event, TraceReader};
 
 /// Whether gdb is installed (scripts/setup.sh installs it; without it these tests fail).
@@ -529,4 +529,39 @@ fn reverse_stepping_moves_the_thread_gdb_has_selected() {
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("received signal"), "{out}");
     assert!(out.contains("* 2    Thread 1.2 (vcpu 1)"), "{out}");
+}
+
+#[test]
+fn a_static_pie_program_has_its_symbols_where_it_is_loaded() {
+    let dir = scratch();
+    let t = dir.path().join("pie.weft");
+    let g = linux_guest("threads_pie");
+    let (code, out, err) = text(&weft([
+        "record",
+        g.to_str().unwrap(),
+        "-o",
+        t.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "threads_pie: counter=20\n"),
+        "{err}"
+    );
+    let stack = &err[err.find("call stack of").expect(&err)..];
+    for (frame, name) in ["store_through", "worker+"].iter().enumerate() {
+        let line = stack.lines().nth(frame + 1).unwrap_or_default();
+        assert!(
+            line.contains(name) && line.contains("tests/guests/linux/threads_pie.c:"),
+            "{stack}"
+        );
+    }
+    let (code, out, err) = text(&weft(["replay", t.to_str().unwrap()]));
+    assert!(
+        code == 1 && err.contains("replay: reproduced"),
+        "{out}{err}"
+    );
+    // gdb moves the ELF's symbols to the load address (qOffsets).
+    let (_, out) = gdb(&t, &["continue", "thread apply all bt"]);
+    assert!(out.contains("#0  store_through (p=0x0)"), "{out}");
+    assert!(out.contains("threads_pie.c:16"), "{out}");
 }

@@ -122,6 +122,11 @@ pub trait Debuggee {
     fn resume(&mut self, motion: Motion, stops: &Stops) -> Result<Stop, String>;
     /// A `monitor` command; returns its output.
     fn monitor(&mut self, cmd: &str) -> Result<String, String>;
+    /// How far the program is loaded from its link addresses (a static-pie's load
+    /// address): gdb moves the ELF's symbols by it (qOffsets).
+    fn load_bias(&self) -> u64 {
+        0
+    }
 }
 
 /// Serve one gdb connection on an accepted TCP stream until gdb detaches or disconnects.

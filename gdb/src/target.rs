@@ -21,6 +21,7 @@ use gdbstub::target::ext::breakpoints::{
     SwBreakpoint, SwBreakpointOps, WatchKind as GdbWatch,
 };
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::ext::section_offsets::{Offsets, SectionOffsets, SectionOffsetsOps};
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
@@ -72,6 +73,21 @@ impl<D: Debuggee> Target for GdbTarget<D> {
 
     fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_section_offsets(&mut self) -> Option<SectionOffsetsOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl<D: Debuggee> SectionOffsets for GdbTarget<D> {
+    fn get_section_offsets(&mut self) -> Result<Offsets<u64>, Self::Error> {
+        let bias = self.d.load_bias();
+        Ok(Offsets::Sections {
+            text: bias,
+            data: bias,
+            bss: Some(bias),
+        })
     }
 }
 

@@ -512,6 +512,10 @@ impl Debuggee for TimeTravel {
         self.vcpus
     }
 
+    fn load_bias(&self) -> u64 {
+        crate::machine::load_bias(&self.header.guest.elf)
+    }
+
     fn live_vcpus(&mut self) -> Result<Vec<Vcpu>, String> {
         Ok(self.status.live.clone())
     }

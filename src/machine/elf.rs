@@ -46,10 +46,40 @@ pub struct Segment {
     pub executable: bool,
 }
 
+/// Where a static-pie executable (ET_DYN without an interpreter, which relocates itself)
+/// is loaded: a fixed address, so its runs are deterministic like any other's.
+pub const STATIC_PIE_BASE: u64 = 0x1000_0000;
+
+/// What is added to `elf`'s link-time addresses where it is loaded: [`STATIC_PIE_BASE`]
+/// for a static-pie executable, 0 for everything else. Symbols, lines, call frame
+/// information and disassembly of the image apply it too.
+pub fn load_bias(elf: &[u8]) -> u64 {
+    let static_pie = || -> Option<bool> {
+        if elf.get(0..4)? != b"\x7fELF" || u16_at(elf, 16).ok()? != 3 {
+            return Some(false);
+        }
+        let phoff = u64_at(elf, 32).ok()?;
+        let phentsize = u16_at(elf, 54).ok()? as u64;
+        let phnum = u16_at(elf, 56).ok()? as u64;
+        let interp = (0..phnum).any(|i| {
+            let at = phoff.saturating_add(i.saturating_mul(phentsize)) as usize;
+            u32_at(elf, at).is_ok_and(|t| t == PT_INTERP)
+        });
+        Some(!interp)
+    };
+    if static_pie().unwrap_or(false) {
+        STATIC_PIE_BASE
+    } else {
+        0
+    }
+}
+
 /// A parsed, validated guest image.
 #[derive(Clone, Debug)]
 pub struct ElfImage {
     pub entry: u64,
+    /// Added to every link-time address ([`load_bias`]).
+    pub bias: u64,
     pub segments: Vec<Segment>,
     /// What a Linux process needs to know of its image, and what tells a Linux program.
     pub program: ProgramInfo,
@@ -120,8 +150,10 @@ impl ElfImage {
         if machine != 62 {
             return Err(ElfError::WrongMachine(machine));
         }
+        let bias = load_bias(bytes);
         match e_type {
             2 => {}
+            3 if bias != 0 => {}
             3 => {
                 return Err(ElfError::NotExecutable(
                     "a position-independent or shared object",
@@ -135,7 +167,7 @@ impl ElfImage {
             4 => return Err(ElfError::NotExecutable("a core dump")),
             _ => return Err(ElfError::NotExecutable("not an executable")),
         }
-        let entry = u64_at(bytes, 24)?;
+        let entry = u64_at(bytes, 24)?.wrapping_add(bias);
         let phoff = u64_at(bytes, 32)?;
         let phentsize = u16_at(bytes, 54)? as u64;
         let phnum = u16_at(bytes, 56)? as u64;
@@ -168,7 +200,7 @@ impl ElfImage {
                     continue;
                 }
                 PT_PHDR => {
-                    phdr_segment = Some(u64_at(bytes, at + 16)?);
+                    phdr_segment = Some(u64_at(bytes, at + 16)?.wrapping_add(bias));
                     continue;
                 }
                 PT_NOTE => {
@@ -182,8 +214,8 @@ impl ElfImage {
                 _ => continue,
             }
             let flags = u32_at(bytes, at + 4)?;
-            let vaddr = u64_at(bytes, at + 16)?;
-            let paddr = u64_at(bytes, at + 24)?;
+            let vaddr = u64_at(bytes, at + 16)?.wrapping_add(bias);
+            let paddr = u64_at(bytes, at + 24)?.wrapping_add(bias);
             let filesz = u64_at(bytes, at + 32)?;
             let memsz = u64_at(bytes, at + 40)?;
             if filesz > memsz {
@@ -233,6 +265,7 @@ impl ElfImage {
         }
         Ok(ElfImage {
             entry,
+            bias,
             segments,
             program,
         })
@@ -311,6 +344,22 @@ mod tests {
     }
 
     #[test]
+    fn a_static_pie_is_loaded_at_its_base_and_a_dynamic_pie_is_refused() {
+        let mut e = tiny_elf(&[0xf4]);
+        e[16..18].copy_from_slice(&3u16.to_le_bytes());
+        assert_eq!(load_bias(&e), STATIC_PIE_BASE);
+        let img = ElfImage::parse(&e, u64::MAX).unwrap();
+        assert_eq!(img.bias, STATIC_PIE_BASE);
+        assert_eq!(img.entry, STATIC_PIE_BASE + 0x400078);
+        assert_eq!(img.segments[0].addr, STATIC_PIE_BASE + 0x400000);
+        // The same with an interpreter: an ordinary dynamically linked PIE.
+        e[64..68].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(load_bias(&e), 0);
+        assert!(ElfImage::parse(&e, u64::MAX).is_err());
+        assert_eq!(load_bias(&tiny_elf(&[0xf4])), 0);
+    }
+
+    #[test]
     fn parses_a_minimal_executable() {
         let img = ElfImage::parse(&tiny_elf(&[0xf4]), 1 << 26).unwrap();
         assert_eq!(img.entry, 0x400078);
@@ -338,7 +387,7 @@ mod tests {
             ElfError::WrongMachine(3)
         );
         let mut e = tiny_elf(&[0xf4]);
-        e[16] = 3;
+        e[16] = 1; // a relocatable object (ET_DYN: see the static-pie test)
         assert!(matches!(
             ElfImage::parse(&e, 1 << 26),
             Err(ElfError::NotExecutable(_))

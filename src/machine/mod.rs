@@ -28,7 +28,7 @@ use weft_trace::{MachineOptions, VcpuId, Verdict, MAX_VCPUS};
 
 pub use controller::{ProgressFn, RunStats, SharedSink};
 pub use debug_run::{DebugEvent, DebugRegs, DebugRun};
-pub use elf::{ElfError, ElfImage, Segment};
+pub use elf::{load_bias, ElfError, ElfImage, Segment, STATIC_PIE_BASE};
 pub use memory::{GuestMemory, PAGE};
 
 use controller::{Controller, Decision};
@@ -292,6 +292,12 @@ impl Machine {
             None => opts.ram_bytes - opts.stack_bytes * opts.vcpus as u64,
         };
         let mut image = ElfImage::parse(elf, limit)?;
+        if image.bias != 0 && opts.linux.is_none() {
+            return Err(ElfError::NotExecutable(
+                "a static-pie executable; board guests are built with -static -no-pie",
+            )
+            .into());
+        }
         let linux = match &opts.linux {
             Some(l) => {
                 let lay = linux::layout(&image, l, opts.ram_bytes)?;

@@ -392,6 +392,7 @@ mod tests {
 
     fn image() -> ElfImage {
         ElfImage {
+            bias: 0,
             entry: 0x401000,
             segments: vec![Segment {
                 addr: 0x400000,
