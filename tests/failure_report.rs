@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{guest, linux_guest, scratch, text, weft};
+use common::{guest, linux_guest, record_elf, scratch, text, weft};
 use weft_trace::{Event, TraceReader, TraceWriter};
 
 /// `weft explore NAME` into `dir`; the minimized failing trace.
@@ -27,12 +27,7 @@ fn failing_trace(name: &str, dir: &Path) -> PathBuf {
 
 /// `weft record GUEST -o TRACE`, which must fail -> stderr.
 fn record_failing(guest: &Path, trace: &Path) -> String {
-    let (code, _, err) = text(&weft([
-        "record",
-        guest.to_str().unwrap(),
-        "-o",
-        trace.to_str().unwrap(),
-    ]));
+    let (code, _, err) = record_elf(guest, trace, &[]);
     assert_eq!(code, 1, "{err}");
     err
 }
@@ -216,12 +211,7 @@ fn a_rust_program_runs_and_its_deadlock_has_demangled_stacks() {
     let dir = scratch();
     let t = dir.path().join("rust.weft");
     let g = linux_guest("rust_threads");
-    let (code, out, err) = text(&weft([
-        "record",
-        g.to_str().unwrap(),
-        "-o",
-        t.to_str().unwrap(),
-    ]));
+    let (code, out, err) = record_elf(&g, &t, &[]);
     assert_eq!(
         (code, out.as_str()),
         (0, "rust_threads: total=305 received=10\n"),

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{guest, linux_guest, record, scratch, text, weft};
+use common::{guest, linux_guest, record, record_elf, scratch, text, weft};
 use weft_trace::{Event, TraceReader};
 
 /// Whether gdb is installed (scripts/setup.sh installs it; without it these tests fail).
@@ -536,12 +536,7 @@ fn a_static_pie_program_has_its_symbols_where_it_is_loaded() {
     let dir = scratch();
     let t = dir.path().join("pie.weft");
     let g = linux_guest("threads_pie");
-    let (code, out, err) = text(&weft([
-        "record",
-        g.to_str().unwrap(),
-        "-o",
-        t.to_str().unwrap(),
-    ]));
+    let (code, out, err) = record_elf(&g, &t, &[]);
     assert_eq!(
         (code, out.as_str()),
         (1, "threads_pie: counter=20\n"),

@@ -56,7 +56,11 @@ pub fn scratch() -> tempfile::TempDir {
 
 /// `weft record GUEST -o OUT ARGS...` for a built guest -> (exit code, stdout, stderr).
 pub fn record(name: &str, out: &Path, args: &[&str]) -> (i32, String, String) {
-    let g = guest(name);
+    record_elf(&guest(name), out, args)
+}
+
+/// `weft record ELF -o OUT ARGS...` -> (exit code, stdout, stderr).
+pub fn record_elf(g: &Path, out: &Path, args: &[&str]) -> (i32, String, String) {
     let mut a = vec![
         "record".to_string(),
         g.display().to_string(),
