@@ -221,6 +221,44 @@ mod tests {
     }
 
     #[test]
+    fn pct_places_change_points_only_where_there_is_a_choice() {
+        // 1000 points with one vCPU runnable, then 10 with two: with steps=10, every
+        // depth-2 schedule's change point falls among the last 10, so the lower-priority
+        // vCPU runs before the higher one is done in some seeds; counting every step,
+        // the change point would almost always land in the lone prefix and do nothing.
+        let mut preempted = 0;
+        for seed in 0..40 {
+            let mut pct = Pct::new(seed, 2, 10);
+            let mut current = None;
+            let mut picks = Vec::new();
+            for step in 0..1010u64 {
+                let runnable = if step < 1000 {
+                    VcpuSet::first(1)
+                } else {
+                    VcpuSet::first(2)
+                };
+                let v = pct.pick(&Point {
+                    step: Step(step),
+                    current,
+                    runnable,
+                    spinning: false,
+                });
+                current = Some(v);
+                if step >= 1000 {
+                    picks.push(v.0);
+                }
+            }
+            if picks.windows(2).any(|w| w[0] != w[1]) {
+                preempted += 1;
+            }
+        }
+        assert!(
+            preempted >= 10,
+            "{preempted} of 40 seeds switched in the contended part"
+        );
+    }
+
+    #[test]
     fn pct_depth_three_preempts_at_most_twice() {
         for seed in 0..50 {
             let picks = simulate(&mut Pct::new(seed, 3, 20), &[7, 7, 7], 0, 1000).unwrap();

@@ -27,6 +27,10 @@ pub struct Pct {
     next_change: usize,
     /// Next (ever lower) priority for a spinning vCPU.
     spin_floor: i64,
+    /// Points so far where more than one vCPU could run: change points are placed among
+    /// these, since a point with one choice cannot change anything (a Linux program's
+    /// single-threaded start, a lone vCPU's tail).
+    contended: u64,
 }
 
 impl Pct {
@@ -55,6 +59,7 @@ impl Pct {
             changes,
             next_change: 0,
             spin_floor: 0,
+            contended: 0,
         }
     }
 
@@ -74,9 +79,12 @@ impl Strategy for Pct {
     }
 
     fn pick(&mut self, p: &Point) -> VcpuId {
+        if p.runnable.len() > 1 {
+            self.contended += 1;
+        }
         if let Some(c) = p.current {
             while self.next_change < self.changes.len()
-                && self.changes[self.next_change].0 <= p.step.0
+                && self.changes[self.next_change].0 <= self.contended
             {
                 self.prio[c.0 as usize] = self.changes[self.next_change].1;
                 self.next_change += 1;

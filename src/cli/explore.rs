@@ -121,15 +121,15 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         s => s,
     };
     let strategy = match chosen {
-        // PCT spreads its d-1 priority change points over `steps`: left at the default, fit
-        // it to this guest's length, measured once (round-robin).
+        // PCT spreads its d-1 priority change points over `steps` points with a choice:
+        // left at the default, fit it to this guest, measured once (round-robin).
         StrategySpec::Pct { seed, depth, steps } if steps == DEFAULT_PCT_STEPS => {
             let rr = StrategySpec::RoundRobin { quantum: 1 };
             let out = session::run(&name, &elf, &opts, &rr, Default::default())?;
             StrategySpec::Pct {
                 seed,
                 depth,
-                steps: out.stats.steps.max(1),
+                steps: out.stats.contended.max(1),
             }
         }
         s => s,

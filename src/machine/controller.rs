@@ -104,6 +104,8 @@ pub(crate) struct Controller {
     /// `Run` events emitted so far, and the indices of those that ended in a preemption.
     runs: u64,
     preempted_runs: Vec<u64>,
+    /// Decisions with more than one vCPU to choose from.
+    contended: u64,
     vcpus: Vec<VcpuState>,
     last_progress: u64,
     /// How many times anything progressed (a value-changing write, output, a vCPU end).
@@ -137,6 +139,8 @@ pub struct RunStats {
     pub preemptions: u64,
     /// Indices (among the run's `Run` events) of the runs that ended in a preemption.
     pub preempted_runs: Vec<u64>,
+    /// Decisions with more than one vCPU to choose from (what PCT's `steps` counts).
+    pub contended: u64,
 }
 
 impl Controller {
@@ -174,6 +178,7 @@ impl Controller {
             preemptions: 0,
             runs: 0,
             preempted_runs: Vec::new(),
+            contended: 0,
             last_progress: 0,
             progress_count: 0,
             verdict: None,
@@ -266,6 +271,9 @@ impl Controller {
         }
         let step = Step(self.next_step);
         let choice = VcpuSet(self.runnable.0 & !self.blocked.0);
+        if choice.len() > 1 {
+            self.contended += 1;
+        }
         let pick = self.strategy.pick(&Point {
             step,
             current,
@@ -689,6 +697,7 @@ impl Controller {
             switches: self.switches,
             preemptions: self.preemptions,
             preempted_runs: std::mem::take(&mut self.preempted_runs),
+            contended: self.contended,
         };
         (self.verdict.clone(), stats)
     }
