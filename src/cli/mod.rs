@@ -35,6 +35,8 @@ pub const EXIT_INPUT: u8 = 2;
     long_about = "weft runs a static x86-64 ELF guest on the weft board, one emulated vCPU per guest \
 thread over shared RAM, under a schedule controller that decides every interleaving. It records \
 the schedule and every shared memory access into a trace that replays bit for bit.\n\n\
+Static Linux programs run unchanged, each thread a vCPU, every system call emulated: C and C++ \
+(gcc/g++ -static -pthread) and Rust (-C target-feature=+crt-static); see docs/linux.md.\n\n\
 Start with `weft demo`. Exit codes: 0 guest passed, 1 guest failure found, 2 usage or input error, 130 recording interrupted by Ctrl-C (the trace is kept)."
 )]
 pub struct Cli {
