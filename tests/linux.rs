@@ -210,6 +210,27 @@ fn files_a_program_writes_stay_inside_the_run() {
 }
 
 #[test]
+fn threads_talk_through_pipes_that_block_when_empty_or_full() {
+    let dir = scratch();
+    let t = dir.path().join("pipes.weft");
+    let expected = "pipes: 100 records, 100000 bytes, in order\npipes: EPIPE, EAGAIN ok\n";
+    for strategy in ["round-robin", "random:seed=1", "pct:seed=2,steps=5000"] {
+        let (code, out, err) = record("pipes", &t, &[], &["--strategy", strategy]);
+        assert_eq!(code, 0, "{strategy}: {out}{err}");
+        assert_eq!(out, expected, "{strategy}");
+        assert_eq!(replays(&t), expected);
+    }
+    // Reading a pipe whose only writer is the reader itself: a deadlock, shown in read.
+    let (code, out, err) = record("pipes", &t, &["stuck"], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(verdict(&t).class(), "deadlock");
+    assert!(
+        err.contains(" read+") && err.contains("tests/guests/linux/pipes.c:"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_unknown_syscall_returns_enosys_and_leaves_a_warning() {
     let dir = scratch();
     let t = dir.path().join("unknown.weft");

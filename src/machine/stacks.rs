@@ -64,8 +64,8 @@ pub(crate) fn record(shared: &Shared) {
     let read = |a: u64| shared.mem.read_uint(a, 8);
     for (vcpu, rip, gprs) in wanted {
         let frames = unwinder.backtrace(rip, &gprs, &read);
-        // Key 0 is a wait nothing wakes (a sleep, a poll): no futex word.
-        let futex = ctl.waiting_on(vcpu).filter(|&k| k != 0);
+        // Key 0 is a wait nothing wakes (a sleep, a poll), key 1 a pipe's: no futex word.
+        let futex = ctl.waiting_on(vcpu).filter(|&k| k > 1);
         let b = Backtrace {
             vcpu,
             frames,

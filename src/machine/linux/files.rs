@@ -175,6 +175,22 @@ pub enum Open {
         pos: u64,
         access: Access,
     },
+    /// The read end of the process's pipe `id` (see `pipes`).
+    PipeRead {
+        id: usize,
+        nonblock: bool,
+    },
+    /// Its write end.
+    PipeWrite {
+        id: usize,
+        nonblock: bool,
+    },
+}
+
+impl Open {
+    pub fn is_pipe(&self) -> bool {
+        matches!(self, Open::PipeRead { .. } | Open::PipeWrite { .. })
+    }
 }
 
 /// The open file descriptors of the process.
@@ -220,7 +236,17 @@ impl FdTable {
     }
 
     pub fn close(&mut self, fd: i32) -> bool {
-        self.fds.remove(&fd).is_some()
+        self.take(fd).is_some()
+    }
+
+    /// Close `fd`, handing back what it referred to.
+    pub fn take(&mut self, fd: i32) -> Option<Open> {
+        self.fds.remove(&fd)
+    }
+
+    /// Everything open, in descriptor order.
+    pub fn iter(&self) -> impl Iterator<Item = &Open> {
+        self.fds.values()
     }
 }
 

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use weft_trace::Event;
 
 use super::files::{self, Open};
+use super::pipes;
 use super::syscall::{Call, Ret, EBADF, EINVAL, ENOENT, ENOTTY, EROFS, ESPIPE};
 
 pub const AT_FDCWD: i32 = -100;
@@ -151,10 +152,15 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
 }
 
 pub fn close(c: &Call, fd: i32) -> Ret {
-    if c.process().fds.close(fd) {
-        Ret::ok(0u64)
-    } else {
-        Ret::Errno(EBADF)
+    let closed = c.process().fds.take(fd);
+    match closed {
+        Some(o) => {
+            if o.is_pipe() {
+                pipes::changed(c);
+            }
+            Ret::ok(0u64)
+        }
+        None => Ret::Errno(EBADF),
     }
 }
 
@@ -170,6 +176,13 @@ pub fn file_data(c: &Call, fd: i32) -> Result<Rc<[u8]>, i32> {
 /// read / pread64 (at `at`, leaving the offset alone).
 pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
     let len = len.min(MAX_IO);
+    let pipe = c.process().fds.get(fd).cloned();
+    match pipe {
+        Some(Open::PipeRead { .. }) if at.is_some() => return Ret::Errno(ESPIPE),
+        Some(Open::PipeRead { id, nonblock }) => return pipes::read(c, id, nonblock, buf, len),
+        Some(Open::PipeWrite { .. }) => return Ret::Errno(EBADF),
+        _ => {}
+    }
     let bytes = {
         let mut p = c.process();
         let stdin_at = p.stdin_pos;
@@ -191,7 +204,10 @@ pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
                 drop(p);
                 return c.write(buf, &bytes).map(|_| n as u64).into();
             }
-            Open::Stdout | Open::Stderr => return Ret::Errno(EBADF),
+            // Pipes were handled above.
+            Open::Stdout | Open::Stderr | Open::PipeRead { .. } | Open::PipeWrite { .. } => {
+                return Ret::Errno(EBADF)
+            }
         };
         let bytes = data.read(at.unwrap_or(*pos), len);
         if at.is_none() {
@@ -243,7 +259,8 @@ pub fn write(c: &Call, fd: i32, bufs: &[(u64, u64)], at: Option<u64>) -> Ret {
         Some(Open::Stderr) => 2,
         Some(Open::File { access, .. }) if !access.write => return Ret::Errno(EBADF),
         Some(Open::File { .. }) => 0,
-        Some(Open::Stdin) | None => return Ret::Errno(EBADF),
+        Some(Open::PipeWrite { .. }) => 3,
+        Some(Open::Stdin | Open::PipeRead { .. }) | None => return Ret::Errno(EBADF),
     };
     if stream != 0 && at.is_some() {
         return Ret::Errno(ESPIPE);
@@ -254,6 +271,9 @@ pub fn write(c: &Call, fd: i32, bufs: &[(u64, u64)], at: Option<u64>) -> Ret {
             Ok(b) => bytes.extend_from_slice(&b),
             Err(e) => return Ret::Errno(e),
         }
+    }
+    if let Some(Open::PipeWrite { id, nonblock }) = target {
+        return pipes::write(c, id, nonblock, &bytes);
     }
     if stream == 0 {
         let mut p = c.process();
@@ -440,6 +460,7 @@ fn inode(path: &str) -> u64 {
 const S_IFREG: u32 = 0o100000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFCHR: u32 = 0o020000;
+const S_IFIFO: u32 = 0o010000;
 
 fn stat_of(open: &Open) -> [u8; 144] {
     match open {
@@ -447,6 +468,9 @@ fn stat_of(open: &Open) -> [u8; 144] {
         // The standard streams are character devices that are not terminals (see ioctl).
         Open::Stdin => stat_bytes(S_IFCHR | 0o620, 0, 3, 0x0103),
         Open::Stdout | Open::Stderr => stat_bytes(S_IFCHR | 0o620, 0, 3, 0x0103),
+        Open::PipeRead { id, .. } | Open::PipeWrite { id, .. } => {
+            stat_bytes(S_IFIFO | 0o600, 0, 0x1000 + *id as u64, 0)
+        }
     }
 }
 
@@ -516,10 +540,17 @@ pub fn fcntl(c: &Call, fd: i32, cmd: u64, arg: u64) -> Ret {
         Open::Stdout | Open::Stderr => 1,
         Open::Stdin => 0,
         Open::File { access, .. } => access.flags(),
+        pipe => pipes::flags(pipe).unwrap_or(0),
     };
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => p.fds.dup(fd, arg as i32).map(|f| f as u64).ok_or(24).into(),
-        F_GETFD | F_SETFD | F_SETFL => Ret::ok(0u64),
+        F_SETFL => {
+            if let Some(o) = p.fds.get_mut(fd) {
+                pipes::set_flags(o, arg);
+            }
+            Ret::ok(0u64)
+        }
+        F_GETFD | F_SETFD => Ret::ok(0u64),
         F_GETFL => Ret::ok(flags),
         _ => Ret::Errno(EINVAL),
     }
@@ -549,40 +580,86 @@ pub fn readlink(c: &Call, path: u64, buf: u64, size: u64) -> Ret {
     c.write(buf, &exe.as_bytes()[..n]).map(|_| n as u64).into()
 }
 
-/// poll / ppoll: every descriptor weft has is always ready (standard input and files for
-/// reading, standard output, error and files opened for writing for writing); others
-/// are POLLNVAL. With nothing ready the call waits out its timeout in virtual time, or
-/// blocks for good (nothing could ever make it ready). `timeout_ns`: `None` is forever.
+/// poll / ppoll: standard input and files are always ready to read, standard output and
+/// error and files opened for writing to write; a pipe end when it has bytes or room (or
+/// its other end is all closed: POLLHUP, POLLERR); unknown descriptors POLLNVAL. With
+/// nothing ready the call waits for pipe activity or its timeout in virtual time (with no
+/// pipe polled and no timeout, it blocks for good). `timeout_ns`: `None` is forever.
 pub fn poll(c: &Call, fds: u64, nfds: u64, timeout_ns: Option<u64>) -> Ret {
-    const POLLIN: u16 = 0x1;
-    const POLLOUT: u16 = 0x4;
-    const POLLNVAL: u16 = 0x20;
-    const POLLRDNORM: u16 = 0x40;
-    const POLLWRNORM: u16 = 0x100;
     if nfds > files::MAX_FDS as u64 {
         return Ret::Errno(EINVAL);
     }
-    let mut ready = 0u64;
-    for i in 0..nfds {
-        let at = fds + i * 8;
-        let entry = match c.read(at, 8) {
-            Ok(b) => b,
+    let deadline = timeout_ns.map(|t| c.ctl().now_ns().saturating_add(t));
+    loop {
+        let (ready, pipes_polled) = match poll_once(c, fds, nfds) {
+            Ok(r) => r,
             Err(e) => return Ret::Errno(e),
         };
+        if ready > 0 || timeout_ns == Some(0) {
+            return Ret::ok(ready);
+        }
+        // Only a pipe can become ready: wait for pipe activity (or the timeout), then
+        // look again.
+        let key = if pipes_polled { pipes::PIPE_KEY } else { 0 };
+        match c.block_on(key, if pipes_polled { u32::MAX } else { 0 }, deadline) {
+            Ret::Errno(super::syscall::ETIMEDOUT) => return Ret::ok(0u64),
+            Ret::Stopped => return Ret::Stopped,
+            _ => {}
+        }
+    }
+}
+
+/// One look at every pollfd: (how many are ready, whether any is a pipe), revents
+/// written back.
+fn poll_once(c: &Call, fds: u64, nfds: u64) -> Result<(u64, bool), i32> {
+    const POLLIN: u16 = 0x1;
+    const POLLOUT: u16 = 0x4;
+    const POLLERR: u16 = 0x8;
+    const POLLHUP: u16 = 0x10;
+    const POLLNVAL: u16 = 0x20;
+    const POLLRDNORM: u16 = 0x40;
+    const POLLWRNORM: u16 = 0x100;
+    let mut ready = 0u64;
+    let mut pipes_polled = false;
+    for i in 0..nfds {
+        let at = fds + i * 8;
+        let entry = c.read(at, 8)?;
         let fd = i32::from_le_bytes(entry[0..4].try_into().expect("4 bytes"));
         let events = u16::from_le_bytes([entry[4], entry[5]]);
-        let revents = if fd < 0 {
-            0
+        let open = if fd < 0 {
+            None
         } else {
-            let (read, write) = match c.process().fds.get(fd) {
-                None => (false, false),
-                Some(Open::Stdin) => (true, false),
-                Some(Open::Stdout | Open::Stderr) => (false, true),
-                Some(Open::File { access, .. }) => (access.read, access.write),
-            };
-            if !read && !write {
-                POLLNVAL
-            } else {
+            c.process().fds.get(fd).cloned()
+        };
+        let revents = match &open {
+            _ if fd < 0 => 0,
+            None => POLLNVAL,
+            Some(pipe) if pipe.is_pipe() => {
+                pipes_polled = true;
+                let (read, write, hung_up) = pipes::ready(c, pipe);
+                let mut r = 0;
+                if read {
+                    r |= events & (POLLIN | POLLRDNORM);
+                }
+                if write {
+                    r |= events & (POLLOUT | POLLWRNORM);
+                }
+                if hung_up {
+                    // No writer left (a read end), or no reader (a write end).
+                    r |= if matches!(pipe, Open::PipeRead { .. }) {
+                        POLLHUP
+                    } else {
+                        POLLERR
+                    };
+                }
+                r
+            }
+            Some(o) => {
+                let (read, write) = match o {
+                    Open::Stdin => (true, false),
+                    Open::File { access, .. } => (access.read, access.write),
+                    _ => (false, true),
+                };
                 let r = if read { POLLIN | POLLRDNORM } else { 0 };
                 let w = if write { POLLOUT | POLLWRNORM } else { 0 };
                 events & (r | w)
@@ -591,18 +668,9 @@ pub fn poll(c: &Call, fds: u64, nfds: u64, timeout_ns: Option<u64>) -> Ret {
         if revents != 0 {
             ready += 1;
         }
-        if let Err(e) = c.write(at + 6, &revents.to_le_bytes()) {
-            return Ret::Errno(e);
-        }
+        c.write(at + 6, &revents.to_le_bytes())?;
     }
-    if ready > 0 || timeout_ns == Some(0) {
-        return Ret::ok(ready);
-    }
-    let deadline = timeout_ns.map(|t| c.ctl().now_ns().saturating_add(t));
-    match c.block_on(0, 0, deadline) {
-        Ret::Errno(super::syscall::ETIMEDOUT) => Ret::ok(0u64),
-        other => other,
-    }
+    Ok((ready, pipes_polled))
 }
 
 /// ppoll's timeout: a `struct timespec`, or NULL for forever.

@@ -10,7 +10,7 @@ pub use names::syscall_name;
 pub fn syscall_arity(nr: u64) -> usize {
     match nr {
         24 | 39 | 102 | 104 | 107 | 108 | 110 | 186 => 0,
-        3 | 12 | 32 | 60 | 63 | 74 | 75 | 87 | 201 | 218 | 231 => 1,
+        3 | 12 | 22 | 32 | 60 | 63 | 74 | 75 | 87 | 201 | 218 | 231 => 1,
         4..=6
         | 11
         | 21
@@ -28,6 +28,7 @@ pub fn syscall_arity(nr: u64) -> usize {
         | 228
         | 229
         | 273
+        | 293
         | 435 => 2,
         0..=2 | 7 | 8 | 10 | 16 | 19 | 20 | 28 | 72 | 89 | 204 | 234 | 263 | 318 | 292 => 3,
         13 | 14 | 17 | 18 | 230 | 257 | 262 | 264 | 267 | 271 | 302 | 334 => 4,
@@ -85,6 +86,7 @@ pub fn errno_name(e: i32) -> String {
 mod files;
 mod fs;
 mod mm;
+mod pipes;
 pub(crate) mod syscall;
 mod threads;
 
@@ -174,6 +176,8 @@ pub(crate) struct Process {
     pub written: BTreeMap<String, files::Written>,
     /// Paths the process removed (unlink, the old name of a rename): they hide the host's.
     pub removed: BTreeSet<String>,
+    /// The process's pipes, by id (never reused within a run).
+    pub pipes: Vec<pipes::Pipe>,
 }
 
 impl Process {
@@ -201,6 +205,7 @@ impl Process {
             stacks: Vec::new(),
             written: BTreeMap::new(),
             removed: BTreeSet::new(),
+            pipes: Vec::new(),
         }
     }
 

@@ -250,6 +250,7 @@ fn dispatch(c: &Call) -> Ret {
         19 => fs::readv(c, a[0] as i32, a[1], a[2]),
         20 => fs::writev(c, a[0] as i32, a[1], a[2]),
         21 => fs::access(c, fs::AT_FDCWD, a[0], a[1]),
+        22 => super::pipes::pipe2(c, a[0], 0),
         24 => Ret::ok(0u64),
         25 => Ret::Errno(ENOMEM), // mremap: glibc then allocates, copies and frees
         28 => madvise(c),
@@ -303,6 +304,7 @@ fn dispatch(c: &Call) -> Ret {
         271 => fs::ppoll(c, a[0], a[1], a[2]),
         273 => set_robust_list(c, a[0], a[1]),
         292 => dup3(c, a[0] as i32, a[1] as i32),
+        293 => super::pipes::pipe2(c, a[0], a[1]),
         302 => getrlimit(c, a[1], a[2], a[3]),
         318 => getrandom(c, a[0], a[1]),
         334 => Ret::Errno(ENOSYS), // rseq: glibc goes on without it
@@ -396,8 +398,13 @@ fn dup(c: &Call, fd: i32, to: Option<i32>) -> Ret {
             if p.fds.get(fd).is_none() || !(0..super::files::MAX_FDS).contains(&new) {
                 return Ret::Errno(EBADF);
             }
-            p.fds.close(new);
-            p.fds.dup(fd, new).map(|f| f as u64).ok_or(EBADF).into()
+            let replaced = p.fds.take(new);
+            let r = p.fds.dup(fd, new).map(|f| f as u64).ok_or(EBADF);
+            drop(p);
+            if replaced.is_some_and(|o| o.is_pipe()) {
+                super::pipes::changed(c);
+            }
+            r.into()
         }
     }
 }
