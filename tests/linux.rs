@@ -207,6 +207,27 @@ fn files_a_program_writes_stay_inside_the_run() {
         assert!(!Path::new("/tmp/weft-test.out").exists());
         assert_eq!(replays(&t), expected);
     }
+    // --keep-files hands them over: the log is all that is left at the end.
+    let kept = dir.path().join("kept");
+    let (code, _, err) = record(
+        "write_files",
+        &t,
+        &[host.to_str().unwrap()],
+        &["--keep-files", kept.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("files: 1 the program wrote"), "{err}");
+    let log = std::fs::read_to_string(kept.join("tmp/weft-test-log.txt")).unwrap();
+    assert_eq!(log.lines().count(), 40);
+    assert!(log.contains("thread 3 line 9\n"), "{log}");
+    let (code, _, err) = text(&weft([
+        "run",
+        common::guest("racy_counter").to_str().unwrap(),
+        "--keep-files",
+        kept.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--keep-files is for Linux programs"), "{err}");
 }
 
 #[test]

@@ -1,11 +1,11 @@
 //! `weft record` and `weft run`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use weft::machine::{RunConfig, RunOutcome};
 use weft::session;
@@ -30,6 +30,10 @@ pub struct RecordArgs {
     /// what was written stays a readable trace
     #[arg(long, value_name = "SIZE", value_parser = super::parse_size)]
     max_trace_bytes: Option<u64>,
+    /// Linux programs: write the files the program created or changed to DIR, each at its
+    /// path below DIR (weft never changes the host's files)
+    #[arg(long, value_name = "DIR")]
+    keep_files: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -41,6 +45,54 @@ pub struct RunArgs {
     /// Do not echo the guest's console output
     #[arg(short, long)]
     quiet: bool,
+    /// Linux programs: write the files the program created or changed to DIR, each at its
+    /// path below DIR (weft never changes the host's files)
+    #[arg(long, value_name = "DIR")]
+    keep_files: Option<PathBuf>,
+}
+
+/// Check `--keep-files` before the run: Linux programs only, and DIR must be usable.
+fn check_keep_files(dir: Option<&Path>, linux: bool) -> Result<()> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    if !linux {
+        bail!("--keep-files is for Linux programs (a board guest writes no files)");
+    }
+    if dir.exists() && !dir.is_dir() {
+        bail!("{}: not a directory (--keep-files)", dir.display());
+    }
+    Ok(())
+}
+
+/// Write the files a run left (`RunOutcome::files`) below `dir`, at their paths (`..`
+/// and `.` dropped, so nothing lands outside `dir`).
+fn save_files(dir: Option<&Path>, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let Some(dir) = dir else {
+        return Ok(());
+    };
+    for (path, bytes) in files {
+        let rel: PathBuf = Path::new(path)
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let to = dir.join(rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create (--keep-files)", parent.display()))?;
+        }
+        std::fs::write(&to, bytes)
+            .with_context(|| format!("{}: cannot write (--keep-files)", to.display()))?;
+    }
+    eprintln!(
+        "files: {} the program wrote, in {}",
+        files.len(),
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Progress on stderr every 2^20 steps, only when stderr is a terminal.
@@ -113,9 +165,11 @@ pub fn record(a: RecordArgs) -> Result<ExitCode> {
     let out = a.output.clone().unwrap_or_else(|| a.guest.default_trace());
     check_output(&out)?;
     let strategy = a.machine.strategy();
+    check_keep_files(a.keep_files.as_deref(), opts.linux.is_some())?;
     let mut config = progress_config(!a.quiet);
     config.trace_limit = a.max_trace_bytes;
     config.interrupt = Some(ctrl_c()?);
+    config.keep_files = a.keep_files.is_some();
     let rec = session::record(&name, &elf, &opts, &strategy, &out, config);
     end_progress();
     let rec = rec?;
@@ -139,19 +193,18 @@ pub fn record(a: RecordArgs) -> Result<ExitCode> {
         rec.events,
         human_bytes(rec.bytes)
     );
+    save_files(a.keep_files.as_deref(), &rec.outcome.files)?;
     Ok(verdict_code(rec.outcome.verdict.as_ref()))
 }
 
 pub fn run(a: RunArgs) -> Result<ExitCode> {
     let (name, elf, opts) = a.guest.load(&a.machine)?;
-    let outcome = session::run(
-        &name,
-        &elf,
-        &opts,
-        &a.machine.strategy(),
-        progress_config(!a.quiet),
-    )?;
+    check_keep_files(a.keep_files.as_deref(), opts.linux.is_some())?;
+    let mut config = progress_config(!a.quiet);
+    config.keep_files = a.keep_files.is_some();
+    let outcome = session::run(&name, &elf, &opts, &a.machine.strategy(), config)?;
     end_progress();
     report(&outcome, &elf, opts.linux.is_some());
+    save_files(a.keep_files.as_deref(), &outcome.files)?;
     Ok(verdict_code(outcome.verdict.as_ref()))
 }

@@ -124,6 +124,8 @@ pub(crate) struct Controller {
     /// Stop at the next decision when this is set (Ctrl-C during `weft record`).
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub interrupted: bool,
+    /// Hand back the files a Linux program wrote (`RunConfig::keep_files`).
+    pub keep_files: bool,
 }
 
 /// Counters a finished run reports.
@@ -189,6 +191,7 @@ impl Controller {
             paused: false,
             interrupt: None,
             interrupted: false,
+            keep_files: false,
         }
     }
 

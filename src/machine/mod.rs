@@ -223,6 +223,9 @@ pub struct RunOutcome {
     /// Call stacks of the vCPUs a failure concerns (also in the trace as `Backtrace`
     /// events), innermost frame first.
     pub backtraces: Vec<weft_trace::Backtrace>,
+    /// With `RunConfig::keep_files`: each file the Linux program created or changed, by
+    /// path, as the run left it.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// How a run reports while it goes.
@@ -239,6 +242,8 @@ pub struct RunConfig {
     /// Set from outside (a Ctrl-C handler) to stop the run at the next scheduling point,
     /// with no verdict.
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Linux: hand back the files the program created or changed (`RunOutcome::files`).
+    pub keep_files: bool,
 }
 
 /// One vCPU's registers where a run paused (`RunConfig::pause_at`).
@@ -492,6 +497,7 @@ impl Machine {
         );
         ctl.pause_at = config.pause_at;
         ctl.interrupt = config.interrupt;
+        ctl.keep_files = config.keep_files;
         let kept = self.kept.borrow_mut().take();
         let mut k = match kept {
             Some(mut k) => {
@@ -552,6 +558,10 @@ fn outcome(shared: &Rc<Shared>) -> RunOutcome {
         }),
         interrupted: ctl.interrupted,
         backtraces: shared.backtraces.take(),
+        files: match &shared.linux {
+            Some(p) if ctl.keep_files => p.borrow().written_files(),
+            _ => Vec::new(),
+        },
     }
 }
 

@@ -229,6 +229,14 @@ impl Process {
             .map(|i| VcpuId(i as u32))
     }
 
+    /// The files the process created or changed, by path, with their bytes now.
+    pub fn written_files(&self) -> Vec<(String, Vec<u8>)> {
+        self.written
+            .iter()
+            .map(|(path, w)| (path.clone(), w.borrow().clone()))
+            .collect()
+    }
+
     pub fn exe(&self) -> &str {
         self.opts.argv.first().map_or("", String::as_str)
     }
