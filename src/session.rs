@@ -171,6 +171,8 @@ pub struct Replayed {
     pub paused: Option<Paused>,
     /// Call stacks of the vCPUs the failure concerns.
     pub backtraces: Vec<weft_trace::Backtrace>,
+    /// With `RunConfig::keep_files`: the files the program created or changed.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl Replayed {
@@ -255,6 +257,7 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
         console: std::mem::take(&mut st.console),
         paused: outcome.paused,
         backtraces: outcome.backtraces,
+        files: outcome.files,
     })
 }
 

@@ -220,6 +220,19 @@ fn files_a_program_writes_stay_inside_the_run() {
     let log = std::fs::read_to_string(kept.join("tmp/weft-test-log.txt")).unwrap();
     assert_eq!(log.lines().count(), 40);
     assert!(log.contains("thread 3 line 9\n"), "{log}");
+    // A replay leaves the same files.
+    let again = dir.path().join("again");
+    let (code, _, err) = text(&weft([
+        "replay",
+        t.to_str().unwrap(),
+        "--keep-files",
+        again.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(again.join("tmp/weft-test-log.txt")).unwrap(),
+        log
+    );
     let (code, _, err) = text(&weft([
         "run",
         common::guest("racy_counter").to_str().unwrap(),

@@ -52,7 +52,7 @@ pub struct RunArgs {
 }
 
 /// Check `--keep-files` before the run: Linux programs only, and DIR must be usable.
-fn check_keep_files(dir: Option<&Path>, linux: bool) -> Result<()> {
+pub(super) fn check_keep_files(dir: Option<&Path>, linux: bool) -> Result<()> {
     let Some(dir) = dir else {
         return Ok(());
     };
@@ -67,7 +67,7 @@ fn check_keep_files(dir: Option<&Path>, linux: bool) -> Result<()> {
 
 /// Write the files a run left (`RunOutcome::files`) below `dir`, at their paths (`..`
 /// and `.` dropped, so nothing lands outside `dir`).
-fn save_files(dir: Option<&Path>, files: &[(String, Vec<u8>)]) -> Result<()> {
+pub(super) fn save_files(dir: Option<&Path>, files: &[(String, Vec<u8>)]) -> Result<()> {
     let Some(dir) = dir else {
         return Ok(());
     };

@@ -28,6 +28,10 @@ pub struct ReplayArgs {
     /// With --goto: also print every vCPU's registers
     #[arg(long, requires = "goto")]
     regs: bool,
+    /// Linux programs: write the files the program created or changed to DIR, each at its
+    /// path below DIR
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["goto", "gdb"])]
+    keep_files: Option<PathBuf>,
     /// Debug the replay in gdb (forwards and backwards; every vCPU is a thread): starts a
     /// gdb stub on a free loopback port and gdb on the guest connected to it
     #[arg(long, conflicts_with_all = ["goto", "regs"])]
@@ -43,8 +47,17 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
     if a.gdb {
         return super::gdb::replay_in_gdb(&a.trace, &a.session, &a.gdb_args);
     }
+    if a.keep_files.is_some() {
+        let linux = TraceReader::open(&a.trace)?
+            .header()
+            .options
+            .linux
+            .is_some();
+        super::record::check_keep_files(a.keep_files.as_deref(), linux)?;
+    }
     let mut config = progress_config(!a.quiet);
     config.pause_at = a.goto;
+    config.keep_files = a.keep_files.is_some();
     let r = session::replay(&a.trace, config)?;
     end_progress();
     if let Some(w) = &r.warning {
@@ -75,6 +88,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
                 "replay: reproduced {} steps, {} events match the recording",
                 r.steps, r.matched
             );
+            super::record::save_files(a.keep_files.as_deref(), &r.files)?;
             Ok(super::verdict_code(Some(v)))
         }
         _ => {
