@@ -96,6 +96,15 @@ fn demangle(name: &str) -> String {
     }
 }
 
+/// `name`, or `name+0x12` past its start.
+fn symbol_text(name: &str, off: u64) -> String {
+    if off == 0 {
+        name.to_string()
+    } else {
+        format!("{name}+{off:#x}")
+    }
+}
+
 /// A source position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceLine {
@@ -231,14 +240,21 @@ impl SourceMap {
     /// inlined code the call site in the real function follows:
     /// `_start+0x12 (weft.h:480, inlined at counter.c:31)`.
     pub fn describe(&self, addr: u64) -> String {
-        let sym = self.symbol(addr).map(|(n, off)| {
-            if off == 0 {
-                n.to_string()
-            } else {
-                format!("{n}+{off:#x}")
-            }
-        });
-        let frames = self.frames(addr);
+        self.describe_as(addr, addr)
+    }
+
+    /// `name` or `name+0x12`: the function or object containing `addr`, `None` if none.
+    pub fn symbol_text(&self, addr: u64) -> Option<String> {
+        self.symbol(addr).map(|(n, off)| symbol_text(n, off))
+    }
+
+    /// [`describe`](Self::describe) of the instruction at `at`, its symbol's offset
+    /// given for `shown` (a return address `shown` is described by its call at `at`).
+    fn describe_as(&self, at: u64, shown: u64) -> String {
+        let sym = self
+            .symbol(at)
+            .map(|(n, off)| symbol_text(n, (off + shown).saturating_sub(at)));
+        let frames = self.frames(at);
         let line = match (frames.first(), frames.last()) {
             (Some(inner), Some(outer)) if frames.len() > 1 => {
                 Some(format!("{inner}, inlined at {outer}"))
@@ -266,18 +282,7 @@ impl SourceMap {
             .enumerate()
             .map(|(i, &pc)| {
                 let at = if i == 0 { pc } else { pc.wrapping_sub(1) };
-                let mut what = self.describe(at);
-                if i > 0 {
-                    // describe() named the call's byte: name the return address itself.
-                    if let Some((name, off)) = self.symbol(at) {
-                        let shown = if off == 0 {
-                            name.to_string()
-                        } else {
-                            format!("{name}+{off:#x}")
-                        };
-                        what = what.replacen(&shown, &format!("{name}+{:#x}", off + 1), 1);
-                    }
-                }
+                let what = self.describe_as(at, pc);
                 if what.is_empty() {
                     format!("#{i} {pc:#x}")
                 } else {

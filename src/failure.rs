@@ -9,12 +9,12 @@ use crate::debuginfo::SourceMap;
 
 /// The lines to print under a verdict (a crash's registers, then [`stacks`]), or `None`
 /// if there is nothing to add.
-pub fn details(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
+pub fn details(v: &Verdict, stacks: &[Backtrace], map: &SourceMap) -> Option<String> {
     let regs = match v {
         Verdict::Crash(c) => Some(format!("registers:{}", registers(&c.regs))),
         _ => None,
     };
-    match (regs, self::stacks(v, stacks, elf)) {
+    match (regs, self::stacks(v, stacks, map)) {
         (Some(r), Some(s)) => Some(format!("{r}\n{s}")),
         (r, s) => r.or(s),
     }
@@ -22,8 +22,7 @@ pub fn details(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> 
 
 /// Where the vCPUs a failure concerns stood: each one's call stack (for a deadlock, under
 /// the line saying where it waits, with what it is blocked on), and a lock cycle.
-pub fn stacks(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
-    let map = SourceMap::new(elf);
+pub fn stacks(v: &Verdict, stacks: &[Backtrace], map: &SourceMap) -> Option<String> {
     let stack_of = |vcpu: VcpuId| stacks.iter().find(|b| b.vcpu == vcpu);
     let mut out = Vec::new();
     match v {
@@ -38,7 +37,7 @@ pub fn stacks(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
                 };
                 let mut line = format!("  {v} waits at {rip:#x}{at}");
                 if let Some(b) = stack_of(*v) {
-                    if let Some(w) = wait(&map, b) {
+                    if let Some(w) = wait(map, b) {
                         line.push_str(&format!("\n      {w}"));
                     }
                     for l in map.describe_stack(&b.frames).into_iter().skip(1) {
@@ -72,11 +71,9 @@ pub fn stacks(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
 /// held by vcpu2`.
 pub fn wait(map: &SourceMap, b: &Backtrace) -> Option<String> {
     let f = b.futex?;
-    let name = match map.symbol(f) {
-        Some((n, 0)) => format!(" ({n})"),
-        Some((n, off)) => format!(" ({n}+{off:#x})"),
-        None => String::new(),
-    };
+    let name = map
+        .symbol_text(f)
+        .map_or_else(String::new, |n| format!(" ({n})"));
     if let Some(j) = b.joins {
         return Some(format!(
             "blocked on the futex at {f:#x}{name}: waits for {j} to exit (pthread_join)"

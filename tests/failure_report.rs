@@ -43,7 +43,10 @@ fn backtraces(trace: &Path) -> Vec<weft_trace::Backtrace> {
     TraceReader::open(trace)
         .unwrap()
         .into_events()
-        .filter_map(|e| e.unwrap().backtrace())
+        .filter_map(|e| match e.unwrap() {
+            Event::Backtrace { stack, .. } => Some(stack),
+            _ => None,
+        })
         .collect()
 }
 

@@ -139,7 +139,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
             Event::TxBegin { depth: 1, .. } => s.tx_begun += 1,
             Event::TxCommit { .. } => s.tx_committed += 1,
             Event::TxAbort { .. } => s.tx_aborted += 1,
-            Event::Backtrace { .. } => stacks.extend(e.backtrace()),
+            Event::Backtrace { stack, .. } => stacks.push(stack.clone()),
             Event::Fence { .. }
             | Event::VcpuEnd { .. }
             | Event::TxBegin { .. }
@@ -148,11 +148,9 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
         }
     }
     s.context_switches = runs.saturating_sub(1);
-    if let Some(v) = &s.verdict {
-        s.details = weft::failure::details(v, &stacks, &h.guest.elf);
-    }
-    if !stacks.is_empty() {
+    if let Some(v) = s.verdict.as_ref().filter(|v| !v.is_pass()) {
         let map = weft::debuginfo::SourceMap::new(&h.guest.elf);
+        s.details = weft::failure::details(v, &stacks, &map);
         s.backtraces = stacks
             .into_iter()
             .map(|b| StackSummary {
@@ -317,8 +315,8 @@ pub(super) fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> Strin
             cause,
             ..
         } => format!("abort   of {begin_rip:#x}: {cause}, status {status:#x}   {rip:#x}"),
-        Event::Backtrace { frames, .. } => {
-            let f: Vec<String> = frames.iter().map(|f| format!("{f:#x}")).collect();
+        Event::Backtrace { stack, .. } => {
+            let f: Vec<String> = stack.frames.iter().map(|f| format!("{f:#x}")).collect();
             format!("stack   {}", f.join(" <- "))
         }
     };

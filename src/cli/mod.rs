@@ -318,7 +318,10 @@ fn verdict_line(v: &Verdict) -> String {
 
 /// Extra lines for a verdict (weft::failure::details).
 fn verdict_details(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
-    weft::failure::details(v, stacks, elf)
+    if v.is_pass() {
+        return None;
+    }
+    weft::failure::details(v, stacks, &weft::debuginfo::SourceMap::new(elf))
 }
 
 /// General registers and RFLAGS, four per line (each line starts with a newline).

@@ -634,17 +634,10 @@ impl Controller {
     }
 
     /// Record `vcpu`'s call stack at the step the run ends on (after the last `Run`).
-    pub fn emit_backtrace(&mut self, b: &weft_trace::Backtrace) {
+    pub fn emit_backtrace(&mut self, stack: weft_trace::Backtrace) {
         self.flush_run();
         let step = Step(self.next_step);
-        self.emit(&Event::Backtrace {
-            step,
-            vcpu: b.vcpu,
-            frames: b.frames.clone(),
-            futex: b.futex,
-            owner: b.owner,
-            joins: b.joins,
-        });
+        self.emit(&Event::Backtrace { step, stack });
     }
 
     pub fn finish(&mut self, verdict: Verdict) {

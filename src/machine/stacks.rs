@@ -73,8 +73,8 @@ pub(crate) fn record(shared: &Shared) {
             owner: futex.and_then(|f| mutex_owner(shared, f, ctl.live())),
             joins: futex.and_then(|f| joined(shared, f, ctl.live())),
         };
-        ctl.emit_backtrace(&b);
-        shared.backtraces.borrow_mut().push(b);
+        shared.backtraces.borrow_mut().push(b.clone());
+        ctl.emit_backtrace(b);
     }
 }
 

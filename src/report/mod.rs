@@ -265,7 +265,8 @@ fn failure(scan: &Scan, locs: &mut Locs, elf: &[u8]) -> Option<Failure> {
         spinning: Vec::new(),
         regs: Vec::new(),
         // The registers are a row of their own.
-        details: crate::failure::stacks(v, &scan.stacks, elf).unwrap_or_default(),
+        details: crate::failure::stacks(v, &scan.stacks, &crate::debuginfo::SourceMap::new(elf))
+            .unwrap_or_default(),
     };
     match v {
         Verdict::Pass => return None,

@@ -204,7 +204,7 @@ impl Scan {
                 self.steps = self.steps.max(step.0);
                 self.verdict = Some((step.0, verdict.clone()));
             }
-            Event::Backtrace { .. } => self.stacks.extend(e.backtrace()),
+            Event::Backtrace { stack, .. } => self.stacks.push(stack.clone()),
             _ => {}
         }
     }

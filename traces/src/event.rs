@@ -375,18 +375,9 @@ pub enum Event {
     /// RIP, then return addresses). Emitted just before `End` of a failed run, for the
     /// failing vCPU (crash, assertion, signal, exit status) or every live one (deadlock,
     /// budget).
-    Backtrace {
-        step: Step,
-        vcpu: VcpuId,
-        frames: Vec<u64>,
-        /// A Linux thread blocked in a futex wait: the futex word's address.
-        futex: Option<u64>,
-        /// When that word is a locked glibc mutex: the thread its owner field names (the
-        /// holder).
-        owner: Option<VcpuId>,
-        /// When that word is a thread's id word (pthread_join): that thread.
-        joins: Option<VcpuId>,
-    },
+    /// (Encoded as step, then the stack's fields in order: vcpu, frames, futex, owner,
+    /// joins.)
+    Backtrace { step: Step, stack: Backtrace },
 }
 
 /// A vCPU's call stack at the end of a failed run: what a `Backtrace` event says.
@@ -401,29 +392,6 @@ pub struct Backtrace {
     pub owner: Option<VcpuId>,
     /// The live thread whose id word is at `futex`: a pthread_join waits for it to exit.
     pub joins: Option<VcpuId>,
-}
-
-impl Event {
-    /// The call stack a `Backtrace` event holds.
-    pub fn backtrace(&self) -> Option<Backtrace> {
-        match self {
-            Event::Backtrace {
-                vcpu,
-                frames,
-                futex,
-                owner,
-                joins,
-                ..
-            } => Some(Backtrace {
-                vcpu: *vcpu,
-                frames: frames.clone(),
-                futex: *futex,
-                owner: *owner,
-                joins: *joins,
-            }),
-            _ => None,
-        }
-    }
 }
 
 /// Why a transaction aborted.
@@ -550,8 +518,8 @@ impl Event {
             | Event::VcpuEnd { vcpu, .. }
             | Event::TxBegin { vcpu, .. }
             | Event::TxCommit { vcpu, .. }
-            | Event::TxAbort { vcpu, .. }
-            | Event::Backtrace { vcpu, .. } => Some(*vcpu),
+            | Event::TxAbort { vcpu, .. } => Some(*vcpu),
+            Event::Backtrace { stack, .. } => Some(stack.vcpu),
             Event::End { .. } => None,
         }
     }

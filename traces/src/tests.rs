@@ -89,11 +89,13 @@ fn every_variant() -> Vec<Event> {
         },
         Event::Backtrace {
             step: Step(5),
-            vcpu: v,
-            frames: vec![0x401000, 0x402345, 0x7fff_0000_1234],
-            futex: Some(0x4c0000),
-            owner: Some(VcpuId(1)),
-            joins: None,
+            stack: Backtrace {
+                vcpu: v,
+                frames: vec![0x401000, 0x402345, 0x7fff_0000_1234],
+                futex: Some(0x4c0000),
+                owner: Some(VcpuId(1)),
+                joins: None,
+            },
         },
         Event::Hypercall {
             step: Step(6),
