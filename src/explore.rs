@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use weft_recorder::{DfsTree, Guided, Strategy, StrategySpec};
-use weft_trace::{MachineOptions, VcpuId, Verdict};
+use weft_trace::{MachineOptions, Sharing, VcpuId, Verdict};
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -58,6 +58,8 @@ pub struct Failure {
     pub key: String,
     /// How many schedules failed this way.
     pub count: u64,
+    /// The pages the failing schedule started with shared (`Learned`).
+    pub learned: Learned,
 }
 
 /// What a search found.
@@ -74,6 +76,11 @@ pub struct Explored {
     pub timed_out: bool,
     /// Distinct schedules among those examined (coverage; random searches repeat some).
     pub distinct: u64,
+    /// Runs of a systematic search (DFS, race-directed) that was started over because a
+    /// run found pages shared that earlier runs had not (`Learned`): more points then.
+    pub restarted: u64,
+    /// Pages found shared over the search, carried into later schedules.
+    pub shared_pages: usize,
 }
 
 /// "Fails the same way": verdict class and where.
@@ -87,6 +94,44 @@ pub fn failure_key(v: &Verdict) -> String {
         Verdict::Budget { .. } => "budget".into(),
         Verdict::Signal { signal, .. } => format!("signal {signal}"),
     }
+}
+
+/// Pages earlier schedules of a search found shared (`RunOutcome::shared_pages`): later
+/// schedules start with them shared, so their first accesses are scheduling points too
+/// (see `machine::pages`). It only grows. Searches read results in index order, in
+/// batches of fixed sizes, so what schedule `i` starts with never depends on `--jobs`.
+#[derive(Clone, Debug, Default)]
+pub struct Learned(std::collections::BTreeSet<u64>);
+
+impl Learned {
+    /// Add a run's shared pages; returns whether any was new.
+    pub fn add(&mut self, pages: &[u64]) -> bool {
+        let before = self.0.len();
+        self.0.extend(pages);
+        self.0.len() > before
+    }
+
+    /// The pages, ascending.
+    pub fn pages(&self) -> Vec<u64> {
+        self.0.iter().copied().collect()
+    }
+
+    /// `opts` with these pages shared from the start (unless it shares everything).
+    pub fn apply(&self, opts: &MachineOptions) -> MachineOptions {
+        let mut o = opts.clone();
+        if let Sharing::Pages { shared } = &mut o.sharing {
+            let mut all: std::collections::BTreeSet<u64> = shared.iter().copied().collect();
+            all.extend(&self.0);
+            *shared = all.into_iter().collect();
+        }
+        o
+    }
+}
+
+/// Sizes of the batches a search examines, whatever the number of jobs: small at first,
+/// so that the first schedules' sharing reaches the next ones soon.
+fn batch_size(batch: u32) -> usize {
+    1 << batch.min(6)
 }
 
 /// The machine options of one schedule: TM fault injection drawn from its seed, so that
@@ -265,26 +310,33 @@ pub fn explore_race_directed(
     let mut visited: std::collections::HashSet<Schedule> = [Vec::new()].into();
     let mut failures: Vec<Failure> = Vec::new();
     let (mut tried, mut timed_out) = (0, false);
+    let mut learned = Learned::default();
+    let mut restarted = 0;
     while let Some(s) = queue.pop_front() {
         if tried >= cfg.schedules {
             break;
         }
         let label = "race-directed";
+        let o = learned.apply(opts);
         let (out, sink) =
-            run_kept_with::<AccessSink>(name, elf, opts, Box::new(Guided::new(s, label)))?;
+            run_kept_with::<AccessSink>(name, elf, &o, Box::new(Guided::new(s, label)))?;
         tried += 1;
         if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
             let schedule = Some(sink.runs.clone());
-            note_failure(
-                &mut failures,
-                tried - 1,
-                StrategySpec::RaceDirected,
-                schedule,
-                v,
-            );
+            let spec = StrategySpec::RaceDirected;
+            note_failure(&mut failures, tried - 1, spec, schedule, v, &learned);
             if !cfg.all_failures {
                 break;
             }
+        }
+        if learned.add(&out.shared_pages) {
+            // More pages are points now: the queued schedules counted the old points.
+            // Start over from the schedule without preemption (finitely often: the set
+            // only grows).
+            queue = [Vec::new()].into();
+            visited = [Vec::new()].into();
+            restarted = tried;
+            continue;
         }
         for cand in reversals(&sink) {
             if visited.insert(cand.clone()) {
@@ -308,7 +360,9 @@ pub fn explore_race_directed(
             failures,
             elapsed: start.elapsed(),
             timed_out,
-            distinct: tried,
+            distinct: tried - restarted,
+            restarted,
+            shared_pages: learned.0.len(),
         },
         exhausted,
     ))
@@ -341,16 +395,19 @@ pub fn explore(
         .num_threads(cfg.jobs.max(1))
         .build()
         .map_err(|e| SessionError::Other(format!("cannot start {} threads: {e}", cfg.jobs)))?;
-    let batch = cfg.jobs.max(1) * 8;
     let mut indices = shard_indices(cfg).peekable();
     let mut failures: Vec<Failure> = Vec::new();
     let mut tried = 0;
     let mut ran = 0;
     let mut seen = std::collections::HashSet::new();
     let mut timed_out = false;
+    let mut learned = Learned::default();
+    let mut batches = 0;
     while indices.peek().is_some() {
-        let chunk: Vec<u64> = indices.by_ref().take(batch).collect();
-        type Ran = Result<(u64, StrategySpec, Option<Verdict>, u64), SessionError>;
+        let chunk: Vec<u64> = indices.by_ref().take(batch_size(batches)).collect();
+        batches += 1;
+        let base = learned.apply(opts);
+        type Ran = Result<(u64, StrategySpec, RunOutcome, u64), SessionError>;
         let results: Vec<Ran> = pool.install(|| {
             chunk
                 .par_iter()
@@ -359,21 +416,23 @@ pub fn explore(
                         .strategy
                         .clone()
                         .with_seed(cfg.seed_start.wrapping_add(i));
-                    let o = options_for(opts, &spec);
+                    let o = options_for(&base, &spec);
                     let (out, schedule) = run_kept(name, elf, &o, spec.build())?;
-                    Ok((i, spec, out.verdict, schedule_hash(&schedule)))
+                    Ok((i, spec, out, schedule_hash(&schedule)))
                 })
                 .collect()
         });
         ran += results.len() as u64;
+        let before = learned.clone();
         for r in results {
-            let (i, spec, verdict, hash) = r?;
+            let (i, spec, out, hash) = r?;
             tried += 1;
             seen.insert(hash);
-            let Some(v) = verdict.filter(|v| !v.is_pass()) else {
+            learned.add(&out.shared_pages);
+            let Some(v) = out.verdict.filter(|v| !v.is_pass()) else {
                 continue;
             };
-            note_failure(&mut failures, i, spec, None, v);
+            note_failure(&mut failures, i, spec, None, v, &before);
             if !cfg.all_failures {
                 break;
             }
@@ -394,6 +453,8 @@ pub fn explore(
         elapsed: start.elapsed(),
         timed_out,
         distinct: seen.len() as u64,
+        restarted: 0,
+        shared_pages: learned.0.len(),
     })
 }
 
@@ -405,6 +466,7 @@ fn note_failure(
     strategy: StrategySpec,
     schedule: Option<Schedule>,
     verdict: Verdict,
+    learned: &Learned,
 ) {
     let key = failure_key(&verdict);
     match failures.iter_mut().find(|f| f.key == key) {
@@ -416,11 +478,18 @@ fn note_failure(
             verdict,
             key,
             count: 1,
+            learned: learned.clone(),
         }),
     }
 }
 
 impl Failure {
+    /// The machine options of the failing run: its TM seed and the pages it started with
+    /// shared.
+    pub fn options(&self, opts: &MachineOptions) -> MachineOptions {
+        options_for(&self.learned.apply(opts), &self.strategy)
+    }
+
     /// A strategy that reproduces the failing run.
     pub fn replay(&self) -> Box<dyn Strategy> {
         match &self.schedule {
@@ -452,21 +521,30 @@ pub fn explore_dfs(
 ) -> Result<(Explored, bool), SessionError> {
     let (max, all_failures, time_limit) = (cfg.schedules, cfg.all_failures, cfg.time_limit);
     let start = Instant::now();
-    let tree = DfsTree::new(bound);
+    let mut tree = DfsTree::new(bound);
     let mut failures: Vec<Failure> = Vec::new();
     let mut tried = 0;
     let mut complete = false;
     let mut timed_out = false;
+    let mut learned = Learned::default();
+    let mut restarted = 0;
     while tried < max {
         let run = DfsTree::next_run(&tree);
-        let (out, schedule) = run_kept(name, elf, opts, Box::new(run))?;
+        let (out, schedule) = run_kept(name, elf, &learned.apply(opts), Box::new(run))?;
         tried += 1;
         if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
             let spec = StrategySpec::Dfs { bound };
-            note_failure(&mut failures, tried - 1, spec, Some(schedule), v);
+            note_failure(&mut failures, tried - 1, spec, Some(schedule), v, &learned);
         }
         if tried % 64 == 0 {
             progress(tried, failures.len());
+        }
+        if learned.add(&out.shared_pages) && (failures.is_empty() || all_failures) {
+            // More pages are points now: the tree's choices counted the old points. Search
+            // again from the start (finitely often: the set only grows).
+            tree = DfsTree::new(bound);
+            restarted = tried;
+            continue;
         }
         if !tree.borrow_mut().advance() {
             complete = true;
@@ -487,7 +565,9 @@ pub fn explore_dfs(
         failures,
         elapsed: start.elapsed(),
         timed_out,
-        distinct: tried,
+        distinct: tried - restarted,
+        restarted,
+        shared_pages: learned.0.len(),
     };
     Ok((explored, complete))
 }

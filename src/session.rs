@@ -13,7 +13,7 @@ use weft_trace::{
 };
 
 use crate::machine::linux::FileSource;
-use crate::machine::{Machine, MachineError, Paused, RunConfig, RunOutcome};
+use crate::machine::{Machine, MachineError, Paused, RunConfig, RunOutcome, SharedSink};
 
 /// Why a session could not do its work (as opposed to a guest failure, which is a verdict).
 #[derive(Debug, thiserror::Error)]
@@ -184,6 +184,87 @@ impl Replayed {
 
 /// Re-execute the trace at `path` under its recorded schedule and check every event.
 pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> {
+    replay_deriving(path, config, None)
+}
+
+/// A replay that also writes every event, and the accesses the recording left out (to
+/// pages their owner alone had touched), to `out`.
+struct Deriving<C> {
+    check: Rc<RefCell<C>>,
+    out: TraceWriter,
+}
+
+impl<C: EventSink> EventSink for Deriving<C> {
+    fn event(&mut self, e: &Event) -> Result<(), SinkError> {
+        self.check.borrow_mut().event(e)?;
+        self.out.event(e)
+    }
+    fn wants_private(&self) -> bool {
+        true
+    }
+    fn private_access(&mut self, e: &Event) -> Result<(), SinkError> {
+        self.out.event(e)
+    }
+}
+
+/// A trace with every access of its run, for the analyses: the recording itself when it
+/// has them all (`Sharing::All`), or else a replay of it that adds the accesses to pages
+/// only their owner had touched, in a temporary file removed when this is dropped.
+pub struct FullLog {
+    path: std::path::PathBuf,
+    temporary: bool,
+}
+
+impl FullLog {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The recording as it is (what an analysis falls back to when nothing can be derived).
+    pub fn recorded(path: &Path) -> FullLog {
+        FullLog {
+            path: path.to_path_buf(),
+            temporary: false,
+        }
+    }
+}
+
+impl Drop for FullLog {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The full access log of the trace at `path` (see [`FullLog`]). Derived logs are exact:
+/// the replay is checked against the recording, and a replay that diverges is an error.
+pub fn full_log(path: &Path) -> Result<FullLog, SessionError> {
+    let header = TraceReader::open(path)?.header().clone();
+    if header.options.sharing == weft_trace::Sharing::All {
+        return Ok(FullLog::recorded(path));
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = FullLog {
+        path: std::env::temp_dir().join(format!("weft-full-{}-{n}.weft", std::process::id())),
+        temporary: true,
+    };
+    let r = replay_deriving(path, RunConfig::default(), Some(&log.path))?;
+    if let Some(d) = &r.divergence {
+        return Err(SessionError::Other(format!(
+            "{}: cannot derive the accesses the recording left out: {d}",
+            path.display()
+        )));
+    }
+    Ok(log)
+}
+
+fn replay_deriving(
+    path: &Path,
+    config: RunConfig,
+    derive: Option<&Path>,
+) -> Result<Replayed, SessionError> {
     let reader = TraceReader::open(path)?;
     let header = reader.header().clone();
     let warning = reader.warning().map(str::to_string);
@@ -210,12 +291,28 @@ pub fn replay(path: &Path, config: RunConfig) -> Result<Replayed, SessionError> 
         checker = checker.without_backtraces();
     }
     let checker = Rc::new(RefCell::new(checker));
+    let deriving = match derive {
+        Some(out) => Some(Rc::new(RefCell::new(Deriving {
+            check: checker.clone(),
+            out: TraceWriter::create(out, &header)?,
+        }))),
+        None => None,
+    };
+    let sink: SharedSink = match &deriving {
+        Some(d) => d.clone(),
+        None => checker.clone(),
+    };
     let outcome = machine
-        .run(Box::new(ScheduleReplay::new(runs)), checker.clone(), config)
+        .run(Box::new(ScheduleReplay::new(runs)), sink, config)
         .map_err(|error| SessionError::Guest {
             path: path.display().to_string(),
             error,
         })?;
+    if let Some(d) = deriving {
+        let d = Rc::try_unwrap(d)
+            .map_err(|_| SessionError::Other("the derived log is still in use".into()))?;
+        d.into_inner().out.finish()?;
+    }
     let schedule_ran_out = outcome.bad_pick.is_some_and(|(_, v)| v == END_OF_SCHEDULE);
     let truncated = recorded_verdict.is_none();
     if !(schedule_ran_out && truncated) && outcome.paused.is_none() {

@@ -139,7 +139,17 @@ fn results_do_not_depend_on_jobs_and_shards_partition_the_search() {
         s1["tried"].as_u64().unwrap() + s2["tried"].as_u64().unwrap(),
         32
     );
-    // Per kind of failure: counts add up and the first index is the smaller one.
+    // Each shard runs its own indices (a shard carries the pages its own schedules found
+    // shared, so its schedules may differ from the same indices of the whole search).
+    assert!(!result(&all).is_empty(), "{all}");
+    for (r, parity) in [(&s1, 0), (&s2, 1)] {
+        assert!(result(r).iter().all(|f| f.0 % 2 == parity), "{r}");
+    }
+    // With sharing learned from nobody (`--sharing all`), shards are the whole search cut
+    // in two: per kind of failure, counts add up and the first index is the smaller one.
+    let all = run(&["--all-failures", "--sharing", "all"]);
+    let s1 = run(&["--all-failures", "--shard", "1/2", "--sharing", "all"]);
+    let s2 = run(&["--all-failures", "--shard", "2/2", "--sharing", "all"]);
     for (index, _, key, count) in result(&all) {
         let part = |v: &Value| result(v).into_iter().find(|f| f.2 == key);
         let (a, b) = (part(&s1), part(&s2));
@@ -216,7 +226,12 @@ fn bounded_dfs_covers_exactly_the_expected_schedules() {
             &["--strategy", &s, "--schedules", "1000"],
         );
         assert_eq!(code, 0, "{r}");
-        assert_eq!(r["tried"], expected, "bound {bound}: {r}");
+        // The first run finds the page of `mine` shared and the search starts over with
+        // it shared: then every store is a point.
+        let restarted = r["restarted"].as_u64().unwrap();
+        assert!(restarted >= 1, "bound {bound}: {r}");
+        assert_eq!(r["shared_pages"], 1, "bound {bound}: {r}");
+        assert_eq!(r["tried"], expected + restarted, "bound {bound}: {r}");
         assert_eq!(r["distinct"], expected, "bound {bound}: {r}");
         assert_eq!(r["complete"], true, "{r}");
     }

@@ -12,15 +12,22 @@ use weft_trace::{Event, TraceReader, TraceWriter};
 
 /// `weft explore NAME` into `dir`; the minimized failing trace.
 fn failing_trace(name: &str, dir: &Path) -> PathBuf {
+    failing_trace_with(name, dir, &[])
+}
+
+/// As `failing_trace`, with more options for explore.
+fn failing_trace_with(name: &str, dir: &Path, more: &[&str]) -> PathBuf {
     let g = linux_guest(name);
-    let (code, out, err) = text(&weft([
+    let mut args = vec![
         "explore",
         g.to_str().unwrap(),
         "--schedules",
         "2000",
         "--out",
         dir.to_str().unwrap(),
-    ]));
+    ];
+    args.extend_from_slice(more);
+    let (code, out, err) = text(&weft(args));
     assert_eq!(code, 1, "{name}: no failure found\n{out}{err}");
     dir.join(format!("{name}-fail-min.weft"))
 }
@@ -259,11 +266,12 @@ fn a_rust_program_runs_and_its_deadlock_has_demangled_stacks() {
 #[test]
 fn a_format_3_trace_without_stacks_still_replays() {
     let dir = scratch();
-    let t = failing_trace("lock_order", dir.path());
-    // The same recording as weft of format 3 wrote it: no Backtrace events.
+    // Format 3 shared every access: record so, then write it as weft of format 3 did (its
+    // header layout, no Backtrace events).
+    let t = failing_trace_with("lock_order", dir.path(), &["--sharing", "all"]);
     let old = dir.path().join("v3.weft");
     let r = TraceReader::open(&t).unwrap();
-    let mut w = TraceWriter::create(&old, r.header()).unwrap();
+    let mut w = TraceWriter::create_as_version(&old, r.header(), 3).unwrap();
     for e in r.into_events() {
         let e = e.unwrap();
         if !matches!(e, Event::Backtrace { .. }) {
@@ -271,9 +279,6 @@ fn a_format_3_trace_without_stacks_still_replays() {
         }
     }
     w.finish().unwrap();
-    let mut bytes = std::fs::read(&old).unwrap();
-    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
-    std::fs::write(&old, &bytes).unwrap();
 
     assert_eq!(TraceReader::open(&old).unwrap().format_version(), 3);
     let err = replay_report(&old);

@@ -44,10 +44,16 @@ fn line_of(example: &str, needle: &str) -> usize {
     src.lines().position(|l| l.contains(needle)).expect("line") + 1
 }
 
-/// The racy counter under strict alternation: it loses updates; vCPU 1 fails the check.
+/// The racy counter with every access a scheduling point (`--sharing all`): under strict
+/// alternation it loses updates; vCPU 1 fails the check.
 fn racy_trace(dir: &Path, strategy: &str) -> std::path::PathBuf {
-    let t = dir.join("racy.weft");
-    let (code, out, err) = record("racy_counter", &t, &["--strategy", strategy]);
+    racy_trace_sharing(dir, strategy, "all")
+}
+
+fn racy_trace_sharing(dir: &Path, strategy: &str, sharing: &str) -> std::path::PathBuf {
+    let t = dir.join(format!("racy-{sharing}.weft"));
+    let args = ["--strategy", strategy, "--sharing", sharing];
+    let (code, out, err) = record("racy_counter", &t, &args);
     assert!(code == 0 || code == 1, "{out}{err}");
     t
 }
@@ -69,16 +75,34 @@ fn address_in(out: &str, symbol: &str) -> u64 {
 }
 
 /// (old, new) for every write to `addr` that changed it, in trace order.
+/// Every event of the run, with the accesses a recording of `--sharing pages` leaves out
+/// (`weft inspect --events` derives them by replaying).
+fn all_events(trace: &Path) -> Vec<Event> {
+    let (code, out, err) = text(&weft([
+        "inspect",
+        "--events",
+        "--json",
+        trace.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            serde_json::from_value(v["event"].clone()).unwrap()
+        })
+        .collect()
+}
+
 fn value_changes(trace: &Path, addr: u64) -> Vec<(u64, u64)> {
     let mut last = 0;
     let mut out = Vec::new();
-    for e in TraceReader::open(trace).unwrap().into_events() {
+    for e in all_events(trace) {
         if let Event::Access {
             addr: a,
             kind,
             value,
             ..
-        } = e.unwrap()
+        } = e
         {
             if a.0 == addr && kind.is_write() && value != last {
                 out.push((last, value));
@@ -164,8 +188,22 @@ fn every_vcpu_is_a_named_thread() {
 #[test]
 fn a_watchpoint_stops_at_each_write_that_changes_the_racy_counter() {
     let dir = scratch();
-    for strategy in ["round-robin", "round-robin:quantum=1"] {
-        let t = racy_trace(dir.path(), strategy);
+    // With `--sharing pages` the recording leaves out the first vCPU's writes (the page is
+    // its own until the other comes): the debugger replays them all the same.
+    for (strategy, sharing) in [
+        ("round-robin", "all"),
+        ("round-robin:quantum=1", "all"),
+        ("round-robin", "pages"),
+        ("random:seed=3", "pages"),
+    ] {
+        let t = racy_trace_sharing(dir.path(), strategy, sharing);
+        if sharing == "pages" {
+            let recorded = TraceReader::open(&t).unwrap().into_events().count();
+            assert!(
+                recorded < all_events(&t).len(),
+                "{strategy}: nothing was left out"
+            );
+        }
         let (_, out) = gdb(&t, &["print &counter"]);
         let counter = address_in(&out, "counter");
         let expected = value_changes(&t, counter);

@@ -18,8 +18,12 @@ use weft_trace::{
     TraceWriter, VcpuId, Verdict,
 };
 
+/// Record with every access a point (`--sharing all`): these tests pin down pictures of
+/// fine interleavings; the demo's report below is one of a `--sharing pages` recording.
 fn record(name: &str, out: &Path, args: &[&str]) {
-    let (code, out_text, err) = common::record(name, out, args);
+    let mut args = args.to_vec();
+    args.extend(["--sharing", "all"]);
+    let (code, out_text, err) = common::record(name, out, &args);
     assert!(code <= 1, "{name}: {out_text}{err}");
 }
 
@@ -575,6 +579,8 @@ fn guest_text_cannot_break_the_page() {
         guest: GuestImage::new("evil</script><b>", Vec::new()),
         options: MachineOptions {
             vcpus: 2,
+            // A made-up trace that lists every access: nothing to derive by replaying.
+            sharing: weft_trace::Sharing::All,
             ..MachineOptions::default()
         },
         strategy: "x</script>".into(),

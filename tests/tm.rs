@@ -78,7 +78,9 @@ fn conflicts_abort_the_transaction_with_conflict_and_retry_and_hide_its_writes()
     for seed in 1..=12 {
         let t = dir.path().join(format!("c{seed}.weft"));
         let s = format!("random:seed={seed}");
-        let (code, out, err) = record("tm_conflict", &t, &["--strategy", &s]);
+        // Every access a point, so that vCPU 1's accesses can fall inside vCPU 0's
+        // transaction wherever they are.
+        let (code, out, err) = record("tm_conflict", &t, &["--strategy", &s, "--sharing", "all"]);
         assert_eq!(code, 0, "seed {seed}: {out}{err}");
         assert!(
             out.starts_with("tm_conflict ok: vcpu1 read secret 0,"),
@@ -235,7 +237,7 @@ fn injected_aborts_exercise_the_fallback_and_replay() {
 fn tm_report(name: &str, dir: &Path, seed: u64) -> (i32, Value) {
     let t = dir.join(format!("{name}-{seed}.weft"));
     let s = format!("random:seed={seed}");
-    let (code, _, err) = record(name, &t, &["--strategy", &s]);
+    let (code, _, err) = record(name, &t, &["--strategy", &s, "--sharing", "all"]);
     assert!(code <= 1, "{err}");
     let (c, out, err) = text(&weft(["tm".as_ref(), t.as_os_str(), "--json".as_ref()]));
     assert_eq!(c, 0, "{err}");

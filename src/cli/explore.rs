@@ -103,6 +103,10 @@ struct JsonSummary {
     /// DFS only: whether every schedule within the bound was run.
     #[serde(skip_serializing_if = "Option::is_none")]
     complete: Option<bool>,
+    /// DFS and race-directed: runs before the search started over with more pages shared.
+    restarted: u64,
+    /// Pages found shared, which later schedules start with shared.
+    shared_pages: usize,
     failures: Vec<JsonFailure>,
 }
 
@@ -217,6 +221,12 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                 ""
             }
         );
+        if found.restarted > 0 {
+            eprintln!(
+                "  {} run(s) found more shared pages ({} in all): the search started over with them",
+                found.restarted, found.shared_pages
+            );
+        }
     }
     for (k, f) in found.failures.iter().enumerate() {
         let suffix = if found.failures.len() > 1 {
@@ -225,7 +235,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             String::new()
         };
         let trace = a.out.join(format!("{stem}-fail{suffix}.weft"));
-        let fopts = explore::options_for(&opts, &f.strategy);
+        let fopts = f.options(&opts);
         let recorded = save(&trace, || {
             session::record_with(&name, &elf, &fopts, f.replay(), &trace, Default::default())
         })?;
@@ -325,6 +335,8 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             schedules_per_second: rate,
             timed_out: found.timed_out,
             complete: dfs_complete,
+            restarted: found.restarted,
+            shared_pages: found.shared_pages,
             failures: json,
         };
         println!("{}", serde_json::to_string_pretty(&summary)?);

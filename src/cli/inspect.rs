@@ -54,6 +54,10 @@ pub struct Summary {
     pub stack_bytes: u64,
     pub max_steps: u64,
     pub strategy: String,
+    /// `pages` (only pages more than one vCPU touched are recorded) or `all`.
+    pub sharing: String,
+    /// Pages that became shared during the run (`Share` events).
+    pub pages_shared: u64,
     pub steps: u64,
     pub points_per_vcpu: Vec<u64>,
     pub context_switches: u64,
@@ -105,6 +109,13 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
         stack_bytes: h.options.stack_bytes,
         max_steps: h.options.max_steps,
         strategy: h.strategy.clone(),
+        sharing: match &h.options.sharing {
+            weft_trace::Sharing::All => "all".into(),
+            weft_trace::Sharing::Pages { shared } if shared.is_empty() => "pages".into(),
+            weft_trace::Sharing::Pages { shared } => {
+                format!("pages ({} shared from the start)", shared.len())
+            }
+        },
         points_per_vcpu: vec![0; h.options.vcpus as usize],
         reader_warning: reader.warning().map(str::to_string),
         ..Summary::default()
@@ -140,6 +151,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
             Event::TxCommit { .. } => s.tx_committed += 1,
             Event::TxAbort { .. } => s.tx_aborted += 1,
             Event::Backtrace { stack, .. } => stacks.push(stack.clone()),
+            Event::Share { .. } => s.pages_shared += 1,
             Event::Fence { .. }
             | Event::VcpuEnd { .. }
             | Event::TxBegin { .. }
@@ -209,6 +221,15 @@ fn print_summary(s: &Summary) {
             "none".into()
         } else {
             acc.join(" ")
+        }
+    );
+    println!(
+        "sharing:   {}{}",
+        s.sharing,
+        if s.sharing.starts_with("pages") {
+            format!("; {} pages became shared", s.pages_shared)
+        } else {
+            String::new()
         }
     );
     println!(
@@ -319,6 +340,9 @@ pub(super) fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> Strin
             let f: Vec<String> = stack.frames.iter().map(|f| format!("{f:#x}")).collect();
             format!("stack   {}", f.join(" <- "))
         }
+        Event::Share { page, owner, .. } => {
+            format!("share   page {page} (until now {owner}'s alone)")
+        }
     };
     format!("{step:>10} {vcpu:<7} {what}")
 }
@@ -383,6 +407,10 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
     if let Some(w) = reader.warning() {
         eprintln!("weft: warning: {}: {w}", a.trace.display());
     }
+    // Every access, also those the recording left out (pages one vCPU alone had touched),
+    // derived by a replay: they are listed at the step of their vCPU's last point.
+    let log = super::full_log(&a.trace)?;
+    let reader = TraceReader::open(log.path())?;
     let mut code = CodeMap::new(&reader.header().guest.elf);
     let (ranges, marks) = windows(&a)?;
     let out = std::io::stdout();

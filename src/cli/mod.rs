@@ -206,6 +206,11 @@ pub struct MachineArgs {
     /// Also schedule on and record accesses to a vCPU's own stack
     #[arg(long)]
     trace_stack: bool,
+    /// Which accesses are scheduling points and recorded: `pages` (those to pages more
+    /// than one vCPU has touched: fast, small traces) or `all` (every access outside the
+    /// own stack, as weft before format 5 did)
+    #[arg(long, value_enum, default_value = "pages")]
+    sharing: SharingArg,
     /// Steps without progress, with every vCPU spinning, before a deadlock verdict
     #[arg(long, default_value_t = MachineOptions::default().deadlock_window,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -225,6 +230,13 @@ pub struct MachineArgs {
     tm_abort_nth: Vec<u64>,
 }
 
+/// `--sharing`: see [`weft_trace::Sharing`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharingArg {
+    Pages,
+    All,
+}
+
 impl MachineArgs {
     fn options(&self) -> MachineOptions {
         MachineOptions {
@@ -233,6 +245,10 @@ impl MachineArgs {
             stack_bytes: self.stack,
             max_steps: self.max_steps.unwrap_or(0),
             trace_stack: self.trace_stack,
+            sharing: match self.sharing {
+                SharingArg::Pages => weft_trace::Sharing::default(),
+                SharingArg::All => weft_trace::Sharing::All,
+            },
             deadlock_window: self.deadlock_window,
             tm: TmOptions {
                 read_lines: self.tm_read_lines,
@@ -293,6 +309,23 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// The full access log of `trace` for an analysis (`session::full_log`): derived by a
+/// replay, or, when that cannot be done (a guest that no longer runs), the recording alone
+/// with a warning: what was recorded is still worth analysing.
+pub fn full_log(trace: &Path) -> Result<weft::session::FullLog> {
+    match weft::session::full_log(trace) {
+        Ok(log) => Ok(log),
+        Err(weft::session::SessionError::Trace(e)) => Err(e.into()),
+        Err(e) => {
+            eprintln!(
+                "weft: warning: {e:#}; using the recorded accesses only (those to pages one \
+                 vCPU alone had touched are missing)"
+            );
+            Ok(weft::session::FullLog::recorded(trace))
+        }
+    }
 }
 
 /// Read a guest ELF, naming the file in errors.

@@ -33,7 +33,10 @@ pub fn report(path: &Path) -> Result<RaceReport> {
     if let Some(w) = reader.warning() {
         eprintln!("weft: warning: {}: {w}", path.display());
     }
-    races::report_file(path)
+    // The recording leaves out accesses to pages one vCPU alone had touched: a race may
+    // involve them (the owner's writes before another vCPU came), so derive them.
+    let log = super::full_log(path)?;
+    races::report_file(log.path())
 }
 
 fn print_group(g: &Group) {

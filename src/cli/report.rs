@@ -48,7 +48,10 @@ pub fn write_report(
             out.display()
         );
     }
-    let r = report::build(trace, &trace.display().to_string(), opts)?;
+    // The accesses the recording left out (pages one vCPU alone had touched) belong in
+    // the picture and its races: derive them by replaying.
+    let log = super::full_log(trace)?;
+    let r = report::build(log.path(), &trace.display().to_string(), opts)?;
     let bytes = report::write(&r, out)?;
     Ok((bytes, r))
 }

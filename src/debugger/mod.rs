@@ -399,7 +399,8 @@ impl TimeTravel {
     /// three nearest in full, the others by number.
     fn races_here(&mut self) -> Result<String, String> {
         if self.races.is_none() {
-            self.races = Some(crate::races::report_file(&self.trace).map_err(|e| e.to_string())?);
+            let log = crate::session::full_log(&self.trace).map_err(|e| e.to_string())?;
+            self.races = Some(crate::races::report_file(log.path()).map_err(|e| e.to_string())?);
         }
         let mut pcs = Vec::new();
         for v in self.status.live.clone() {

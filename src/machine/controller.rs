@@ -83,6 +83,9 @@ pub(crate) struct Controller {
     sink: SharedSink,
     /// Whether the sink wants `Access` events (a plain run does not).
     pub log_accesses: bool,
+    /// Whether the sink wants the accesses to pages only their owner touched
+    /// (`EventSink::wants_private`: a replay deriving the full access log).
+    pub log_private: bool,
     echo_console: bool,
     progress: Option<ProgressFn>,
     /// Steps taken so far; the next decision gets this step number.
@@ -154,6 +157,7 @@ impl Controller {
         progress: Option<ProgressFn>,
     ) -> Controller {
         let log_accesses = sink.borrow().wants_accesses();
+        let log_private = sink.borrow().wants_private();
         let n = opts.vcpus;
         Controller {
             vcpus: vec![VcpuState::default(); n as usize],
@@ -171,6 +175,7 @@ impl Controller {
             strategy,
             sink,
             log_accesses,
+            log_private,
             echo_console,
             progress,
             next_step: 0,
@@ -553,6 +558,35 @@ impl Controller {
                 kind,
                 value,
             });
+        }
+    }
+
+    /// An access to a page only `vcpu` has touched (no point, not recorded), for a sink
+    /// that derives the full access log.
+    pub fn private_access(
+        &mut self,
+        vcpu: VcpuId,
+        rip: u64,
+        addr: u64,
+        size: u8,
+        kind: AccessKind,
+        value: u64,
+    ) {
+        if self.sink_error.is_some() {
+            return;
+        }
+        let e = Event::Access {
+            step: self.step(),
+            vcpu,
+            rip,
+            addr: GuestAddr(addr),
+            size,
+            kind,
+            value,
+        };
+        if let Err(e) = self.sink.borrow_mut().private_access(&e) {
+            self.sink_error = Some(e.to_string());
+            self.stopping = true;
         }
     }
 

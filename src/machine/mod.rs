@@ -12,6 +12,7 @@ pub mod hypercall;
 pub mod isa;
 pub mod linux;
 mod memory;
+mod pages;
 mod regs;
 mod smc;
 mod spawn;
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub watching: Cell<bool>,
     /// Pages holding code that ran, for cross-modifying code (see `smc`).
     pub code: smc::CodePages,
+    /// Which vCPU owns each page, and which pages are shared (see `pages`).
+    pub pages: pages::PageOwners,
     /// Raw unicorn handles of the vCPUs that exist (a Linux process's grow with its threads).
     pub handles: RefCell<Vec<vcpu::Handle>>,
     /// The Linux process (Linux machines only).
@@ -148,6 +151,18 @@ impl Shared {
         pages
     }
 
+    /// `vcpu`'s stack is `[stack.0, stack.1)` and `more` is its too (a thread's TLS and
+    /// descriptor): its pages become its own, or shared from the start with
+    /// `--trace-stack` (every access to the stack is then a point, as it is recorded).
+    pub fn own_stack(&self, vcpu: VcpuId, stack: (u64, u64), more: (u64, u64)) {
+        if self.ctl.borrow().options().trace_stack {
+            self.pages.share(stack.0, stack.1);
+        } else {
+            self.pages.give(vcpu, stack.0, stack.1);
+        }
+        self.pages.give(vcpu, more.0, more.1);
+    }
+
     /// Whether the instruction at `rip` is indivisible (decoded once per RIP, then cached).
     pub fn insn_atomic(&self, rip: u64) -> bool {
         let slot = &self.atomic_cache[((rip ^ (rip >> 12)) as usize) & (ATOMIC_CACHE - 1)];
@@ -226,6 +241,9 @@ pub struct RunOutcome {
     /// With `RunConfig::keep_files`: each file the Linux program created or changed, by
     /// path, as the run left it.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Pages (address / 4096) shared when the run ended, ascending: what a search carries
+    /// into its later schedules (`Sharing::Pages::shared`).
+    pub shared_pages: Vec<u64>,
 }
 
 /// How a run reports while it goes.
@@ -397,6 +415,7 @@ impl Machine {
                 .then(|| RefCell::new(debug::DebugCtl::new(self.opts.vcpus))),
             watching: Cell::new(false),
             code: smc::CodePages::new(self.opts.ram_bytes),
+            pages: pages::PageOwners::new(self.opts.ram_bytes),
             handles: RefCell::new(Vec::new()),
             linux: self.process().map(RefCell::new),
             pool: RefCell::new(Vec::new()),
@@ -507,6 +526,16 @@ impl Machine {
             None => self.build(ctl)?,
         };
         *k.shared.handles.borrow_mut() = k.vcpus.iter().map(|v| v.handle()).collect();
+        k.shared.pages.reset(&self.opts.sharing);
+        let first = if self.linux.is_some() {
+            1
+        } else {
+            self.opts.vcpus
+        };
+        for i in 0..first {
+            let (lo, hi) = self.start_of(i).private;
+            k.shared.own_stack(VcpuId(i), (lo, hi), (hi, hi));
+        }
         let mut pairs = k.vcpus.drain(..).zip(k.stacks.drain(..));
         let coros: Vec<VcpuCoroutine> = if self.linux.is_some() {
             // The main thread runs; the other instances wait in the pool for a clone.
@@ -562,6 +591,7 @@ fn outcome(shared: &Rc<Shared>) -> RunOutcome {
             Some(p) if ctl.keep_files => p.borrow().written_files(),
             _ => Vec::new(),
         },
+        shared_pages: shared.pages.shared_pages(),
     }
 }
 

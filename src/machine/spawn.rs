@@ -96,12 +96,16 @@ pub(crate) fn spawn_thread(
     }
     // Its own stack: from the bottom of the mapping it lies in up to where it starts (glibc
     // keeps the thread's descriptor and TLS above, which other threads read).
-    let own = shared
+    let mapping = shared
         .linux
         .as_ref()
-        .and_then(|p| p.borrow().mm.mapping_of(sp.saturating_sub(1)))
-        .map_or((0, 0), |(lo, _)| (lo, sp));
+        .and_then(|p| p.borrow().mm.mapping_of(sp.saturating_sub(1)));
+    let own = mapping.map_or((0, 0), |(lo, _)| (lo, sp));
     v.data().set_private(own);
+    // The whole mapping is the thread's: the parent wrote its descriptor and TLS there,
+    // which from now on only the thread itself uses until someone joins it.
+    let rest = mapping.map_or((0, 0), |(_, hi)| (sp, hi));
+    shared.own_stack(id, own, rest);
     v.set_entry(rip + 2);
     {
         let mut handles = shared.handles.borrow_mut();

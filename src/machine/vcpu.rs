@@ -15,13 +15,14 @@ use corosensei::{Coroutine, Yielder};
 use unicorn_engine::hook::uc_engine;
 use unicorn_engine::{Arch, Context, HookType, MemType, Mode, Prot, RegisterX86, Unicorn, X86Insn};
 use weft_trace::{
-    AbortCause, AccessKind, CrashInfo, Event, FenceKind, VcpuEndReason, VcpuId, Verdict,
+    AbortCause, AccessKind, CrashInfo, Event, FenceKind, GuestAddr, VcpuEndReason, VcpuId, Verdict,
 };
 
 use super::controller::{Controller, Decision};
 use super::hypercall;
 use super::isa::{self, SiteKind};
-use super::memory::GuestMemory;
+use super::memory::{GuestMemory, PAGE};
+use super::pages::Owner;
 use super::tm::{self, Abort, Begin, End, Undo};
 use super::{ffi, regs, Shared};
 
@@ -104,6 +105,10 @@ pub(crate) struct VcpuData {
     blocks: Cell<u32>,
     /// Ticks (`on_block`) in a row, with no other scheduling point between them.
     ticks_in_row: Cell<u32>,
+    /// Set at a tick, until the next point: a value-changing write to a page of its own
+    /// then counts as progress (so a long computation on private memory is not taken for
+    /// a livelock), and the loop proof (`cycle`) sees every write it makes.
+    watching: Cell<bool>,
     /// Proves a vCPU that only ticks loops forever (see `cycle`).
     loops: RefCell<super::cycle::LoopDetector>,
 }
@@ -124,6 +129,7 @@ impl VcpuData {
     fn point(&self, uc: *mut uc_engine, rip: u64, spin_hint: bool) -> bool {
         self.blocks.set(0);
         self.ticks_in_row.set(0);
+        self.watching.set(false);
         let decision = self.ctl().decide(Some(self.id), rip, spin_hint);
         match decision {
             Decision::Continue => true,
@@ -192,49 +198,106 @@ impl VcpuData {
             }
             return;
         }
-        let private = self.is_private(addr);
-        let tm_active = self.shared.tm.borrow().any_active();
-        if (private && !tm_active) || self.shared.ctl.borrow().stopping {
+        if self.shared.ctl.borrow().stopping {
+            return;
+        }
+        let stack = self.is_private(addr);
+        let owner = if stack {
+            Owner::Mine
+        } else {
+            self.shared.pages.classify(self.id, addr, size)
+        };
+        let claimed = owner == Owner::Free;
+        if claimed {
+            // The first touch of a page: a point, where another vCPU may come first.
+            let rip = ffi::reg_read(h, RegisterX86::RIP);
+            if !self.point(h, rip, false) {
+                return;
+            }
+        }
+        let owner = match owner {
+            Owner::Free => self.shared.pages.classify(self.id, addr, size),
+            o => o,
+        };
+        if owner != Owner::Other {
+            if !stack {
+                self.private_access(h, addr, size, write, value);
+            }
+            if self.shared.tm.borrow().any_active() {
+                let rip = ffi::reg_read(h, RegisterX86::RIP);
+                self.tm_access(h, rip, addr, size, write);
+            }
             return;
         }
         let rip = ffi::reg_read(h, RegisterX86::RIP);
-        let mut atomic = false;
-        if !private {
-            atomic = if write {
-                self.atomic_rip.replace(0) == rip && rip != 0
-            } else {
-                let a = self.shared.insn_atomic(rip);
-                self.atomic_rip.set(if a { rip } else { 0 });
-                a
-            };
-            // The write half of an atomic instruction is not a point: nothing may come between.
-            let second_half = write && atomic;
-            if !second_half && !self.point(h, rip, false) {
-                if write && self.aborting.get() {
-                    self.scrub
-                        .borrow_mut()
-                        .push(Undo::save(self.mem(), addr, size));
-                }
-                return;
+        let atomic = if write {
+            self.atomic_rip.replace(0) == rip && rip != 0
+        } else {
+            let a = self.shared.insn_atomic(rip);
+            self.atomic_rip.set(if a { rip } else { 0 });
+            a
+        };
+        // The write half of an atomic instruction is not a point: nothing may come between.
+        // Nor is an access whose claim of a page was one (another vCPU took it meanwhile).
+        let second_half = write && atomic;
+        if !second_half && !claimed && !self.point(h, rip, false) {
+            if write && self.aborting.get() {
+                self.scrub
+                    .borrow_mut()
+                    .push(Undo::save(self.mem(), addr, size));
             }
+            return;
+        }
+        for (page, owner) in self
+            .shared
+            .pages
+            .touch(self.id, addr, size)
+            .into_iter()
+            .flatten()
+        {
+            self.ctl().emit_at_step(|step| Event::Share {
+                step,
+                vcpu: self.id,
+                page: GuestAddr(page * PAGE),
+                owner,
+            });
         }
         if self.shared.tm.borrow().any_active() && self.tm_access(h, rip, addr, size, write) {
             return;
         }
-        if private {
+        let size = size.min(8);
+        let old = self.mem().read_uint(addr, size).unwrap_or(0);
+        let (kind, val) = access_kind(write, atomic, value, old, size);
+        let speculative = write && self.in_tx();
+        self.ctl()
+            .access(self.id, rip, addr, size as u8, kind, val, old, speculative);
+    }
+
+    /// An access to a page only this vCPU has touched: no point and not recorded. It may
+    /// still be progress (a value-changing write while the vCPU is watched after a tick,
+    /// see `watching`), and a run that derives the full access log hears of it.
+    fn private_access(&self, h: *mut uc_engine, addr: u64, size: usize, write: bool, value: i64) {
+        self.shared.pages.touch(self.id, addr, size);
+        let derive = self.shared.ctl.borrow().log_private;
+        let watched = write && self.watching.get();
+        if !derive && !watched {
             return;
         }
         let size = size.min(8);
         let old = self.mem().read_uint(addr, size).unwrap_or(0);
-        let (kind, val) = match (write, atomic) {
-            (false, false) => (AccessKind::Read, old),
-            (false, true) => (AccessKind::AtomicRead, old),
-            (true, false) => (AccessKind::Write, mask(value as u64, size)),
-            (true, true) => (AccessKind::AtomicWrite, mask(value as u64, size)),
-        };
-        let speculative = write && self.in_tx();
-        self.ctl()
-            .access(self.id, rip, addr, size as u8, kind, val, old, speculative);
+        if watched && mask(value as u64, size) != old {
+            // It changes memory: it is computing, not looping (no loop proof to make).
+            self.watching.set(false);
+            self.ticks_in_row.set(0);
+            self.ctl().progress(self.id);
+        }
+        if derive {
+            let rip = ffi::reg_read(h, RegisterX86::RIP);
+            let atomic = self.shared.insn_atomic(rip);
+            let (kind, val) = access_kind(write, atomic, value, old, size);
+            self.ctl()
+                .private_access(self.id, rip, addr, size as u8, kind, val);
+        }
     }
 
     /// The TM side of an access while some transaction is active: conflicts abort other
@@ -307,6 +370,16 @@ impl VcpuData {
     /// Whether this vCPU is inside a transaction.
     pub fn in_tx(&self) -> bool {
         self.shared.tm.borrow().depth(self.id) > 0
+    }
+}
+
+/// An access's kind and the value it reads (`old`) or writes (`value`).
+fn access_kind(write: bool, atomic: bool, value: i64, old: u64, size: usize) -> (AccessKind, u64) {
+    match (write, atomic) {
+        (false, false) => (AccessKind::Read, old),
+        (false, true) => (AccessKind::AtomicRead, old),
+        (true, false) => (AccessKind::Write, mask(value as u64, size)),
+        (true, true) => (AccessKind::AtomicWrite, mask(value as u64, size)),
     }
 }
 
@@ -396,6 +469,7 @@ pub(crate) fn create(
         scrub: RefCell::new(Vec::new()),
         blocks: Cell::new(0),
         ticks_in_row: Cell::new(0),
+        watching: Cell::new(false),
         loops: RefCell::new(Default::default()),
     };
     let mut uc = Unicorn::new_with_data(Arch::X86, Mode::MODE_64, data)?;
@@ -453,6 +527,7 @@ impl Vcpu {
         d.scrub.borrow_mut().clear();
         d.blocks.set(0);
         d.ticks_in_row.set(0);
+        d.watching.set(false);
         d.loops.borrow_mut().reset();
         Ok(())
     }
@@ -900,6 +975,7 @@ extern "C" fn on_block(uc: *mut uc_engine, addr: u64, size: u32, user: *mut c_vo
     }
     d.point(uc, addr, true);
     d.ticks_in_row.set(row);
+    d.watching.set(true);
 }
 
 impl VcpuData {
@@ -1100,6 +1176,7 @@ impl VcpuData {
     /// is asked to stop).
     pub fn block(&self, uc: *mut uc_engine, rip: u64) -> Option<super::controller::WakeReason> {
         self.blocks.set(0);
+        self.watching.set(false);
         let decision = self.ctl().decide(None, rip, false);
         match decision {
             Decision::Switch(next) => {

@@ -226,15 +226,24 @@ impl CodecState {
 
 /// Serialize a header: bincode (varint), then one zstd frame (the embedded guest ELF,
 /// nearly 1 MB for a static glibc program, is most of a short trace).
-pub fn encode_header(h: &crate::TraceHeader) -> Result<Vec<u8>, CodecError> {
-    let raw = bincode_opts()
-        .serialize(h)
-        .map_err(|e| CodecError::Bincode(e.to_string()))?;
+pub fn encode_header(h: &crate::TraceHeader, version: u32) -> Result<Vec<u8>, CodecError> {
+    let raw = if version < 5 {
+        let old = crate::header::LegacyHeader::from_current(h).ok_or_else(|| {
+            CodecError::Bincode(format!(
+                "format {version} can only say Sharing::All (every access shared)"
+            ))
+        })?;
+        bincode_opts().serialize(&old)
+    } else {
+        bincode_opts().serialize(h)
+    }
+    .map_err(|e| CodecError::Bincode(e.to_string()))?;
     zstd::bulk::compress(&raw, 3).map_err(|e| CodecError::Bincode(format!("zstd: {e}")))
 }
 
-/// Deserialize a header (a zstd frame of at most `MAX_HEADER` bytes of bincode).
-pub fn decode_header(bytes: &[u8]) -> Result<crate::TraceHeader, CodecError> {
+/// Deserialize a header of format `version` (a zstd frame of at most `MAX_HEADER` bytes of
+/// bincode); formats before 5 lack `MachineOptions::sharing` and mean `Sharing::All`.
+pub fn decode_header(bytes: &[u8], version: u32) -> Result<crate::TraceHeader, CodecError> {
     use std::io::Read;
     let limit = crate::format::MAX_HEADER as u64;
     let mut raw = Vec::new();
@@ -244,12 +253,17 @@ pub fn decode_header(bytes: &[u8]) -> Result<crate::TraceHeader, CodecError> {
     if raw.len() as u64 > limit {
         return Err(CodecError::Bincode("the header is too large".into()));
     }
-    bincode::DefaultOptions::new()
+    let opts = bincode::DefaultOptions::new()
         .with_varint_encoding()
         .with_limit(raw.len() as u64)
-        .reject_trailing_bytes()
-        .deserialize(&raw)
-        .map_err(|e| CodecError::Bincode(e.to_string()))
+        .reject_trailing_bytes();
+    let header = if version < 5 {
+        opts.deserialize::<crate::header::LegacyHeader>(&raw)
+            .map(Into::into)
+    } else {
+        opts.deserialize(&raw)
+    };
+    header.map_err(|e| CodecError::Bincode(e.to_string()))
 }
 
 #[cfg(test)]

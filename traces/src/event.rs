@@ -378,6 +378,16 @@ pub enum Event {
     /// (Encoded as step, then the stack's fields in order: vcpu, frames, futex, owner,
     /// joins.)
     Backtrace { step: Step, stack: Backtrace },
+    /// (Format 5.) The page at `page` became shared: `vcpu`'s access at this step is the
+    /// first by any vCPU but `owner`, the one that had touched it alone until now. From
+    /// here on every access to the page is a scheduling point and recorded; `owner`'s
+    /// earlier accesses to it are not in the recording (a replay derives them).
+    Share {
+        step: Step,
+        vcpu: VcpuId,
+        page: GuestAddr,
+        owner: VcpuId,
+    },
 }
 
 /// A vCPU's call stack at the end of a failed run: what a `Backtrace` event says.
@@ -498,6 +508,7 @@ impl Event {
             | Event::TxCommit { step, .. }
             | Event::TxAbort { step, .. }
             | Event::Backtrace { step, .. }
+            | Event::Share { step, .. }
             | Event::End { step, .. } => Some(*step),
         }
     }
@@ -518,7 +529,8 @@ impl Event {
             | Event::VcpuEnd { vcpu, .. }
             | Event::TxBegin { vcpu, .. }
             | Event::TxCommit { vcpu, .. }
-            | Event::TxAbort { vcpu, .. } => Some(*vcpu),
+            | Event::TxAbort { vcpu, .. }
+            | Event::Share { vcpu, .. } => Some(*vcpu),
             Event::Backtrace { stack, .. } => Some(stack.vcpu),
             Event::End { .. } => None,
         }
@@ -533,6 +545,16 @@ pub trait EventSink {
     /// Whether this sink wants `Access` events at all (a plain `weft run` does not).
     fn wants_accesses(&self) -> bool {
         true
+    }
+    /// Whether this sink wants the accesses a recording leaves out: those to pages only
+    /// their owner has touched so far (`Sharing::Pages`), which are no scheduling points.
+    /// A run that says yes is slower (every access is seen); its schedule is the same.
+    fn wants_private(&self) -> bool {
+        false
+    }
+    /// One such access (an `Access` event), when `wants_private` says so.
+    fn private_access(&mut self, _event: &Event) -> Result<(), SinkError> {
+        Ok(())
     }
 }
 

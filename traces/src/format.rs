@@ -3,8 +3,9 @@
 /// First 8 bytes of every trace.
 pub const MAGIC: [u8; 8] = *b"WEFTTRC\0";
 /// Version of the layout and encoding; any change bumps it.
-pub const FORMAT_VERSION: u32 = 4;
-/// The oldest version this weft still reads: 3 is 4 without `Backtrace` events.
+pub const FORMAT_VERSION: u32 = 5;
+/// The oldest version this weft still reads: 3 is 4 without `Backtrace` events; 4 is 5
+/// without `MachineOptions::sharing` (every access shared) and `Share` events.
 pub const OLDEST_READABLE_VERSION: u32 = 3;
 /// Marks the start of every chunk.
 pub const CHUNK_MAGIC: [u8; 4] = *b"CHNK";

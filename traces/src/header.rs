@@ -26,6 +26,33 @@ pub struct MachineOptions {
     /// Run the guest as a static Linux executable (threads, emulated system calls) instead
     /// of on the weft board. `vcpus` is then the most threads the process may have.
     pub linux: Option<LinuxOptions>,
+    /// Which accesses are scheduling points and recorded (format 5; older traces: `All`).
+    pub sharing: Sharing,
+}
+
+/// Which memory accesses a run treats as shared: they are its scheduling points, they are
+/// recorded, and the strategy may switch vCPUs before each of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sharing {
+    /// Every access outside a vCPU's own stack, whoever else touches the memory (how
+    /// formats 3 and 4 recorded every run; `--sharing all`).
+    All,
+    /// Only accesses to pages (4 KiB) that more than one vCPU has touched. A page belongs
+    /// to the first vCPU that touches it until another one does; from then on it is
+    /// shared (a `Share` event says when). Accesses to a page its owner alone has touched
+    /// are neither scheduling points nor recorded; a replay derives them when an analysis
+    /// needs them.
+    Pages {
+        /// Page numbers (address / 4096), ascending, that are shared from the start:
+        /// what earlier schedules of a search found shared.
+        shared: Vec<u64>,
+    },
+}
+
+impl Default for Sharing {
+    fn default() -> Self {
+        Sharing::Pages { shared: Vec::new() }
+    }
 }
 
 /// The process a Linux guest runs as: everything it can see of the outside, fixed so that
@@ -84,6 +111,7 @@ impl Default for MachineOptions {
             trace_stack: false,
             tm: TmOptions::default(),
             linux: None,
+            sharing: Sharing::default(),
         }
     }
 }
@@ -127,4 +155,74 @@ pub struct TraceHeader {
     pub options: MachineOptions,
     /// The strategy that made the schedule, as a spec string (e.g. "random:seed=7").
     pub strategy: String,
+}
+
+/// The header of formats 3 and 4: `MachineOptions` had no `sharing` field (every access
+/// outside the own stack was shared).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct LegacyHeader {
+    weft_version: String,
+    guest: GuestImage,
+    options: LegacyOptions,
+    strategy: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LegacyOptions {
+    vcpus: u32,
+    ram_bytes: u64,
+    stack_bytes: u64,
+    max_steps: u64,
+    spin_threshold: u32,
+    deadlock_window: u64,
+    trace_stack: bool,
+    tm: TmOptions,
+    linux: Option<LinuxOptions>,
+}
+
+impl From<LegacyHeader> for TraceHeader {
+    fn from(h: LegacyHeader) -> TraceHeader {
+        let o = h.options;
+        TraceHeader {
+            weft_version: h.weft_version,
+            guest: h.guest,
+            options: MachineOptions {
+                vcpus: o.vcpus,
+                ram_bytes: o.ram_bytes,
+                stack_bytes: o.stack_bytes,
+                max_steps: o.max_steps,
+                spin_threshold: o.spin_threshold,
+                deadlock_window: o.deadlock_window,
+                trace_stack: o.trace_stack,
+                tm: o.tm,
+                linux: o.linux,
+                sharing: Sharing::All,
+            },
+            strategy: h.strategy,
+        }
+    }
+}
+
+impl LegacyHeader {
+    /// `h` as formats 3 and 4 wrote it; `None` unless it shares all memory (`Sharing::All`),
+    /// the only way those formats recorded.
+    pub(crate) fn from_current(h: &TraceHeader) -> Option<LegacyHeader> {
+        let o = h.options.clone();
+        (o.sharing == Sharing::All).then(|| LegacyHeader {
+            weft_version: h.weft_version.clone(),
+            guest: h.guest.clone(),
+            options: LegacyOptions {
+                vcpus: o.vcpus,
+                ram_bytes: o.ram_bytes,
+                stack_bytes: o.stack_bytes,
+                max_steps: o.max_steps,
+                spin_threshold: o.spin_threshold,
+                deadlock_window: o.deadlock_window,
+                trace_stack: o.trace_stack,
+                tm: o.tm,
+                linux: o.linux,
+            },
+            strategy: h.strategy.clone(),
+        })
+    }
 }

@@ -87,7 +87,7 @@ impl TraceReader {
                 "the trace header is corrupt (checksum mismatch)".into(),
             ));
         }
-        let header = decode_header(hbody)
+        let header = decode_header(hbody, version)
             .map_err(|e| corrupt(format!("the trace header does not decode: {e}")))?;
         let data_start = FILE_HEADER_LEN + hlen + 4;
         let mut r = TraceReader {

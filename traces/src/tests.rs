@@ -97,6 +97,12 @@ fn every_variant() -> Vec<Event> {
                 joins: None,
             },
         },
+        Event::Share {
+            step: Step(5),
+            vcpu: v,
+            page: GuestAddr(0x403000),
+            owner: VcpuId(0),
+        },
         Event::Hypercall {
             step: Step(6),
             vcpu: v,
@@ -299,16 +305,28 @@ fn foreign_corrupt_and_other_version_files_are_clear_errors() {
             "{e}"
         );
     }
-    // Every version from the oldest readable one on opens (they differ only in events a
-    // newer weft may add).
+    // Every version from the oldest readable one on opens, with the header layout that
+    // version wrote: before 5 it had no `sharing` and means every access was shared.
     for version in OLDEST_READABLE_VERSION..=FORMAT_VERSION {
-        let mut v = good.clone();
-        v[8..12].copy_from_slice(&version.to_le_bytes());
-        std::fs::write(&bad, &v).unwrap();
+        let mut h = header();
+        if version < 5 {
+            h.options.sharing = Sharing::All;
+        }
+        let mut w = TraceWriter::create_as_version(&bad, &h, version).unwrap();
+        for e in workload(2_000) {
+            w.write(&e).unwrap();
+        }
+        w.finish().unwrap();
         let r = TraceReader::open(&bad).unwrap();
         assert_eq!(r.format_version(), version);
-        assert_eq!(r.into_events().count(), 200_001);
+        assert_eq!(r.header(), &h);
+        assert_eq!(r.into_events().count(), 2_001);
     }
+    // A header saying anything but `All` cannot be written in an old format.
+    let e = TraceWriter::create_as_version(&bad, &header(), 4)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("Sharing::All"), "{e}");
 
     let mut h = good.clone();
     h[30] ^= 0x55;

@@ -84,11 +84,33 @@ impl TraceWriter {
         level: i32,
         limit: Option<u64>,
     ) -> Result<TraceWriter, TraceError> {
+        Self::create_versioned(path, header, level, limit, FORMAT_VERSION)
+    }
+
+    /// A trace as an older weft (format `version`, 3 or 4) wrote it: its header layout,
+    /// which can only say `Sharing::All`; the caller writes only events that format has.
+    /// For compatibility tests.
+    #[doc(hidden)]
+    pub fn create_as_version(
+        path: &Path,
+        header: &TraceHeader,
+        version: u32,
+    ) -> Result<TraceWriter, TraceError> {
+        Self::create_versioned(path, header, 3, None, version)
+    }
+
+    fn create_versioned(
+        path: &Path,
+        header: &TraceHeader,
+        level: i32,
+        limit: Option<u64>,
+        version: u32,
+    ) -> Result<TraceWriter, TraceError> {
         let io = |error| TraceError::Io {
             path: path.to_path_buf(),
             error,
         };
-        let hdr = encode_header(header).map_err(|e| TraceError::Corrupt {
+        let hdr = encode_header(header, version).map_err(|e| TraceError::Corrupt {
             path: path.to_path_buf(),
             what: e.to_string(),
         })?;
@@ -121,7 +143,7 @@ impl TraceWriter {
         };
         let mut front = Vec::with_capacity(FILE_HEADER_LEN as usize + hdr.len() + 4);
         front.extend_from_slice(&MAGIC);
-        front.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        front.extend_from_slice(&version.to_le_bytes());
         front.extend_from_slice(&(hdr.len() as u32).to_le_bytes());
         front.extend_from_slice(&hdr);
         front.extend_from_slice(&crc32fast::hash(&hdr).to_le_bytes());

@@ -274,6 +274,8 @@ fn race_analysis() {
         guest: GuestImage::new("synthetic", Vec::new()),
         options: MachineOptions {
             vcpus: 4,
+            // Made up, every access listed: nothing to derive by replaying.
+            sharing: weft_trace::Sharing::All,
             ..MachineOptions::default()
         },
         strategy: "round-robin:quantum=1000".into(),
@@ -638,6 +640,8 @@ fn report_page() {
         guest: GuestImage::new("synthetic", Vec::new()),
         options: MachineOptions {
             vcpus: 4,
+            // Made up, every access listed: nothing to derive by replaying.
+            sharing: weft_trace::Sharing::All,
             ..MachineOptions::default()
         },
         strategy: "random:seed=1".into(),
