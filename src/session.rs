@@ -268,8 +268,13 @@ fn replay_deriving(
     let reader = TraceReader::open(path)?;
     let header = reader.header().clone();
     let warning = reader.warning().map(str::to_string);
+    let build = if derive.is_some() {
+        Machine::new_deriving
+    } else {
+        Machine::new
+    };
     let mut machine =
-        Machine::new(&header.guest.elf, &header.options).map_err(|error| SessionError::Guest {
+        build(&header.guest.elf, &header.options).map_err(|error| SessionError::Guest {
             path: format!("{} (embedded guest {})", path.display(), header.guest.name),
             error,
         })?;

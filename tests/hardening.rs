@@ -11,7 +11,7 @@ use common::{guest, scratch, text, weft};
 /// Start a long recording into `t` (stderr piped) and return once it has written
 /// `min_bytes`, still running.
 fn long_recording(t: &Path, min_bytes: u64) -> Child {
-    let g = guest("bench_workload");
+    let g = guest("bench_shared");
     let child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["record", g.to_str().unwrap(), "-o", t.to_str().unwrap()])
         .args(["--vcpus", "4", "--strategy", "random:seed=3", "--quiet"])
@@ -245,7 +245,7 @@ fn fuzz_regressions_stay_fixed() {
 fn a_size_limit_or_a_full_disk_ends_recording_with_a_clear_error() {
     let dir = scratch();
     let t = dir.path().join("limited.weft");
-    let g = guest("bench_workload");
+    let g = guest("bench_shared");
     let (code, _, err) = text(&weft([
         "record",
         g.to_str().unwrap(),
@@ -358,7 +358,7 @@ fn a_full_disk_mid_recording_ends_with_a_clear_error_and_a_readable_trace() {
     for limit in [150_000u64, 420_000] {
         let t = dir.path().join(format!("full{limit}.weft"));
         let (code, out, err) = record_with_file_size_limit(
-            "bench_workload",
+            "bench_shared",
             &t,
             limit,
             &["--strategy", "random:seed=1", "--quiet"],

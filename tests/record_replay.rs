@@ -13,7 +13,8 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("locked_counter", &["--vcpus", "3"]),
     ("message_passing", &["--vcpus", "2"]),
     ("deadlock", &["--vcpus", "2", "--deadlock-window", "20000"]),
-    ("bench_workload", &["--vcpus", "2", "--max-steps", "200000"]),
+    ("bench_workload", &["--vcpus", "2", "--max-steps", "2000"]),
+    ("bench_shared", &["--vcpus", "2", "--max-steps", "200000"]),
     ("ticket_lock", &["--vcpus", "3"]),
     (
         "tm_elided_lock",
@@ -159,7 +160,7 @@ fn a_truncated_trace_opens_with_a_warning_and_replays_its_prefix() {
     let dir = scratch();
     let t = dir.path().join("long.weft");
     let (code, _, err) = record(
-        "bench_workload",
+        "bench_shared",
         &t,
         &["--vcpus", "2", "--max-steps", "400000"],
     );

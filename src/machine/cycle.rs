@@ -52,6 +52,10 @@ pub(crate) struct LoopDetector {
     span: u32,
     /// The buffer of the last anchor, kept to avoid allocating the next one.
     spare: Vec<u8>,
+    /// The progress stamp at the previous tick: an anchor is taken only when nothing
+    /// progressed since (while others progress no proof can be made, and copying the
+    /// stack at every tick would cost a vCPU that computes while others write).
+    last_stamp: Option<u64>,
 }
 
 fn quick(h: *mut uc_engine) -> [u64; 18] {
@@ -78,6 +82,7 @@ impl LoopDetector {
         }
         self.since = 0;
         self.span = 1;
+        self.last_stamp = None;
     }
 
     /// The `row`-th consecutive tick of vCPU `h`, whose own stack is `stack`. Returns
@@ -93,7 +98,8 @@ impl LoopDetector {
         if row <= 1 {
             self.reset();
         }
-        if row < WARMUP || stack.0 >= stack.1 {
+        let quiet = self.last_stamp.replace(progress) == Some(progress);
+        if row < WARMUP || stack.0 >= stack.1 || !quiet {
             return false;
         }
         let q = quick(h);

@@ -82,6 +82,9 @@ pub struct DebugCtl {
     pub limit: Option<u64>,
     /// Pause for a checkpoint at the first boundary where the next step is at least this.
     pub checkpoint_at_step: Option<u64>,
+    /// Per vCPU: its latest instruction was retracted; when it begins again, that is the
+    /// same instruction at the same position, whose hits were already reported.
+    again: Vec<bool>,
 }
 
 impl DebugCtl {
@@ -98,7 +101,18 @@ impl DebugCtl {
             scan: None,
             limit: None,
             checkpoint_at_step: None,
+            again: vec![false; vcpus as usize],
         }
+    }
+
+    /// The instruction `vcpu` just began did not run after all: it stopped before its
+    /// first access and begins again on the vCPU's other instance (`vcpu::access`).
+    /// Nothing ran in between, so it is the latest instruction begun.
+    pub fn retract(&mut self, vcpu: u32) {
+        let v = vcpu as usize;
+        self.g -= 1;
+        self.icount[v] -= 1;
+        self.again[v] = true;
     }
 
     /// Whether any watchpoint is set (the memory hook checks only then).
@@ -129,6 +143,11 @@ impl DebugCtl {
         self.began[v] = self.g;
         self.last_vcpu = vcpu;
         let watch = self.pending[v].take();
+        if std::mem::take(&mut self.again[v]) {
+            // Begun again after a retraction: its goal, breakpoint and watch hits were
+            // looked at already (the debugger may have paused at its first beginning).
+            return None;
+        }
         let goal = match self.goal {
             Goal::Continue => false,
             Goal::Position(g) => self.g >= g,

@@ -188,3 +188,41 @@ pub fn remove_cache(uc: *mut uc_engine, begin: u64, end: u64) {
     // control takes exactly two uint64_t arguments, begin < end.
     unsafe { uc_sys::uc_ctl(uc, control, begin, end) };
 }
+
+/// A raw TLB-fill callback (uc_cb_tlbevent_t): fills `result` and returns whether the page
+/// is mapped.
+pub type TlbFillCallback =
+    extern "C" fn(*mut uc_engine, u64, MemType, *mut unicorn_engine::TlbEntry, *mut c_void) -> bool;
+
+/// Put the instance in unicorn's virtual-TLB mode, where every TLB miss asks `callback`
+/// which physical page a virtual page maps to and with which permissions.
+pub fn set_tlb_fill<D>(
+    uc: &mut Unicorn<'_, D>,
+    callback: TlbFillCallback,
+    user_data: *mut c_void,
+) -> Result<(), unicorn_engine::uc_error> {
+    uc.ctl_set_tlb_type(unicorn_engine::TlbType::VIRTUAL)?;
+    // SAFETY: `callback` has the C signature unicorn calls for UC_HOOK_TLB_FILL; begin > end
+    // means every address.
+    unsafe {
+        hook_add(
+            uc,
+            HookType::TLB_FILL,
+            callback as *mut c_void,
+            user_data,
+            1,
+            0,
+        )
+    }
+}
+
+/// Drop every entry of the instance's TLB (a page it could reach unseen is no longer its
+/// own). Safe while the instance is suspended inside one of its hooks: every access after
+/// the hook returns looks the TLB up again.
+pub fn flush_tlb(uc: *mut uc_engine) {
+    // UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0): type | IO_WRITE << 30.
+    let control = ControlType(ControlType::TLB_FLUSH.0 | (1 << 30));
+    // SAFETY: a live handle of this machine (no instance runs on another thread); this
+    // control takes no argument.
+    unsafe { uc_sys::uc_ctl(uc, control) };
+}

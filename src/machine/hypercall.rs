@@ -2,9 +2,10 @@
 //! RAX, no other register changes. Each hypercall is a scheduling point.
 
 use unicorn_engine::hook::uc_engine;
-use unicorn_engine::{RegisterX86, Unicorn};
+use unicorn_engine::RegisterX86;
 use weft_trace::{Event, Verdict};
 
+use super::ffi;
 use super::vcpu::VcpuData;
 
 pub const EXIT: u64 = 0;
@@ -30,20 +31,15 @@ const VMCALL_LEN: u64 = 3;
 
 /// Execute the hypercall at `rip`. Returns what unicorn's invalid-instruction hook must
 /// return (always `false`: emulation stops and restarts after the VMCALL, or ends).
-pub(crate) fn vmcall(
-    d: &VcpuData,
-    uc: &mut Unicorn<'_, VcpuData>,
-    h: *mut uc_engine,
-    rip: u64,
-) -> bool {
+pub(crate) fn vmcall(d: &VcpuData, h: *mut uc_engine, rip: u64) -> bool {
     if d.shared.ctl.borrow().stopping {
         return false;
     }
-    let nr = uc.reg_read(RegisterX86::RAX).unwrap_or(0);
+    let nr = ffi::reg_read(h, RegisterX86::RAX);
     let args = [
-        uc.reg_read(RegisterX86::RDI).unwrap_or(0),
-        uc.reg_read(RegisterX86::RSI).unwrap_or(0),
-        uc.reg_read(RegisterX86::RDX).unwrap_or(0),
+        ffi::reg_read(h, RegisterX86::RDI),
+        ffi::reg_read(h, RegisterX86::RSI),
+        ffi::reg_read(h, RegisterX86::RDX),
     ];
     if !d.hypercall_point(h, rip, nr == YIELD) {
         return false;
@@ -162,6 +158,6 @@ pub(crate) fn vmcall(
     if !matches!(nr, WRITE) {
         log(ret);
     }
-    let _ = uc.reg_write(RegisterX86::RAX, ret);
+    ffi::reg_write(h, RegisterX86::RAX, ret);
     d.resume_at(rip + VMCALL_LEN)
 }

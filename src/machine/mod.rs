@@ -71,6 +71,14 @@ pub(crate) struct Shared {
     pub code: smc::CodePages,
     /// Which vCPU owns each page, and which pages are shared (see `pages`).
     pub pages: pages::PageOwners,
+    /// vCPUs run on fast instances where they can (`Sharing::Pages`; see `vcpu`).
+    pub fast: bool,
+    /// Fast instances also report accesses to pages their vCPU owns (a machine that
+    /// derives the full access log: `Machine::new_deriving`).
+    pub derive: bool,
+    /// Each vCPU's fast instance (null until it has one), whose TLB is flushed when a page
+    /// stops being that vCPU's own.
+    fast_handles: RefCell<Vec<vcpu::Handle>>,
     /// Raw unicorn handles of the vCPUs that exist (a Linux process's grow with its threads).
     pub handles: RefCell<Vec<vcpu::Handle>>,
     /// The Linux process (Linux machines only).
@@ -151,16 +159,45 @@ impl Shared {
         pages
     }
 
+    /// `vcpu`'s fast instance is `h`.
+    pub(crate) fn set_fast(&self, vcpu: VcpuId, h: vcpu::Handle) {
+        let mut f = self.fast_handles.borrow_mut();
+        let i = vcpu.0 as usize;
+        if f.len() <= i {
+            f.resize(i + 1, vcpu::Handle(std::ptr::null_mut()));
+        }
+        f[i] = h;
+    }
+
+    /// `vcpu` no longer owns some page: its fast instance must not reach it unseen again.
+    pub(crate) fn revoke(&self, vcpu: VcpuId) {
+        if let Some(h) = self.fast_handles.borrow().get(vcpu.0 as usize) {
+            if !h.0.is_null() {
+                ffi::flush_tlb(h.0);
+            }
+        }
+    }
+
+    /// The page at `page` changed (it holds code now): its owner, if any, loses its grant.
+    pub(crate) fn revoke_page(&self, page: u64) {
+        if let Some(o) = self.pages.owner(page) {
+            self.revoke(o);
+        }
+    }
+
     /// `vcpu`'s stack is `[stack.0, stack.1)` and `more` is its too (a thread's TLS and
     /// descriptor): its pages become its own, or shared from the start with
     /// `--trace-stack` (every access to the stack is then a point, as it is recorded).
     pub fn own_stack(&self, vcpu: VcpuId, stack: (u64, u64), more: (u64, u64)) {
-        if self.ctl.borrow().options().trace_stack {
-            self.pages.share(stack.0, stack.1);
+        let mut lost = if self.ctl.borrow().options().trace_stack {
+            self.pages.share(stack.0, stack.1)
         } else {
-            self.pages.give(vcpu, stack.0, stack.1);
+            self.pages.give(vcpu, stack.0, stack.1)
+        };
+        lost.extend(self.pages.give(vcpu, more.0, more.1));
+        for v in lost {
+            self.revoke(v);
         }
-        self.pages.give(vcpu, more.0, more.1);
     }
 
     /// Whether the instruction at `rip` is indivisible (decoded once per RIP, then cached).
@@ -291,6 +328,8 @@ pub struct Machine {
     kept: RefCell<Option<Kept>>,
     /// Built for the debugger: a hook on every instruction (see `debug`).
     debug: bool,
+    /// Built to derive the full access log (`Machine::new_deriving`).
+    derive: bool,
     /// A Linux process: its address space at the start, its main thread's RSP.
     linux: Option<(linux::AddressSpace, u64)>,
     /// Where a Linux guest's host files come from (the host, or a recording).
@@ -340,6 +379,7 @@ impl Machine {
             sites,
             kept: RefCell::new(None),
             debug: false,
+            derive: false,
             linux,
             files: Rc::default(),
             unwinder: crate::unwind::Unwinder::new(elf).map(Rc::new),
@@ -374,6 +414,15 @@ impl Machine {
             },
             None => vcpu::board_start(VcpuId(i), self.image.entry, self.opts.ram_bytes, &self.opts),
         }
+    }
+
+    /// A machine whose runs also report the accesses to pages only their owner has touched
+    /// (`EventSink::private_access`), which a plain machine's fast instances do not see.
+    /// Slower; its schedules are the same.
+    pub fn new_deriving(elf: &[u8], opts: &MachineOptions) -> Result<Machine, MachineError> {
+        let mut m = Machine::new(elf, opts)?;
+        m.derive = true;
+        Ok(m)
     }
 
     /// A machine for the debugger: every instruction boundary can pause ([`DebugRun`]).
@@ -416,6 +465,9 @@ impl Machine {
             watching: Cell::new(false),
             code: smc::CodePages::new(self.opts.ram_bytes),
             pages: pages::PageOwners::new(self.opts.ram_bytes),
+            fast: self.opts.sharing != weft_trace::Sharing::All,
+            derive: self.derive,
+            fast_handles: RefCell::new(Vec::new()),
             handles: RefCell::new(Vec::new()),
             linux: self.process().map(RefCell::new),
             pool: RefCell::new(Vec::new()),
@@ -435,12 +487,9 @@ impl Machine {
         for i in 0..first {
             let err = |err| MachineError::Unicorn { vcpu: i, err };
             let start = self.start_of(i);
-            vcpus.push(vcpu::create(VcpuId(i), &shared, &start, &self.sites).map_err(err)?);
+            vcpus.push(vcpu::create(VcpuId(i), &shared, &start).map_err(err)?);
             stacks.push(vcpu::new_stack().map_err(err)?);
         }
-        shared
-            .code
-            .set_vcpus(vcpus.iter().map(|v| v.handle()).collect());
         shared.take_dirty();
         Ok(Kept {
             shared,

@@ -101,6 +101,20 @@ impl PageOwners {
         }
     }
 
+    /// Whether `vcpu` owns the page at `page` (an address in it).
+    #[inline]
+    pub fn is_own(&self, vcpu: VcpuId, page: u64) -> bool {
+        self.state((page / PAGE) as usize as u64) == vcpu.0 as u8
+    }
+
+    /// The vCPU that owns the page at `page` (an address in it), if one does.
+    pub fn owner(&self, page: u64) -> Option<VcpuId> {
+        match self.state(page / PAGE) {
+            FREE | SHARED => None,
+            o => Some(VcpuId(o as u32)),
+        }
+    }
+
     /// `vcpu` accesses `[addr, addr + size)`: free pages become its own, pages another
     /// vCPU owns become shared. Returns the pages that became shared, with their owner.
     #[inline]

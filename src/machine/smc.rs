@@ -7,6 +7,8 @@
 
 use std::cell::{Cell, RefCell};
 
+use unicorn_engine::hook::uc_engine;
+
 use super::ffi;
 use super::memory::PAGE;
 use super::vcpu::Handle;
@@ -14,7 +16,8 @@ use super::vcpu::Handle;
 /// Pages that hold translated code, and the instances to tell when one is written.
 pub(crate) struct CodePages {
     bits: Box<[Cell<u64>]>,
-    vcpus: RefCell<Vec<Handle>>,
+    /// Every instance of every vCPU (each has its own translations).
+    instances: RefCell<Vec<Handle>>,
 }
 
 impl CodePages {
@@ -22,26 +25,31 @@ impl CodePages {
         let pages = ram_bytes.div_ceil(PAGE);
         CodePages {
             bits: (0..pages.div_ceil(64)).map(|_| Cell::new(0)).collect(),
-            vcpus: RefCell::new(Vec::new()),
+            instances: RefCell::new(Vec::new()),
         }
     }
 
-    /// The instances of every vCPU, in vCPU order (set once they are built).
-    pub fn set_vcpus(&self, handles: Vec<Handle>) {
-        *self.vcpus.borrow_mut() = handles;
+    /// A new instance (it lives as long as the machine).
+    pub fn add_instance(&self, h: Handle) {
+        self.instances.borrow_mut().push(h);
     }
 
-    /// A block of `len` bytes at `addr` is about to run.
+    /// A block of `len` bytes at `addr` is about to run. Returns the pages (addresses)
+    /// that hold code from now on, which did not before.
     #[inline]
-    pub fn note_block(&self, addr: u64, len: u32) {
-        for page in [addr / PAGE, (addr + (len.max(1) as u64) - 1) / PAGE] {
+    pub fn note_block(&self, addr: u64, len: u32) -> [Option<u64>; 2] {
+        let mut new = [None, None];
+        let pages = [addr / PAGE, (addr + (len.max(1) as u64) - 1) / PAGE];
+        for (i, page) in pages.into_iter().enumerate() {
             if let Some(w) = self.bits.get((page / 64) as usize) {
                 let bit = 1 << (page % 64);
                 if w.get() & bit == 0 {
                     w.set(w.get() | bit);
+                    new[i] = Some(page * PAGE);
                 }
             }
         }
+        new
     }
 
     /// Whether any page of `[addr, addr + len)` holds code some vCPU ran.
@@ -65,17 +73,16 @@ impl CodePages {
         })
     }
 
-    /// vCPU `writer` is about to store `len` bytes at `addr`: if that is code, every other
-    /// vCPU forgets its translations of those bytes.
+    /// The instance `writer` is about to store `len` bytes at `addr`: if that is code,
+    /// every other instance (of any vCPU, its own other instance too) forgets its
+    /// translations of those bytes. The writer notices its own stores.
     #[inline]
-    pub fn written(&self, writer: usize, addr: u64, len: u64) {
+    pub fn written(&self, writer: *mut uc_engine, addr: u64, len: u64) {
         if !self.is_code(addr, len) {
             return;
         }
-        for (i, h) in self.vcpus.borrow().iter().enumerate() {
-            if i != writer {
-                ffi::remove_cache(h.0, addr, addr + len.max(1));
-            }
+        for h in self.instances.borrow().iter().filter(|h| h.0 != writer) {
+            ffi::remove_cache(h.0, addr, addr + len.max(1));
         }
     }
 }

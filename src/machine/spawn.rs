@@ -66,8 +66,7 @@ pub(crate) fn spawn_thread(
                 private: (0, 0),
                 map_from: linux::NULL_GUARD,
             };
-            let v = vcpu::create(id, shared, &start, &shared.sites)
-                .map_err(|_| SpawnError::NoMemory)?;
+            let v = vcpu::create(id, shared, &start).map_err(|_| SpawnError::NoMemory)?;
             (v, vcpu::new_stack().map_err(|_| SpawnError::NoMemory)?)
         }
     };

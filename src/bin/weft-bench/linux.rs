@@ -34,7 +34,12 @@ fn options() -> MachineOptions {
 /// Instructions the guest executes under the round-robin schedule (a debug machine counts
 /// every instruction begun).
 fn instructions(opts: &MachineOptions) -> u64 {
-    let m = Machine::new_debug(ELF, opts).expect("bench guest");
+    instructions_of(ELF, opts)
+}
+
+/// Instructions `elf` executes under the round-robin schedule, counted by a debug machine.
+pub fn instructions_of(elf: &[u8], opts: &MachineOptions) -> u64 {
+    let m = Machine::new_debug(elf, opts).expect("bench guest");
     let sink = Rc::new(RefCell::new(NullSink));
     let strategy = StrategySpec::RoundRobin { quantum: 1000 }.build();
     let mut run = m.debug_run(strategy, sink).expect("debug run");

@@ -10,8 +10,8 @@
 //! Then `weft report` on a synthetic trace of ten million events: generation time, page size,
 //! what was summarised, and (with chromium installed) how long the page takes to open.
 //! Then `weft-bench linux`: a static glibc pthread program recorded, run, and natively.
-//! Usage: weft-bench [VCPUS (default 4)] | weft-bench races | weft-bench explore |
-//! weft-bench report | weft-bench gdb | weft-bench linux
+//! Usage: weft-bench [VCPUS (default 4)] | weft-bench machine | weft-bench races |
+//! weft-bench explore | weft-bench report | weft-bench gdb | weft-bench linux
 
 mod linux;
 
@@ -28,15 +28,32 @@ use weft_trace::MachineOptions;
 const GUEST: &str = "bench_workload";
 const RAM: u64 = 64 << 20;
 
+/// How bare unicorn sees memory in `free_run`: the candidate ways of catching shared
+/// accesses, measured on the same code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Catch {
+    /// No hook: the floor.
+    Nothing,
+    /// An empty memory hook on every access (the PC is synced before each call).
+    EveryAccess,
+    /// A memory hook on a range nothing touches: every access takes unicorn's slow path,
+    /// none calls back (a hook only on shared ranges).
+    SlowPath,
+    /// Unicorn's virtual-TLB mode with a fill hook that maps every page, data pages not
+    /// executable: weft's fast instance without its ownership checks. Faster than the
+    /// default: unicorn sends every store through an entry that is also executable down
+    /// its slow path (code-page tracking), and by default every entry is.
+    TlbFill,
+}
+
 /// Run the guest's vCPU 0 alone (as if `vcpu_count` were 1) on bare unicorn, optionally
 /// counting instructions with a code hook. Returns (seconds, instructions counted).
 fn free_run(elf: &[u8], count: bool) -> (f64, u64) {
-    free_run_hooked(elf, count, false)
+    free_run_with(elf, count, Catch::Nothing)
 }
 
-/// As `free_run`; with `mem_hook`, an empty hook on every read and write (the floor cost
-/// of seeing every access in unicorn).
-fn free_run_hooked(elf: &[u8], count: bool, mem_hook: bool) -> (f64, u64) {
+/// As `free_run`, with memory seen as `catch` says.
+fn free_run_with(elf: &[u8], count: bool, catch: Catch) -> (f64, u64) {
     let img = ElfImage::parse(elf, RAM - (64 << 10)).expect("bench guest parses");
     let mut uc = Unicorn::new(Arch::X86, Mode::MODE_64).expect("unicorn");
     uc.mem_map(0, RAM, Prot::ALL).expect("map");
@@ -58,14 +75,33 @@ fn free_run_hooked(elf: &[u8], count: bool, mem_hook: bool) -> (f64, u64) {
         uc.add_code_hook(1, 0, move |_, _, _| *n2.borrow_mut() += 1)
             .unwrap();
     }
-    if mem_hook {
-        uc.add_mem_hook(
-            unicorn_engine::HookType::MEM_READ | unicorn_engine::HookType::MEM_WRITE,
-            0,
-            RAM - 1,
-            |_, _, _, _, _| true,
-        )
-        .unwrap();
+    let rw = unicorn_engine::HookType::MEM_READ | unicorn_engine::HookType::MEM_WRITE;
+    match catch {
+        Catch::Nothing => {}
+        Catch::EveryAccess => {
+            uc.add_mem_hook(rw, 0, RAM - 1, |_, _, _, _, _| true)
+                .unwrap();
+        }
+        Catch::SlowPath => {
+            uc.add_mem_hook(rw, RAM * 2, RAM * 2 + 4095, |_, _, _, _, _| true)
+                .unwrap();
+        }
+        Catch::TlbFill => {
+            uc.ctl_set_tlb_type(unicorn_engine::TlbType::VIRTUAL)
+                .unwrap();
+            uc.add_tlb_hook(1, 0, |_, vaddr, ty| {
+                let perms = match ty {
+                    unicorn_engine::MemType::FETCH => Prot::READ | Prot::EXEC,
+                    unicorn_engine::MemType::WRITE => Prot::READ | Prot::WRITE,
+                    _ => Prot::READ,
+                };
+                Some(unicorn_engine::TlbEntry {
+                    paddr: vaddr & !0xFFF,
+                    perms,
+                })
+            })
+            .unwrap();
+        }
     }
     let t = Instant::now();
     // Ends at the guest's first VMCALL or port write (no hooks: an error) or its return.
@@ -86,17 +122,17 @@ fn main() {
         Some("gdb") => return time_travel(),
         Some("report") => return report_page(),
         Some("linux") => return linux::bench(),
+        Some("machine") => {
+            machine_figures(GUEST, 4, true);
+            println!();
+            return machine_figures("bench_shared", 4, false);
+        }
         _ => {}
     }
     let vcpus: u32 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(4);
-    let (_, _, elf) = weft::examples::find(GUEST).expect("bench_workload is built in");
-    let (_, per_vcpu) = free_run(elf, true);
-    let (free_secs, _) = free_run(elf, false);
-    let total = per_vcpu * vcpus as u64;
-    println!("weft-bench: guest {GUEST}, {vcpus} vCPUs, ~{per_vcpu} instructions per vCPU ({total} total)");
     println!(
         "machine: {} cores; {}",
         std::thread::available_parallelism()
@@ -104,22 +140,67 @@ fn main() {
             .unwrap_or(1),
         cpu_name()
     );
-    let free = mips(per_vcpu, free_secs);
-    println!("{:<36} {:>8.1} MIPS", "free-running unicorn (1 vCPU)", free);
-    let (hook_secs, _) = free_run_hooked(elf, false, true);
-    line("unicorn + empty memory hook", per_vcpu, hook_secs, free);
+    machine_figures(GUEST, vcpus, true);
+    println!();
+    machine_figures("bench_shared", vcpus, false);
+    println!();
+    race_analysis();
+    exploration();
+    report_page();
 
+    let (threads, coroutines) = switch_costs(200_000);
+    println!();
+    println!(
+        "token hand-over: OS threads + condvar {threads:.0} ns, coroutines {coroutines:.0} ns ({:.0}x)",
+        threads / coroutines
+    );
+}
+
+/// Speed and trace size of `guest` (bench_workload or bench_shared) on `vcpus` vCPUs:
+/// bare unicorn (with the ways of catching accesses when `candidates`), then weft run,
+/// record and replay, all against free-running unicorn on the same code.
+fn machine_figures(guest: &str, vcpus: u32, candidates: bool) {
+    let (_, _, elf) = weft::examples::find(guest).expect("the bench guests are built in");
+    let (_, per_vcpu) = free_run(elf, true);
+    // The reference is the faster of bare unicorn's two configurations.
+    let (default_secs, _) = free_run(elf, false);
+    let (tlb_secs, _) = free_run_with(elf, false, Catch::TlbFill);
+    let free_secs = default_secs.min(tlb_secs);
+    let total = per_vcpu * vcpus as u64;
+    println!("weft-bench: guest {guest}, {vcpus} vCPUs, ~{per_vcpu} instructions per vCPU ({total} total)");
     let opts = MachineOptions {
         vcpus,
         ..MachineOptions::default()
     };
+    println!(
+        "instructions weft's debug machine counts for the whole run: {}",
+        linux::instructions_of(elf, &opts)
+    );
+    let free = mips(per_vcpu, free_secs);
+    println!(
+        "{:<36} {:>8.1} MIPS  (default TLB {:.1}, virtual TLB {:.1}; 1 vCPU, no hooks)",
+        "free-running unicorn, the faster",
+        free,
+        mips(per_vcpu, default_secs),
+        mips(per_vcpu, tlb_secs)
+    );
+    if candidates {
+        for (name, catch) in [
+            ("unicorn + empty memory hook", Catch::EveryAccess),
+            ("unicorn, slow path, no callback", Catch::SlowPath),
+        ] {
+            let (secs, _) = free_run_with(elf, false, catch);
+            line(name, per_vcpu, secs, free);
+        }
+    }
+
     let rr = StrategySpec::RoundRobin { quantum: 1000 };
     let random = StrategySpec::Random { seed: 1 };
     let dir = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
     let t = Instant::now();
-    let out = session::run(GUEST, elf, &opts, &rr, RunConfig::default()).expect("run");
+    let out = session::run(guest, elf, &opts, &rr, RunConfig::default()).expect("run");
     let run_secs = t.elapsed().as_secs_f64();
     assert!(
         out.verdict.as_ref().is_some_and(|v| v.is_pass()),
@@ -132,13 +213,13 @@ fn main() {
     let trace = dir.join("rr.weft");
     let t = Instant::now();
     let rec =
-        session::record(GUEST, elf, &opts, &rr, &trace, RunConfig::default()).expect("record");
+        session::record(guest, elf, &opts, &rr, &trace, RunConfig::default()).expect("record");
     let rec_secs = t.elapsed().as_secs_f64();
     line("weft record (round-robin:1000)", total, rec_secs, free);
 
     let trace_r = dir.join("random.weft");
     let t = Instant::now();
-    let rec_r = session::record(GUEST, elf, &opts, &random, &trace_r, RunConfig::default())
+    let rec_r = session::record(guest, elf, &opts, &random, &trace_r, RunConfig::default())
         .expect("record");
     let rnd_secs = t.elapsed().as_secs_f64();
     line("weft record (random)", total, rnd_secs, free);
@@ -153,9 +234,8 @@ fn main() {
     );
     line("weft replay (of round-robin trace)", total, rep_secs, free);
 
-    println!();
     println!(
-        "scheduling points: {steps} ({:.2} per instruction)",
+        "scheduling points: {steps} ({:.4} per instruction)",
         steps as f64 / total as f64
     );
     println!(
@@ -173,17 +253,6 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-
-    race_analysis();
-    exploration();
-    report_page();
-
-    let (threads, coroutines) = switch_costs(200_000);
-    println!();
-    println!(
-        "token hand-over: OS threads + condvar {threads:.0} ns, coroutines {coroutines:.0} ns ({:.0}x)",
-        threads / coroutines
-    );
 }
 
 fn line(name: &str, instructions: u64, secs: f64, free: f64) {
