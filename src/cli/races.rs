@@ -50,12 +50,13 @@ pub fn races(a: RacesArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "{}: {} data race(s), {} other conflict(s) between code locations ({} accesses, {} sync cells)",
+            "{}: {} data race(s), {} other conflict(s) between code locations ({} accesses, {} sync bytes, {} by runtime synchronisation code)",
             a.trace.display(),
             r.races.len(),
             r.conflicts.len(),
             r.accesses,
-            r.sync_cells
+            r.sync_bytes,
+            r.runtime_accesses
         );
         for g in &r.races {
             println!();

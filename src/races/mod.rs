@@ -1,48 +1,41 @@
 //! `weft races`: the conflicting accesses of a recorded run, and which of them are data
-//! races (not ordered by happens-before), grouped by code-location pair.
+//! races (not ordered by happens-before), grouped by code-location pair and address range.
 //!
-//! Two passes over the trace. The first finds the *sync variables*: every 8-byte cell ever
-//! touched by a locked instruction (or named by ANNOTATE_ATOMIC). The second runs vector
-//! clocks over the events (rules in docs/analysis.md) with shadow state per accessed cell:
-//! the last write and, per vCPU, the last read since it. Each access pairs with those
-//! shadow entries that conflict with it (another vCPU, at least one write): the *adjacent*
-//! conflicting pairs, which is what a user needs and stays linear in the trace. A pair is a
-//! race when the earlier access does not happen before the later one and neither cell is a
-//! sync variable. Accesses inside transactions that aborted never happened and are
-//! dropped; committed transactions are ordered with each other (they are atomic).
+//! Two passes over the trace. The first ([`sync`]) finds what synchronises: the *sync
+//! bytes* (touched by a locked instruction, annotated atomic, of an atomic type by DWARF,
+//! or accessed by an atomic type's code) and the instructions that belong to the
+//! runtime's synchronisation code. The second runs vector clocks over the events (rules in
+//! docs/analysis.md) with a byte-precise shadow memory ([`shadow`]): the last write of each
+//! byte and, per vCPU, the last read since it. Each access pairs with the shadow entries
+//! that conflict with it (another vCPU, overlapping bytes, at least one write): the
+//! *adjacent* conflicting pairs, which is what a user needs and stays linear in the trace.
+//! A pair is a race when the earlier access does not happen before the later one, some
+//! byte they share is not a sync byte, and they are not both synchronisation accesses.
+//! Accesses inside transactions that aborted never happened and are dropped; committed
+//! transactions are ordered with each other (they are atomic). Pairs are grouped into
+//! report entries by [`group`].
+//!
+//! Events come from one place, [`for_each_event`]: the passes never open a trace
+//! themselves.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+mod atomics;
+mod dot;
+mod group;
+mod shadow;
+mod sync;
 
 use std::path::Path;
 
 use serde::Serialize;
-use weft_trace::{AccessKind, ConflictClass, Event, TraceError, TraceHeader, TraceReader};
+use weft_trace::{Event, TraceError, TraceHeader, TraceReader};
 
-use crate::codemap::CodeMap;
-use crate::debuginfo::SourceMap;
+pub use atomics::{atomic_globals, is_atomic_type_name};
+pub use dot::dot;
+use group::{Groups, Pair};
+use shadow::{cell_masks, Acc, CellMap, Hit, Shadow};
+pub use sync::{classify, sync_cells, CodeKind, SyncBuilder, SyncCells};
+
 use crate::machine::hypercall as hc;
-
-/// A fast hasher for cell numbers (multiplicative; the keys are addresses / 8).
-#[derive(Default)]
-pub struct CellHasher(u64);
-
-impl Hasher for CellHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type CellMap<V> = HashMap<u64, V, BuildHasherDefault<CellHasher>>;
-type CellSet = HashSet<u64, BuildHasherDefault<CellHasher>>;
 
 /// One side of a pair, as reported.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -61,17 +54,25 @@ pub struct Side {
     pub source: String,
 }
 
-/// A group of conflicting pairs with the same class and code locations.
+/// A group of conflicting pairs: the same two code locations (source lines, or
+/// instructions without DWARF), on one address range.
 #[derive(Clone, Debug, Serialize)]
 pub struct Group {
     /// 1-based, in report order: `weft inspect --race N` finds it again.
     pub id: usize,
     pub race: bool,
-    /// RaW, WaR or WaW: the earlier access, then the later.
+    /// RaW, WaR or WaW: the class of the first pair (earlier access, then later).
     pub class: String,
+    /// Every class among the group's pairs, in the order RaW, WaR, WaW.
+    pub classes: Vec<String>,
     pub count: u64,
     pub first_step: u64,
     pub last_step: u64,
+    /// The bytes the pairs conflicted on: `[addr_start, addr_end)`.
+    pub addr_start: u64,
+    pub addr_end: u64,
+    /// The global variable at `addr_start` (`counter`, `phase+0x4`), "" if none.
+    pub object: String,
     /// The first pair of the group: earlier access, later access.
     pub first: Side,
     pub second: Side,
@@ -83,87 +84,14 @@ pub struct RaceReport {
     pub accesses: u64,
     /// Accesses dropped because their transaction aborted.
     pub aborted_accesses: u64,
-    /// Distinct 8-byte cells treated as sync variables.
-    pub sync_cells: u64,
+    /// Bytes treated as sync variables (locked, annotated, atomic by type or by code).
+    pub sync_bytes: u64,
+    /// Accesses made by the runtime's synchronisation code.
+    pub runtime_accesses: u64,
     pub races: Vec<Group>,
-    /// Conflicts ordered by happens-before or on sync variables.
+    /// Conflicts ordered by happens-before, on sync bytes, or between two
+    /// synchronisation accesses.
     pub conflicts: Vec<Group>,
-}
-
-/// A recorded access, compact.
-#[derive(Clone, Copy, Debug)]
-struct Acc {
-    step: u64,
-    rip: u64,
-    addr: u64,
-    value: u64,
-    /// `NONE` marks an empty shadow slot.
-    vcpu: u32,
-    /// The vCPU's own clock component at the access.
-    clock: u32,
-    kind: AccessKind,
-    size: u8,
-}
-
-const NONE: u32 = u32::MAX;
-
-impl Default for Acc {
-    fn default() -> Acc {
-        Acc {
-            step: 0,
-            rip: 0,
-            addr: 0,
-            value: 0,
-            vcpu: NONE,
-            clock: 0,
-            kind: AccessKind::Read,
-            size: 0,
-        }
-    }
-}
-
-/// Readers kept inline per cell; more (rare: three vCPUs reading one word between two
-/// writes) go to an overflow map.
-const INLINE_READS: usize = 2;
-
-/// Shadow state of one 8-byte cell: the last write and, per vCPU, the last read since.
-#[derive(Clone, Copy, Default)]
-struct Cell {
-    write: Acc,
-    reads: [Acc; INLINE_READS],
-}
-
-/// Cells per shadow page: 512 cells shadow 4 KiB of guest memory. Pages keep neighbouring
-/// cells together (a loop over an array stays in one page), and a one-page cache skips
-/// the map for runs of accesses to the same page.
-const PAGE_CELLS: u64 = 512;
-
-#[derive(Default)]
-struct Shadow {
-    index: CellMap<u32>,
-    pages: Vec<Box<[Cell]>>,
-    last: Option<(u64, usize)>,
-    overflow: CellMap<Vec<Acc>>,
-}
-
-impl Shadow {
-    fn cell(&mut self, c: u64) -> &mut Cell {
-        let page = c / PAGE_CELLS;
-        let i = match self.last {
-            Some((p, i)) if p == page => i,
-            _ => {
-                let next = self.pages.len() as u32;
-                let i = *self.index.entry(page).or_insert(next) as usize;
-                if i == self.pages.len() {
-                    self.pages
-                        .push(vec![Cell::default(); PAGE_CELLS as usize].into_boxed_slice());
-                }
-                self.last = Some((page, i));
-                i
-            }
-        };
-        &mut self.pages[i][(c % PAGE_CELLS) as usize]
-    }
 }
 
 type Vc = Vec<u32>;
@@ -174,170 +102,149 @@ fn join(into: &mut Vc, from: &Vc) {
     }
 }
 
-#[derive(Default)]
-struct GroupAcc {
-    count: u64,
-    first_step: u64,
-    last_step: u64,
-    first: Option<(Acc, Acc)>,
-}
-
 /// Vector-clock state of the second pass.
 struct Hb {
+    n: usize,
     vc: Vec<Vc>,
-    /// Clocks released into sync objects: cells, annotated addresses, fences, TM.
-    sync: CellMap<Vc>,
+    /// Clocks released into sync objects, by byte address: sync bytes, annotated
+    /// addresses, the bytes runtime code touched.
+    objs: CellMap<Vc>,
     fence: Vc,
     tm: Vc,
 }
 
 impl Hb {
-    fn acquire(&mut self, v: usize, obj: Option<&Vc>) {
-        if let Some(o) = obj {
-            let mut mine = std::mem::take(&mut self.vc[v]);
-            join(&mut mine, o);
-            self.vc[v] = mine;
+    fn acquire(&mut self, v: usize, key: u64) {
+        if let Some(o) = self.objs.get(&key) {
+            join(&mut self.vc[v], o);
         }
     }
-    fn release_into(vc: &mut Vc, obj: &mut Vc) {
-        join(obj, vc);
-        // The release is an event of its own: later accesses are not covered by it.
+    /// Release `v`'s clock into object `key` (the caller ticks afterwards: later accesses
+    /// are not covered by the release).
+    fn release(&mut self, v: usize, key: u64) {
+        let n = self.n;
+        let obj = self.objs.entry(key).or_insert_with(|| vec![0; n]);
+        join(obj, &self.vc[v]);
     }
     fn tick(&mut self, v: usize) {
         self.vc[v][v] += 1;
     }
 }
 
-/// The cells `[addr, addr+size)` covers.
-fn cells(addr: u64, size: u8) -> std::ops::RangeInclusive<u64> {
-    addr / 8..=(addr + size.max(1) as u64 - 1) / 8
+/// The second pass, one event at a time.
+pub struct Analyzer {
+    header: TraceHeader,
+    sync: SyncCells,
+    hb: Hb,
+    shadow: Shadow,
+    groups: Groups,
+    /// Accesses of a vCPU inside its current transaction, held until it commits or aborts.
+    in_tx: Vec<Option<Vec<Acc>>>,
+    hits: Vec<Hit>,
+    pairs: Vec<Pair>,
+    seq: u64,
+    accesses: u64,
+    aborted: u64,
+    runtime: u64,
 }
 
-/// Pass one: the sync cells.
-pub fn sync_cells(events: impl IntoIterator<Item = Event>) -> SyncCells {
-    let mut set = CellSet::default();
-    for e in events {
-        match e {
-            Event::Access {
-                addr, size, kind, ..
-            } if kind.is_atomic() => set.extend(cells(addr.0, size)),
-            Event::Hypercall { nr, args, .. } if nr == hc::ANNOTATE_ATOMIC => {
-                let len = args[1].min(1 << 20);
-                if len > 0 {
-                    set.extend(args[0] / 8..=(args[0] + len - 1) / 8);
-                }
-            }
-            _ => {}
+impl Analyzer {
+    pub fn new(header: &TraceHeader, sync: SyncCells) -> Analyzer {
+        let n = header.options.vcpus as usize;
+        Analyzer {
+            header: header.clone(),
+            sync,
+            hb: Hb {
+                n,
+                vc: (0..n)
+                    .map(|i| {
+                        let mut v = vec![0; n];
+                        v[i] = 1;
+                        v
+                    })
+                    .collect(),
+                objs: CellMap::default(),
+                fence: vec![0; n],
+                tm: vec![0; n],
+            },
+            shadow: Shadow::default(),
+            groups: Groups::default(),
+            in_tx: vec![None; n],
+            hits: Vec::new(),
+            pairs: Vec::new(),
+            seq: 0,
+            accesses: 0,
+            aborted: 0,
+            runtime: 0,
         }
     }
-    SyncCells(set)
-}
 
-/// The sync variables of a trace (pass one's result).
-pub struct SyncCells(CellSet);
+    /// Whether `a` synchronises: a locked access, atomic or runtime code, or sync bytes.
+    fn is_sync(&self, a: &Acc) -> bool {
+        a.kind.is_atomic()
+            || self.sync.code(a.rip) != CodeKind::Plain
+            || cell_masks(a.addr, a.size).any(|(c, m)| self.sync.mask(c) & m != 0)
+    }
 
-/// Pass two over the same events, in order, with the sync cells from pass one.
-pub fn analyze(
-    header: &TraceHeader,
-    sync: &SyncCells,
-    events: impl IntoIterator<Item = Event>,
-) -> RaceReport {
-    let n = header.options.vcpus as usize;
-    let sync = &sync.0;
-    let mut hb = Hb {
-        vc: (0..n)
-            .map(|i| {
-                let mut v = vec![0; n];
-                v[i] = 1;
-                v
-            })
-            .collect(),
-        sync: CellMap::default(),
-        fence: vec![0; n],
-        tm: vec![0; n],
-    };
-    let mut shadow = Shadow::default();
-    let mut groups: BTreeMap<(bool, ConflictClass, u64, u64), GroupAcc> = BTreeMap::new();
-    // Accesses of a vCPU inside its current transaction, held until it commits or aborts.
-    let mut in_tx: Vec<Option<Vec<Acc>>> = vec![None; n];
-    let (mut accesses, mut aborted_accesses) = (0u64, 0u64);
-
-    let mut access = |hb: &mut Hb, a: Acc, groups: &mut BTreeMap<_, GroupAcc>| {
+    /// One access (outside a transaction, or a committed transaction's at its commit).
+    fn access(&mut self, a: Acc) {
         let v = a.vcpu as usize;
-        let write = a.kind.is_write();
-        let mut on_sync = false;
-        for c in cells(a.addr, a.size) {
-            let is_sync = sync.contains(&c);
-            on_sync |= is_sync;
-            let mut pair = |earlier: &Acc, class: ConflictClass| {
-                let ordered = earlier.clock <= hb.vc[v][earlier.vcpu as usize];
-                let race = !ordered && !is_sync;
-                let g = groups.entry((race, class, earlier.rip, a.rip)).or_default();
-                if g.count == 0 {
-                    g.first = Some((*earlier, a));
-                    g.first_step = a.step;
+        self.hits.clear();
+        for (c, m) in cell_masks(a.addr, a.size) {
+            self.shadow.access(c, m, &a, &mut self.hits);
+        }
+        // One pair per earlier access, over every cell they share.
+        self.pairs.clear();
+        for h in &self.hits {
+            let lo = h.cell * 8 + h.mask.trailing_zeros() as u64;
+            let hi = h.cell * 8 + 8 - h.mask.leading_zeros() as u64;
+            let plain_bytes = h.mask & !self.sync.mask(h.cell) != 0;
+            match self
+                .pairs
+                .iter_mut()
+                .find(|p| p.earlier.seq == h.earlier.seq)
+            {
+                Some(p) => {
+                    p.lo = p.lo.min(lo);
+                    p.hi = p.hi.max(hi);
+                    p.race |= plain_bytes;
                 }
-                g.count += 1;
-                g.last_step = a.step;
-            };
-            let cell = shadow.cell(c);
-            let w = cell.write;
-            if w.vcpu != NONE && w.vcpu != a.vcpu {
-                pair(
-                    &w,
-                    if write {
-                        ConflictClass::WaW
-                    } else {
-                        ConflictClass::RaW
-                    },
-                );
-            }
-            if write {
-                let reads = cell.reads;
-                cell.write = a;
-                cell.reads = [Acc::default(); INLINE_READS];
-                for r in reads.iter().filter(|r| r.vcpu != NONE && r.vcpu != a.vcpu) {
-                    pair(r, ConflictClass::WaR);
-                }
-                if reads[INLINE_READS - 1].vcpu != NONE {
-                    if let Some(more) = shadow.overflow.remove(&c) {
-                        for r in more.iter().filter(|r| r.vcpu != a.vcpu) {
-                            pair(r, ConflictClass::WaR);
-                        }
-                    }
-                }
-            } else {
-                let slot = cell
-                    .reads
-                    .iter_mut()
-                    .find(|r| r.vcpu == a.vcpu || r.vcpu == NONE);
-                match slot {
-                    Some(r) => *r = a,
-                    None => {
-                        let more = shadow.overflow.entry(c).or_default();
-                        match more.iter_mut().find(|r| r.vcpu == a.vcpu) {
-                            Some(r) => *r = a,
-                            None => more.push(a),
-                        }
-                    }
-                }
+                None => self.pairs.push(Pair {
+                    earlier: h.earlier,
+                    later: a,
+                    lo,
+                    hi,
+                    race: plain_bytes,
+                }),
             }
         }
-        if on_sync {
-            // Every access to a sync variable acquires it, and a write also releases it.
-            let key = a.addr / 8;
-            hb.acquire(v, hb.sync.get(&key).cloned().as_ref());
-            if write {
-                let mut obj = hb.sync.remove(&key).unwrap_or_else(|| vec![0; n]);
-                Hb::release_into(&mut hb.vc[v], &mut obj);
-                hb.sync.insert(key, obj);
-                hb.tick(v);
+        for p in &mut self.pairs {
+            let e = &p.earlier;
+            let ordered = e.clock <= self.hb.vc[v][e.vcpu as usize];
+            // Two synchronisation accesses never race (both atomic, in C11 terms).
+            let both_sync = e.sync && a.sync;
+            p.race &= !(ordered || both_sync);
+            self.groups.add(p);
+        }
+        if a.sync {
+            // A synchronisation access acquires every byte it touches; a write also
+            // releases into them.
+            let end = a.addr.saturating_add(a.size.max(1) as u64);
+            for b in a.addr..end {
+                self.hb.acquire(v, b);
+            }
+            if a.kind.is_write() {
+                for b in a.addr..end {
+                    self.hb.release(v, b);
+                }
+                self.hb.tick(v);
             }
         }
-    };
+    }
 
-    for e in events {
-        match &e {
+    pub fn observe(&mut self, e: &Event) {
+        let n = self.hb.n;
+        match e {
             Event::Access {
                 step,
                 vcpu,
@@ -349,214 +256,132 @@ pub fn analyze(
             } => {
                 let v = vcpu.0 as usize;
                 if v >= n {
-                    continue;
+                    return;
                 }
-                accesses += 1;
-                let a = Acc {
+                self.accesses += 1;
+                self.seq += 1;
+                let mut a = Acc {
+                    seq: self.seq,
                     step: step.0,
                     rip: *rip,
                     addr: addr.0,
                     value: *value,
                     vcpu: vcpu.0,
-                    clock: hb.vc[v][v],
+                    clock: self.hb.vc[v][v],
                     kind: *kind,
                     size: *size,
+                    sync: false,
                 };
-                match &mut in_tx[v] {
+                a.sync = self.is_sync(&a);
+                if self.sync.code(a.rip) == CodeKind::Runtime {
+                    self.runtime += 1;
+                }
+                match &mut self.in_tx[v] {
                     Some(buf) => buf.push(a),
-                    None => access(&mut hb, a, &mut groups),
+                    None => self.access(a),
                 }
             }
             Event::Fence { vcpu, .. } => {
                 let v = vcpu.0 as usize;
                 if v < n {
-                    let f = hb.fence.clone();
-                    hb.acquire(v, Some(&f));
-                    Hb::release_into(&mut hb.vc[v], &mut hb.fence);
+                    let hb = &mut self.hb;
+                    join(&mut hb.vc[v], &hb.fence);
+                    join(&mut hb.fence, &hb.vc[v]);
                     hb.tick(v);
                 }
             }
             Event::Hypercall { vcpu, nr, args, .. } => {
                 let v = vcpu.0 as usize;
                 if v >= n {
-                    continue;
+                    return;
                 }
-                let key = args[0] / 8;
                 if *nr == hc::ANNOTATE_ACQUIRE {
-                    hb.acquire(v, hb.sync.get(&key).cloned().as_ref());
+                    self.hb.acquire(v, args[0]);
                 } else if *nr == hc::ANNOTATE_RELEASE {
-                    let mut obj = hb.sync.remove(&key).unwrap_or_else(|| vec![0; n]);
-                    Hb::release_into(&mut hb.vc[v], &mut obj);
-                    hb.sync.insert(key, obj);
-                    hb.tick(v);
+                    self.hb.release(v, args[0]);
+                    self.hb.tick(v);
                 }
             }
             Event::Spawn { vcpu, child, .. } => {
                 // A thread starts after everything its creator did before creating it.
                 let (p, c) = (vcpu.0 as usize, child.0 as usize);
                 if p < n && c < n {
-                    let parent = hb.vc[p].clone();
-                    hb.acquire(c, Some(&parent));
-                    hb.tick(p);
+                    let parent = self.hb.vc[p].clone();
+                    join(&mut self.hb.vc[c], &parent);
+                    self.hb.tick(p);
                 }
             }
             Event::TxBegin { vcpu, depth: 1, .. } => {
-                if let Some(t) = in_tx.get_mut(vcpu.0 as usize) {
+                if let Some(t) = self.in_tx.get_mut(vcpu.0 as usize) {
                     *t = Some(Vec::new());
                 }
             }
-            Event::TxCommit { vcpu, .. } => {
-                let v = vcpu.0 as usize;
-                if let Some(buf) = in_tx.get_mut(v).and_then(Option::take) {
-                    // Committed transactions are serialised: acquire all before, release after.
-                    let t = hb.tm.clone();
-                    hb.acquire(v, Some(&t));
-                    let mut touched: Vec<u64> = Vec::new();
-                    for mut a in buf {
-                        a.clock = hb.vc[v][v];
-                        if sync.contains(&(a.addr / 8)) && !touched.contains(&(a.addr / 8)) {
-                            touched.push(a.addr / 8);
-                        }
-                        access(&mut hb, a, &mut groups);
-                    }
-                    // A committed transaction precedes any later write to what it read (that
-                    // write would have aborted it otherwise): it releases every sync
-                    // variable it touched, reads included (an elided lock's lock word).
-                    for key in touched {
-                        let mut obj = hb.sync.remove(&key).unwrap_or_else(|| vec![0; n]);
-                        Hb::release_into(&mut hb.vc[v], &mut obj);
-                        hb.sync.insert(key, obj);
-                    }
-                    Hb::release_into(&mut hb.vc[v], &mut hb.tm);
-                    hb.tick(v);
-                }
-            }
+            Event::TxCommit { vcpu, .. } => self.commit(vcpu.0 as usize),
             Event::TxAbort { vcpu, .. } => {
-                if let Some(buf) = in_tx.get_mut(vcpu.0 as usize).and_then(Option::take) {
-                    aborted_accesses += buf.len() as u64;
+                if let Some(buf) = self.in_tx.get_mut(vcpu.0 as usize).and_then(Option::take) {
+                    self.aborted += buf.len() as u64;
                 }
             }
             _ => {}
         }
     }
 
-    let mut code = CodeMap::new(&header.guest.elf);
-    let src = SourceMap::new(&header.guest.elf);
-    let mut sources: BTreeMap<u64, String> = BTreeMap::new();
-    let mut side = |a: &Acc| {
-        let source = sources
-            .entry(a.rip)
-            .or_insert_with(|| src.describe(a.rip))
-            .clone();
-        Side {
-            step: a.step,
-            vcpu: a.vcpu,
-            rip: a.rip,
-            kind: a.kind.short(),
-            addr: a.addr,
-            size: a.size,
-            value: a.value,
-            insn: code.disasm(a.rip).to_string(),
-            source,
-        }
-    };
-    let mut races = Vec::new();
-    let mut conflicts = Vec::new();
-    for ((race, class, _, _), g) in groups {
-        let Some((x, y)) = g.first else { continue };
-        let group = Group {
-            id: 0,
-            race,
-            class: class.to_string(),
-            count: g.count,
-            first_step: g.first_step,
-            last_step: g.last_step,
-            first: side(&x),
-            second: side(&y),
+    fn commit(&mut self, v: usize) {
+        let Some(buf) = self.in_tx.get_mut(v).and_then(Option::take) else {
+            return;
         };
-        if race {
-            races.push(group);
-        } else {
-            conflicts.push(group);
+        // Committed transactions are serialised: acquire all before, release after.
+        let tm = self.hb.tm.clone();
+        join(&mut self.hb.vc[v], &tm);
+        let mut touched: Vec<u64> = Vec::new();
+        for mut a in buf {
+            a.clock = self.hb.vc[v][v];
+            if a.sync {
+                touched.extend(a.addr..a.addr.saturating_add(a.size.max(1) as u64));
+            }
+            self.access(a);
         }
+        // A committed transaction precedes any later write to what it read (that write
+        // would have aborted it otherwise): it releases every sync byte it touched, reads
+        // included (an elided lock's lock word).
+        touched.sort_unstable();
+        touched.dedup();
+        for b in touched {
+            self.hb.release(v, b);
+        }
+        let hb = &mut self.hb;
+        join(&mut hb.tm, &hb.vc[v]);
+        hb.tick(v);
     }
-    // Earliest first: the first race in a run is usually the one to look at.
-    races.sort_by_key(|g| (g.first_step, g.first.rip, g.second.rip));
-    conflicts.sort_by_key(|g| (g.first_step, g.first.rip, g.second.rip));
-    for (i, g) in races.iter_mut().chain(conflicts.iter_mut()).enumerate() {
-        g.id = i + 1;
-    }
-    RaceReport {
-        accesses,
-        aborted_accesses,
-        sync_cells: sync.len() as u64,
-        races,
-        conflicts,
+
+    pub fn finish(self) -> RaceReport {
+        let (races, conflicts) = self.groups.finish(&self.header.guest.elf);
+        RaceReport {
+            accesses: self.accesses,
+            aborted_accesses: self.aborted,
+            sync_bytes: self.sync.byte_count(),
+            runtime_accesses: self.runtime,
+            races,
+            conflicts,
+        }
     }
 }
 
-/// The reported accesses as a Graphviz graph: one node per access (first pair of each
-/// group), a solid edge per conflicting pair (red for races), dashed program-order edges
-/// between a vCPU's accesses.
-pub fn dot(r: &RaceReport, all: bool) -> String {
-    use petgraph::dot::{Config, Dot};
-    use petgraph::graph::{DiGraph, NodeIndex};
-
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let mut g: DiGraph<String, (String, &'static str)> = DiGraph::new();
-    let mut nodes: BTreeMap<(u32, u64, u64), NodeIndex> = BTreeMap::new();
-    let mut node = |g: &mut DiGraph<String, (String, &'static str)>, s: &Side| {
-        *nodes.entry((s.vcpu, s.step, s.rip)).or_insert_with(|| {
-            g.add_node(format!(
-                "step {} vcpu{} {} [{:#x}]\\n{}\\n{}",
-                s.step,
-                s.vcpu,
-                s.kind,
-                s.addr,
-                esc(&s.insn),
-                esc(&s.source)
-            ))
-        })
-    };
-    let extra: &[Group] = if all { &r.conflicts } else { &[] };
-    for grp in r.races.iter().chain(extra) {
-        let a = node(&mut g, &grp.first);
-        let b = node(&mut g, &grp.second);
-        let color = if grp.race { "red" } else { "black" };
-        let label = format!(
-            "#{} {}{} x{}",
-            grp.id,
-            grp.class,
-            if grp.race { " race" } else { "" },
-            grp.count
-        );
-        g.add_edge(a, b, (label, color));
+/// Pass two over the same events, in order, with the sync bytes from pass one.
+pub fn analyze(
+    header: &TraceHeader,
+    sync: SyncCells,
+    events: impl IntoIterator<Item = Event>,
+) -> RaceReport {
+    let mut a = Analyzer::new(header, sync);
+    for e in events {
+        a.observe(&e);
     }
-    let mut last: BTreeMap<u32, NodeIndex> = BTreeMap::new();
-    for (&(vcpu, _, _), &n) in &nodes {
-        if let Some(prev) = last.insert(vcpu, n) {
-            g.add_edge(prev, n, (String::new(), "gray"));
-        }
-    }
-    let edge = |_, e: petgraph::graph::EdgeReference<'_, (String, &'static str)>| {
-        let (label, color) = e.weight();
-        if label.is_empty() {
-            format!("style=dashed color={color}")
-        } else {
-            format!("label=\"{label}\" color={color} fontcolor={color}")
-        }
-    };
-    let nodef = |_, (_, label): (NodeIndex, &String)| format!("shape=box label=\"{label}\"");
-    let d = Dot::with_attr_getters(
-        &g,
-        &[Config::EdgeNoLabel, Config::NodeNoLabel],
-        &edge,
-        &nodef,
-    );
-    format!("{d:?}")
+    a.finish()
 }
 
-/// Read every event of `path` in order, or fail naming the file.
+/// Read every event of `path` in order, or fail naming the file. The one place the
+/// analysis gets its events from.
 pub fn for_each_event(path: &Path, mut f: impl FnMut(Event)) -> anyhow::Result<TraceHeader> {
     let reader = TraceReader::open(path)?;
     let header = reader.header().clone();
@@ -569,22 +394,24 @@ pub fn for_each_event(path: &Path, mut f: impl FnMut(Event)) -> anyhow::Result<T
 
 /// Both passes over the trace at `path`.
 pub fn report_file(path: &Path) -> anyhow::Result<RaceReport> {
-    let mut first = Vec::new();
-    let header = for_each_event(path, |e| {
-        if matches!(e, Event::Access { .. } | Event::Hypercall { .. }) {
-            first.push(e)
-        }
+    report_file_with(path, |_| {})
+}
+
+/// Both passes over the trace at `path`, showing `observe` every event of the second
+/// (the HTML report builds its timeline from them).
+pub fn report_file_with(
+    path: &Path,
+    mut observe: impl FnMut(&Event),
+) -> anyhow::Result<RaceReport> {
+    let header = TraceReader::open(path)?.header().clone();
+    let mut first = SyncBuilder::new(&header);
+    for_each_event(path, |e| first.observe(&e))?;
+    let mut second = Analyzer::new(&header, first.finish());
+    for_each_event(path, |e| {
+        observe(&e);
+        second.observe(&e);
     })?;
-    let sync = sync_cells(first);
-    let mut err = None;
-    let events = TraceReader::open(path)?
-        .into_events()
-        .map_while(|e| e.map_err(|x| err = Some(x)).ok());
-    let r = analyze(&header, &sync, events);
-    if let Some(e) = err {
-        return Err(e.into());
-    }
-    Ok(r)
+    Ok(second.finish())
 }
 
 impl Side {
@@ -603,7 +430,7 @@ impl Side {
 }
 
 impl Group {
-    /// Three lines: what, how often, and both accesses.
+    /// Three lines: what, where, how often, and both accesses of the first pair.
     pub fn describe(&self) -> String {
         let what = if self.race { "race" } else { "conflict" };
         let times = if self.count == 1 {
@@ -614,10 +441,16 @@ impl Group {
                 self.count, self.first_step, self.last_step
             )
         };
+        let len = self.addr_end.saturating_sub(self.addr_start);
+        let on = if self.object.is_empty() {
+            format!("[{:#x}]:{len}", self.addr_start)
+        } else {
+            format!("{} [{:#x}]:{len}", self.object, self.addr_start)
+        };
         format!(
-            "{what} #{} {} {times}\n{}\n{}",
+            "{what} #{} {} on {on} {times}\n{}\n{}",
             self.id,
-            self.class,
+            self.classes.join("+"),
             self.first.line("first"),
             self.second.line("then")
         )
@@ -625,125 +458,4 @@ impl Group {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use weft_trace::{GuestAddr, GuestImage, MachineOptions, Step, VcpuId};
-
-    fn header(vcpus: u32) -> TraceHeader {
-        TraceHeader {
-            weft_version: String::new(),
-            guest: GuestImage::new("t", Vec::new()),
-            options: MachineOptions {
-                vcpus,
-                ..MachineOptions::default()
-            },
-            strategy: String::new(),
-        }
-    }
-
-    fn acc(step: u64, v: u32, kind: AccessKind, addr: u64) -> Event {
-        Event::Access {
-            step: Step(step),
-            vcpu: VcpuId(v),
-            rip: 0x1000 + step,
-            addr: GuestAddr(addr),
-            size: 8,
-            kind,
-            value: step,
-        }
-    }
-
-    fn run(vcpus: u32, events: Vec<Event>) -> RaceReport {
-        let sync = sync_cells(events.clone());
-        analyze(&header(vcpus), &sync, events)
-    }
-
-    use AccessKind::{AtomicRead as AR, AtomicWrite as AW, Read as R, Write as W};
-
-    #[test]
-    fn unordered_writes_race_and_a_lock_orders_them() {
-        let r = run(2, vec![acc(0, 0, W, 0x100), acc(1, 1, W, 0x100)]);
-        assert_eq!(r.races.len(), 1);
-        assert_eq!(r.races[0].class, "WaW");
-        // vCPU 0 writes, releases a lock (plain store to a word an XCHG touches), vCPU 1
-        // takes it (XCHG) and writes: ordered, a conflict but no race.
-        let r = run(
-            2,
-            vec![
-                acc(0, 0, AR, 0x200),
-                acc(0, 0, AW, 0x200),
-                acc(1, 0, W, 0x100),
-                acc(2, 0, W, 0x200),
-                acc(3, 1, AR, 0x200),
-                acc(3, 1, AW, 0x200),
-                acc(4, 1, W, 0x100),
-            ],
-        );
-        assert!(r.races.is_empty(), "{:?}", r.races);
-        assert!(r
-            .conflicts
-            .iter()
-            .any(|g| g.class == "WaW" && g.first.addr == 0x100));
-    }
-
-    #[test]
-    fn every_reader_since_the_last_write_pairs_with_the_next_write() {
-        let r = run(
-            4,
-            vec![
-                acc(0, 0, R, 0x100),
-                acc(1, 1, R, 0x100),
-                acc(2, 2, R, 0x100),
-                acc(3, 3, W, 0x100),
-            ],
-        );
-        let mut readers: Vec<u32> = r.races.iter().map(|g| g.first.vcpu).collect();
-        readers.sort();
-        assert_eq!(readers, vec![0, 1, 2]);
-        assert!(r
-            .races
-            .iter()
-            .all(|g| g.class == "WaR" && g.second.vcpu == 3));
-    }
-
-    #[test]
-    fn one_vcpu_never_pairs_with_itself() {
-        let r = run(
-            2,
-            vec![
-                acc(0, 0, W, 0x100),
-                acc(1, 0, R, 0x100),
-                acc(2, 0, W, 0x100),
-            ],
-        );
-        assert!(r.races.is_empty() && r.conflicts.is_empty());
-    }
-
-    #[test]
-    fn aborted_transactions_leave_no_accesses() {
-        let begin = |step, v| Event::TxBegin {
-            step: Step(step),
-            vcpu: VcpuId(v),
-            rip: 0x500,
-            depth: 1,
-        };
-        let r = run(
-            2,
-            vec![
-                begin(0, 0),
-                acc(1, 0, W, 0x100),
-                Event::TxAbort {
-                    step: Step(2),
-                    vcpu: VcpuId(0),
-                    rip: 0x501,
-                    begin_rip: 0x500,
-                    status: 6,
-                    cause: weft_trace::AbortCause::Injected,
-                },
-                acc(3, 1, W, 0x100),
-            ],
-        );
-        assert_eq!(r.aborted_accesses, 1);
-        assert!(r.races.is_empty() && r.conflicts.is_empty());
-    }
-}
+mod tests;
