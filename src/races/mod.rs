@@ -146,6 +146,8 @@ pub struct Analyzer {
     accesses: u64,
     aborted: u64,
     runtime: u64,
+    /// The last RIP looked up and its kind of code (loops repeat instructions).
+    last_code: Option<(u64, CodeKind)>,
 }
 
 impl Analyzer {
@@ -176,14 +178,17 @@ impl Analyzer {
             accesses: 0,
             aborted: 0,
             runtime: 0,
+            last_code: None,
         }
     }
 
-    /// Whether `a` synchronises: a locked access, atomic or runtime code, or sync bytes.
-    fn is_sync(&self, a: &Acc) -> bool {
+    /// Whether `a` synchronises: a locked access, atomic or runtime code (`code`), or
+    /// sync bytes.
+    fn is_sync(&self, a: &Acc, code: CodeKind) -> bool {
         a.kind.is_atomic()
-            || self.sync.code(a.rip) != CodeKind::Plain
-            || cell_masks(a.addr, a.size).any(|(c, m)| self.sync.mask(c) & m != 0)
+            || code != CodeKind::Plain
+            || (self.sync.has_bytes()
+                && cell_masks(a.addr, a.size).any(|(c, m)| self.sync.mask(c) & m != 0))
     }
 
     /// One access (outside a transaction, or a committed transaction's at its commit).
@@ -272,8 +277,16 @@ impl Analyzer {
                     size: *size,
                     sync: false,
                 };
-                a.sync = self.is_sync(&a);
-                if self.sync.code(a.rip) == CodeKind::Runtime {
+                let code = match self.last_code {
+                    Some((rip, k)) if rip == a.rip => k,
+                    _ => {
+                        let k = self.sync.code(a.rip);
+                        self.last_code = Some((a.rip, k));
+                        k
+                    }
+                };
+                a.sync = self.is_sync(&a, code);
+                if code == CodeKind::Runtime {
                     self.runtime += 1;
                 }
                 match &mut self.in_tx[v] {

@@ -151,57 +151,71 @@ impl Shadow {
     /// earlier entry of another vCPU it conflicts with.
     pub fn access(&mut self, c: u64, mask: u8, a: &Acc, hits: &mut Vec<Hit>) {
         let write = a.kind.is_write();
-        let mut list = std::mem::take(&mut self.scratch);
-        list.clear();
-        let cell = self.cell(c);
-        let spilled = cell.spilled;
-        if !spilled {
-            list.extend_from_slice(&cell.e[..cell.len as usize]);
-        }
-        if spilled {
-            if let Some(v) = self.spill.get_mut(&c) {
-                std::mem::swap(&mut list, v);
-            }
-        }
-        list.retain_mut(|e| {
-            let overlap = e.mask & mask;
-            if overlap == 0 {
-                return true;
-            }
-            if e.acc.vcpu != a.vcpu && (e.write || write) {
-                hits.push(Hit {
-                    earlier: e.acc,
-                    cell: c,
-                    mask: overlap,
-                });
-            }
-            // A write supersedes everything on its bytes; a read, its vCPU's last read.
-            if write || (!e.write && e.acc.vcpu == a.vcpu) {
-                e.mask &= !mask;
-            }
-            e.mask != 0
-        });
-        list.push(Entry {
+        let new = Entry {
             acc: *a,
             mask,
             write,
-        });
+        };
         let cell = self.cell(c);
+        if !cell.spilled {
+            // The common case, in place: compact the inline entries that keep bytes.
+            let mut kept = 0;
+            for i in 0..cell.len as usize {
+                let mut e = cell.e[i];
+                if update(&mut e, c, mask, a, write, hits) {
+                    cell.e[kept] = e;
+                    kept += 1;
+                }
+            }
+            if kept < INLINE {
+                cell.e[kept] = new;
+                cell.len = kept as u8 + 1;
+                return;
+            }
+            // Full: move everything to the spill map.
+            cell.spilled = true;
+            let kept_entries = cell.e;
+            let mut list = std::mem::take(&mut self.scratch);
+            list.clear();
+            list.extend_from_slice(&kept_entries[..kept]);
+            list.push(new);
+            self.spill.insert(c, list);
+            return;
+        }
+        let mut list = self.spill.remove(&c).unwrap_or_default();
+        list.retain_mut(|e| update(e, c, mask, a, write, hits));
+        list.push(new);
         if list.len() <= INLINE {
+            let cell = self.cell(c);
+            cell.spilled = false;
             cell.len = list.len() as u8;
             cell.e[..list.len()].copy_from_slice(&list);
-            cell.spilled = false;
-            if spilled {
-                self.spill.remove(&c);
-            }
             self.scratch = list;
         } else {
-            cell.spilled = true;
-            let slot = self.spill.entry(c).or_default();
-            std::mem::swap(slot, &mut list);
-            self.scratch = list;
+            self.spill.insert(c, list);
         }
     }
+}
+
+/// Pair entry `e` with access `a` (bytes `mask` of cell `c`) if they conflict, and take
+/// from `e` the bytes `a` supersedes: a write everything, a read its vCPU's last read.
+/// Whether `e` keeps any byte.
+fn update(e: &mut Entry, c: u64, mask: u8, a: &Acc, write: bool, hits: &mut Vec<Hit>) -> bool {
+    let overlap = e.mask & mask;
+    if overlap == 0 {
+        return true;
+    }
+    if e.acc.vcpu != a.vcpu && (e.write || write) {
+        hits.push(Hit {
+            earlier: e.acc,
+            cell: c,
+            mask: overlap,
+        });
+    }
+    if write || (!e.write && e.acc.vcpu == a.vcpu) {
+        e.mask &= !mask;
+    }
+    e.mask != 0
 }
 
 #[cfg(test)]

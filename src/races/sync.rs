@@ -257,6 +257,11 @@ impl SyncCells {
         self.bytes.get(&c).copied().unwrap_or(0)
     }
 
+    /// Whether there is any sync byte at all.
+    pub fn has_bytes(&self) -> bool {
+        !self.bytes.is_empty()
+    }
+
     /// How the instruction at `rip` synchronises (`Plain` for one pass one never saw).
     pub fn code(&self, rip: u64) -> CodeKind {
         self.code.get(&rip).copied().unwrap_or(CodeKind::Plain)
