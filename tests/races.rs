@@ -465,3 +465,55 @@ fn atomic_globals_come_from_the_dwarf_types() {
         }
     }
 }
+
+/// `--confirm` re-runs each race in the other order: message_passing's stale read of `data`
+/// fails the assertion that way (harmful) and is listed first; the entries keep their ids,
+/// so `weft inspect --race N` still finds them.
+#[test]
+fn confirmation_by_replay_finds_the_harmful_race_and_lists_it_first() {
+    let dir = scratch();
+    let t = dir.path().join("mp.weft");
+    record("message_passing", &t, &["--strategy", "random:seed=3"]);
+    let (_, plain) = races(&t);
+    let (code, out, err) = text(&weft([
+        "races".as_ref(),
+        t.as_os_str(),
+        "--json".as_ref(),
+        "--confirm".as_ref(),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let rs = groups(&r, "races");
+    assert_eq!(rs.len(), groups(&plain, "races").len());
+    let effects: Vec<&str> = rs
+        .iter()
+        .map(|g| g["confirmation"]["effect"].as_str().unwrap())
+        .collect();
+    assert_eq!(effects[0], "harmful", "{r}");
+    assert_eq!(rs[0]["object"], "data", "{r}");
+    assert!(
+        rs[0]["confirmation"]["verdict"]
+            .as_str()
+            .unwrap()
+            .contains("assertion"),
+        "{r}"
+    );
+    // Same entries, same ids, whatever the order.
+    for g in rs {
+        let same = groups(&plain, "races")
+            .iter()
+            .find(|p| p["id"] == g["id"])
+            .expect("an entry of the plain report");
+        assert_eq!(same["object"], g["object"]);
+        assert_eq!(same["first"], g["first"]);
+    }
+    let (_, text_out, _) = text(&weft([
+        "races".as_ref(),
+        t.as_os_str(),
+        "--confirm".as_ref(),
+    ]));
+    assert!(
+        text_out.contains("harmful: in the other order the run ends with assertion"),
+        "{text_out}"
+    );
+}

@@ -215,6 +215,7 @@ impl Groups {
                     object,
                     first: side(&x),
                     second: side(&y),
+                    confirmation: None,
                 };
                 if race {
                     races.push(g);

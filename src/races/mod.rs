@@ -19,6 +19,7 @@
 //! themselves.
 
 mod atomics;
+mod confirm;
 mod dot;
 mod group;
 mod shadow;
@@ -30,6 +31,7 @@ use serde::Serialize;
 use weft_trace::{Event, TraceError, TraceHeader, TraceReader};
 
 pub use atomics::{atomic_globals, is_atomic_type_name};
+pub use confirm::{confirm, Confirmation, Effect};
 pub use dot::dot;
 use group::{Groups, Pair};
 use shadow::{cell_masks, Acc, CellMap, Hit, Shadow};
@@ -76,6 +78,9 @@ pub struct Group {
     /// The first pair of the group: earlier access, later access.
     pub first: Side,
     pub second: Side,
+    /// With `weft races --confirm`: what running the first pair in the other order did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
 }
 
 /// The whole report.
@@ -460,8 +465,15 @@ impl Group {
         } else {
             format!("{} [{:#x}]:{len}", self.object, self.addr_start)
         };
+        let effect = match &self.confirmation {
+            Some(c) => format!(
+                "\n  {}: in the other order the run ends with {}",
+                c.effect, c.verdict
+            ),
+            None => String::new(),
+        };
         format!(
-            "{what} #{} {} on {on} {times}\n{}\n{}",
+            "{what} #{} {} on {on} {times}\n{}\n{}{effect}",
             self.id,
             self.classes.join("+"),
             self.first.line("first"),
