@@ -207,7 +207,7 @@ impl Analyzer {
         self.pairs.clear();
         for h in &self.hits {
             let lo = h.cell * 8 + h.mask.trailing_zeros() as u64;
-            let hi = h.cell * 8 + 8 - h.mask.leading_zeros() as u64;
+            let hi = (h.cell * 8).saturating_add(8 - h.mask.leading_zeros() as u64);
             let plain_bytes = h.mask & !self.sync.mask(h.cell) != 0;
             match self
                 .pairs

@@ -121,8 +121,9 @@ pub struct Shadow {
 pub fn cell_masks(addr: u64, size: u8) -> impl Iterator<Item = (u64, u8)> {
     let end = addr.saturating_add(size.max(1) as u64);
     (addr / 8..=(end - 1) / 8).map(move |c| {
-        let lo = addr.max(c * 8) - c * 8;
-        let hi = end.min(c * 8 + 8) - c * 8;
+        let base = c * 8;
+        let lo = addr.max(base) - base;
+        let hi = end.min(base.saturating_add(8)) - base;
         let mask = (((1u16 << hi) - 1) & !((1u16 << lo) - 1)) as u8;
         (c, mask)
     })
@@ -257,6 +258,9 @@ mod tests {
         assert_eq!(m, vec![(0x20, 0xFF), (0x21, 0xFF)]);
         let m: Vec<_> = cell_masks(0x107, 1).collect();
         assert_eq!(m, vec![(0x20, 0x80)]);
+        // The top of the address space: no overflow.
+        let m: Vec<_> = cell_masks(u64::MAX - 3, 8).collect();
+        assert_eq!(m, vec![(u64::MAX / 8, 0x70)]);
     }
 
     #[test]
