@@ -220,6 +220,28 @@ impl SourceMap {
         out
     }
 
+    /// The function whose code the instruction at `addr` is, demangled: for code inlined
+    /// from another function, that function (the innermost DWARF frame), else the symbol
+    /// containing `addr`. The race analysis asks it to recognise atomic operations and the
+    /// runtime's synchronisation code.
+    pub fn function(&self, addr: u64) -> Option<String> {
+        let inner = self.lines.as_ref().and_then(|ctx| {
+            let mut frames = ctx
+                .find_frames(addr.wrapping_sub(self.bias))
+                .skip_all_loads()
+                .ok()?;
+            let f = frames.next().ok()??;
+            let name = f.function?.raw_name().ok()?.into_owned();
+            Some(demangle(&name))
+        });
+        inner.or_else(|| self.symbol(addr).map(|(n, _)| n.to_string()))
+    }
+
+    /// Load address minus link address (a static-pie's load address; else 0).
+    pub fn bias(&self) -> u64 {
+        self.bias
+    }
+
     /// The source line of the instruction at `addr` (innermost, for inlined code).
     pub fn line(&self, addr: u64) -> Option<SourceLine> {
         self.frames(addr).into_iter().next()

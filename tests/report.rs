@@ -408,7 +408,7 @@ fn links_select_a_race_or_an_abort_and_give_the_replay_command_that_works() {
         .unwrap();
     assert_eq!(s["data-selected"], format!("c:{index}"));
     let (v0, v1) = s["data-view"]
-        .split_once('-')
+        .rsplit_once('-')
         .map(|(a, b)| (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap()))
         .unwrap();
     let first = r["first"]["step"].as_i64().unwrap();
@@ -483,7 +483,7 @@ fn links_select_a_race_or_an_abort_and_give_the_replay_command_that_works() {
     assert_eq!(s["data-selected"], format!("x:{}", aborts[1]));
     let s = status(&browse(&page, "#step=40", None));
     let (v0, v1) = s["data-view"]
-        .split_once('-')
+        .rsplit_once('-')
         .map(|(a, b)| (a.parse::<i64>().unwrap(), b.parse::<i64>().unwrap()))
         .unwrap();
     assert!(v0 <= 40 && v1 > 40 && v1 - v0 < 100, "{v0}..{v1}");

@@ -21,6 +21,11 @@ pub struct RacesArgs {
     /// Machine-readable output: one JSON object (schema in docs/analysis.md)
     #[arg(long)]
     json: bool,
+    /// Re-run each race (the first 64) with its two accesses in the other order and say
+    /// whether that is harmful (the verdict changes), changes state (the output differs)
+    /// or is benign in this run; harmful races are listed first
+    #[arg(long)]
+    confirm: bool,
     /// Write the reported accesses as a graph (conflict and program-order edges) in
     /// Graphviz DOT to this file
     #[arg(long, value_name = "FILE")]
@@ -43,8 +48,14 @@ fn print_group(g: &Group) {
     println!("{}", g.describe());
 }
 
+/// Races confirmed by `--confirm`, at most (each costs a run of the guest).
+const CONFIRM_LIMIT: usize = 64;
+
 pub fn races(a: RacesArgs) -> Result<ExitCode> {
-    let r = report(&a.trace)?;
+    let mut r = report(&a.trace)?;
+    if a.confirm {
+        races::confirm(&a.trace, &mut r, CONFIRM_LIMIT)?;
+    }
     if let Some(path) = &a.dot {
         std::fs::write(path, weft::races::dot(&r, a.all))
             .with_context(|| format!("{}: cannot write the graph", path.display()))?;
@@ -53,12 +64,13 @@ pub fn races(a: RacesArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         println!(
-            "{}: {} data race(s), {} other conflict(s) between code locations ({} accesses, {} sync cells)",
+            "{}: {} data race(s), {} other conflict(s) between code locations ({} accesses, {} sync bytes, {} by runtime synchronisation code)",
             a.trace.display(),
             r.races.len(),
             r.conflicts.len(),
             r.accesses,
-            r.sync_cells
+            r.sync_bytes,
+            r.runtime_accesses
         );
         for g in &r.races {
             println!();

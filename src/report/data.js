@@ -145,8 +145,8 @@ function describe(t, i) {
     const g = D.races[i];
     const times = g.count === 1 ? 'once' : fmt(g.count) + ' times, steps ' + g.first_step + '\u2013' + g.last_step;
     return {
-      title: (g.race ? 'data race #' : 'ordered conflict #') + g.id + ' ' + g.class + ' (' + times + ')',
-      rows: sideRows(g.a, 'first').concat(sideRows(g.b, 'then'), [['pairs', fmt(g.count) + ' between these two code locations' + (g.count > 1 ? '; this is the first' : '')]]),
+      title: (g.race ? 'data race #' : 'ordered conflict #') + g.id + ' ' + g.classes.join('+') + ' (' + times + ')',
+      rows: [['on', (g.object ? '<code>' + esc(g.object) + '</code> ' : '') + 'bytes ' + hex(g.addr_start) + '–' + hex(g.addr_end)]].concat(sideRows(g.a, 'first'), sideRows(g.b, 'then'), [['pairs', fmt(g.count) + ' between these two code locations on these bytes' + (g.count > 1 ? '; this is the first' : '')]]),
       step: g.b.step, from: g.a.step, to: g.b.step, race: g.id,
     };
   }

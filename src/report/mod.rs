@@ -59,6 +59,8 @@ pub enum ReportError {
     Trace(#[from] TraceError),
     #[error("{path}: cannot write the report: {error}")]
     Write { path: String, error: std::io::Error },
+    #[error("{0:#}")]
+    Analysis(anyhow::Error),
     #[error("cannot encode the report: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -99,14 +101,12 @@ pub fn build(path: &Path, shown_as: &str, opts: &ReportOptions) -> Result<Report
     let vcpus = crate::session::vcpus_in(path, &header)? as usize;
     let budget = opts.detail_budget;
 
-    // Pass 1: sync variables; pass 2: the race analysis, with the scan watching the same
-    // events go by; pass 3: the TM report (only when there are transactions).
-    let sync = with_events(path, |it| races::sync_cells(it))?;
+    // Passes 1 and 2: the race analysis, with the scan watching the second pass's events
+    // go by; pass 3: the TM report (only when there are transactions).
     let mut locs = Locs::default();
     let mut scan = Scan::new(vcpus, estimate, budget);
-    let race_report = with_events(path, |it| {
-        races::analyze(&header, &sync, it.inspect(|e| scan.observe(e, &mut locs)))
-    })?;
+    let race_report = races::report_file_with(path, |e| scan.observe(e, &mut locs))
+        .map_err(ReportError::Analysis)?;
     scan.finish();
     let tm = if scan.total.txs > 0 {
         with_events(path, |it| tmreport::analyze(&header, it))?
@@ -236,6 +236,10 @@ fn arc(g: &Group, locs: &mut Locs) -> RaceArc {
         id: g.id,
         race: g.race,
         class: g.class.clone(),
+        classes: g.classes.clone(),
+        addr_start: model::Num(g.addr_start),
+        addr_end: model::Num(g.addr_end),
+        object: g.object.clone(),
         count: g.count,
         first_step: g.first_step,
         last_step: g.last_step,

@@ -210,13 +210,19 @@ pub struct TxItem {
     pub write_lines: Option<u32>,
 }
 
-/// A conflicting pair as `weft races` reports it: an arc from the earlier access to the
-/// later.
+/// A group of conflicting pairs as `weft races` reports it (one code location pair on one
+/// address range): one arc, from the earlier access of its first pair to the later.
 #[derive(Debug, Serialize)]
 pub struct RaceArc {
     pub id: usize,
     pub race: bool,
     pub class: String,
+    /// Every class among the group's pairs (RaW, WaR, WaW).
+    pub classes: Vec<String>,
+    /// The bytes the pairs conflicted on, `[addr_start, addr_end)`, and the global there.
+    pub addr_start: Num,
+    pub addr_end: Num,
+    pub object: String,
     pub count: u64,
     pub first_step: u64,
     pub last_step: u64,

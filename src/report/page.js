@@ -49,7 +49,7 @@ function lists() {
   $('n-races').textContent = '(' + fmt(M.races) + ')';
   races.slice(0, LIMIT).forEach((i) => {
     const g = D.races[i];
-    li($('l-races'), 'c', i, '<span class="cls">' + esc(g.class) + ' #' + g.id + '</span>' + (g.count > 1 ? ' \u00d7' + fmt(g.count) : '') +
+    li($('l-races'), 'c', i, '<span class="cls">' + esc(g.classes.join('+')) + ' #' + g.id + '</span>' + (g.count > 1 ? ' \u00d7' + fmt(g.count) : '') +
       ' <span class="st">steps ' + g.a.step + '\u2192' + g.b.step + '</span> vcpu' + g.a.vcpu + ' ' + g.a.kind + ' \u2192 vcpu' + g.b.vcpu + ' ' + g.b.kind +
       ' <code>' + hex(g.a.addr) + '</code> <span class="src">' + esc(shortSrc(g.a.loc)) + (shortSrc(g.b.loc) !== shortSrc(g.a.loc) ? ' / ' + esc(shortSrc(g.b.loc)) : '') + '</span>');
   });

@@ -266,7 +266,7 @@ function render() {
 }
 
 function arcLabel(place, g, mx, my) {
-  const text = g.class + ' #' + g.id + (g.count > 1 ? ' \u00d7' + fmt(g.count) : '');
+  const text = g.classes.join('+') + ' #' + g.id + (g.count > 1 ? ' \u00d7' + fmt(g.count) : '');
   const y = place(mx + 3, my + 4, text, false, 2);
   return y == null ? '' : el('text', { class: 'arc-label' + (g.race ? '' : ' conflict'), x: f1(mx + 3), y: f1(y) }, esc(text));
 }

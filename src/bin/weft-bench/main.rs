@@ -404,12 +404,12 @@ fn race_analysis() {
         .expect("open")
         .into_events()
         .map(|e| e.expect("event"));
-    let sync = weft::races::sync_cells(first);
+    let sync = weft::races::sync_cells(&header, first);
     let events = TraceReader::open(&path)
         .expect("open")
         .into_events()
         .map(|e| e.expect("event"));
-    let report = weft::races::analyze(&header, &sync, events);
+    let report = weft::races::analyze(&header, sync, events);
     let secs = t.elapsed().as_secs_f64();
     let rss_after = peak_rss_kib();
     println!();

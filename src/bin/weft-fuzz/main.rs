@@ -143,8 +143,8 @@ fn read_trace(path: &Path) {
             Err(_) => break,
         }
     }
-    let sync = weft::races::sync_cells(events.clone());
-    let _ = weft::races::analyze(&header, &sync, events.clone());
+    let sync = weft::races::sync_cells(&header, events.clone());
+    let _ = weft::races::analyze(&header, sync, events.clone());
     let _ = weft::tmreport::analyze(&header, events);
 }
 
