@@ -78,21 +78,30 @@ fn check_logs(elf: &Path, dir: &Path, args: &[&str]) -> (usize, usize) {
             weft_trace::Sharing::Pages { shared } => shared.iter().copied().collect(),
             weft_trace::Sharing::All => panic!("recorded with --sharing all"),
         };
-    // When each page became shared: (step, the event's index among the derived ones).
-    let mut shared_at: BTreeMap<u64, (u64, usize)> = BTreeMap::new();
-    for (i, e) in all.iter().enumerate() {
-        if let Event::Share { step, page, .. } = e {
-            shared_at.entry(page.0 / 4096).or_insert((step.0, i));
-        }
-    }
+    // Walk the derived log, keeping each page's state as its `Share` events change it: an
+    // access is recorded when its page is shared, and so is the access that changed the
+    // page's state (it follows its `Share` event).
+    let mut shared: BTreeSet<u64> = shared_from_start;
+    let mut changed_by: BTreeSet<(u64, u32)> = BTreeSet::new();
     let mut expected = Vec::new();
-    for (i, e) in all.iter().enumerate() {
+    for e in &all {
+        if let Event::Share {
+            vcpu,
+            page,
+            read_only,
+            ..
+        } = e
+        {
+            changed_by.insert((page.0 / 4096, vcpu.0));
+            if !read_only {
+                shared.insert(page.0 / 4096);
+            }
+            continue;
+        }
         let Some(a) = access(e) else { continue };
-        let (first, last) = (a.3 / 4096, (a.3 + a.4 as u64 - 1) / 4096);
-        let shared = |p: u64| {
-            shared_from_start.contains(&p) || shared_at.get(&p).is_some_and(|&(_, at)| at < i)
-        };
-        if shared(first) || shared(last) {
+        let pages = [a.3 / 4096, (a.3 + a.4 as u64 - 1) / 4096];
+        let changer = pages.iter().any(|&p| changed_by.remove(&(p, a.1)));
+        if changer || pages.iter().any(|p| shared.contains(p)) {
             expected.push(a);
         }
     }

@@ -340,8 +340,15 @@ pub(super) fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> Strin
             let f: Vec<String> = stack.frames.iter().map(|f| format!("{f:#x}")).collect();
             format!("stack   {}", f.join(" <- "))
         }
-        Event::Share { page, owner, .. } => {
-            format!("share   page {page} (until now {owner}'s alone)")
+        Event::Share {
+            page,
+            owner,
+            read_only,
+            ..
+        } => {
+            let was = owner.map_or("read-shared".to_string(), |o| format!("{o}'s alone"));
+            let now = if *read_only { "read-shared" } else { "shared" };
+            format!("share   page {page} now {now} (was {was})")
         }
     };
     format!("{step:>10} {vcpu:<7} {what}")

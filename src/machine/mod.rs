@@ -169,10 +169,13 @@ impl Shared {
         f[i] = h;
     }
 
-    /// `vcpu` no longer owns some page: its fast instance must not reach it unseen again.
+    /// `vcpu` (`pages::ANYONE`: every vCPU) may no longer reach some page unseen: its fast
+    /// instance forgets every page it could.
     pub(crate) fn revoke(&self, vcpu: VcpuId) {
-        if let Some(h) = self.fast_handles.borrow().get(vcpu.0 as usize) {
-            if !h.0.is_null() {
+        let handles = self.fast_handles.borrow();
+        let all = vcpu.0 == pages::ANYONE;
+        for (i, h) in handles.iter().enumerate() {
+            if (all || i == vcpu.0 as usize) && !h.0.is_null() {
                 ffi::flush_tlb(h.0);
             }
         }
@@ -640,7 +643,7 @@ fn outcome(shared: &Rc<Shared>) -> RunOutcome {
             Some(p) if ctl.keep_files => p.borrow().written_files(),
             _ => Vec::new(),
         },
-        shared_pages: shared.pages.shared_pages(),
+        shared_pages: shared.pages.shared_pages(|p| shared.is_dirty(p)),
     }
 }
 

@@ -1,11 +1,13 @@
 //! Who has touched each guest page: what makes weft pay only for memory threads share.
 //!
 //! A page (4 KiB) is *free* until a vCPU touches it, then *owned* by that vCPU until
-//! another one touches it, then *shared* for the rest of the run (as SMP-ReVirt's CREW
-//! protocol, without the read-shared state). Accesses to a page its owner alone has
-//! touched cannot conflict with anything yet: they are neither scheduling points nor
-//! recorded. The first access by another vCPU is a scheduling point, the page becomes
-//! shared (a `Share` event), and every later access to it is a point and recorded.
+//! another one touches it. If that one reads, the page becomes *read-shared*: every vCPU
+//! may read it, until one writes; then, or at once if the other vCPU wrote, it is *shared*
+//! for the rest of the run (SMP-ReVirt's CREW protocol: concurrent reads, exclusive
+//! writes). Accesses that cannot conflict with anything yet (to a page the vCPU owns,
+//! reads of a read-shared page) are neither scheduling points nor recorded. The access
+//! that changes a page's state is a scheduling point and recorded (a `Share` event says
+//! what changed), and so is every later access to a shared page.
 //!
 //! Why this keeps exploration complete in the limit: an access to an owned page commutes
 //! with everything other vCPUs do until one of them touches the page, and that touch is
@@ -25,20 +27,38 @@ use super::memory::PAGE;
 
 /// No vCPU has touched the page.
 const FREE: u8 = 0xFF;
-/// More than one vCPU has touched it (or the run shares everything).
+/// More than one vCPU has touched it and one has written since (or the run shares
+/// everything).
 const SHARED: u8 = 0xFE;
+/// More than one vCPU has read it, nobody has written since.
+const READ: u8 = 0xFD;
+
+/// In a list of vCPUs that lost a page: all of them (it was read-shared).
+pub(crate) const ANYONE: u32 = u32::MAX;
 
 /// What an access to a page means for the vCPU making it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Owner {
-    /// The vCPU's own: no point, not recorded.
+    /// The vCPU's own (or a read of a read-shared page): no point, not recorded.
     Mine,
     /// Nobody's yet (on one of its pages, the others being its own): the vCPU claims it
     /// at a scheduling point, so that another vCPU may come first and the page be shared
     /// from the start; not recorded.
     Free,
-    /// Shared, or owned by another vCPU: a scheduling point, recorded.
+    /// Shared, owned by another vCPU, or a write to a read-shared page: a scheduling
+    /// point, recorded.
     Other,
+}
+
+/// A page whose state an access changed (a `Share` event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Transition {
+    /// Its address.
+    pub page: u64,
+    /// The vCPU that owned it; `None`: it was read-shared.
+    pub owner: Option<VcpuId>,
+    /// Whether it is read-shared now (else shared).
+    pub read_only: bool,
 }
 
 /// Page states of one machine (one cell per RAM page).
@@ -81,13 +101,15 @@ impl PageOwners {
         self.state.get(page as usize).map_or(SHARED, Cell::get)
     }
 
-    /// What an access of `vcpu` to `[addr, addr + size)` is: to its own pages only, to a
-    /// free page (and otherwise its own), or to some other's or shared page.
+    /// What an access of `vcpu` to `[addr, addr + size)` is: to its own pages only (or a
+    /// read of read-shared ones), to a free page (and otherwise its own), or to some
+    /// other's or shared page, or a write to a read-shared one.
     #[inline]
-    pub fn classify(&self, vcpu: VcpuId, addr: u64, size: usize) -> Owner {
+    pub fn classify(&self, vcpu: VcpuId, addr: u64, size: usize, write: bool) -> Owner {
         let (first, last) = Self::span(addr, size);
         let of = |p| match self.state(p) {
             FREE => Owner::Free,
+            READ if !write => Owner::Mine,
             s if s == vcpu.0 as u8 => Owner::Mine,
             _ => Owner::Other,
         };
@@ -101,24 +123,40 @@ impl PageOwners {
         }
     }
 
-    /// Whether `vcpu` owns the page at `page` (an address in it).
+    /// Whether `vcpu` may access the page at `page` (an address in it) unseen: it owns it,
+    /// or it is read-shared and this is a read.
     #[inline]
-    pub fn is_own(&self, vcpu: VcpuId, page: u64) -> bool {
-        self.state((page / PAGE) as usize as u64) == vcpu.0 as u8
+    pub fn is_own(&self, vcpu: VcpuId, page: u64, write: bool) -> bool {
+        match self.state(page / PAGE) {
+            READ => !write,
+            s => s == vcpu.0 as u8,
+        }
+    }
+
+    /// Whether the page at `page` (an address in it) is read-shared.
+    pub fn is_read_shared(&self, page: u64) -> bool {
+        self.state(page / PAGE) == READ
     }
 
     /// The vCPU that owns the page at `page` (an address in it), if one does.
     pub fn owner(&self, page: u64) -> Option<VcpuId> {
         match self.state(page / PAGE) {
-            FREE | SHARED => None,
+            FREE | SHARED | READ => None,
             o => Some(VcpuId(o as u32)),
         }
     }
 
-    /// `vcpu` accesses `[addr, addr + size)`: free pages become its own, pages another
-    /// vCPU owns become shared. Returns the pages that became shared, with their owner.
+    /// `vcpu` reads or writes `[addr, addr + size)`: free pages become its own; pages
+    /// another vCPU owns become read-shared (a read) or shared (a write); read-shared
+    /// pages become shared when written. Returns the pages whose state changed so.
     #[inline]
-    pub fn touch(&self, vcpu: VcpuId, addr: u64, size: usize) -> [Option<(u64, VcpuId)>; 2] {
+    pub fn touch(
+        &self,
+        vcpu: VcpuId,
+        addr: u64,
+        size: usize,
+        write: bool,
+    ) -> [Option<Transition>; 2] {
         let (first, last) = Self::span(addr, size);
         let mut out = [None, None];
         for (i, page) in [first, last].into_iter().enumerate() {
@@ -128,15 +166,23 @@ impl PageOwners {
             let Some(c) = self.state.get(page as usize) else {
                 continue;
             };
-            match c.get() {
-                FREE => c.set(vcpu.0 as u8),
-                SHARED => {}
-                o if o == vcpu.0 as u8 => {}
-                o => {
-                    c.set(SHARED);
-                    out[i] = Some((page, VcpuId(o as u32)));
+            let (owner, read_only) = match c.get() {
+                FREE => {
+                    c.set(vcpu.0 as u8);
+                    continue;
                 }
-            }
+                SHARED => continue,
+                READ if !write => continue,
+                READ => (None, false),
+                o if o == vcpu.0 as u8 => continue,
+                o => (Some(VcpuId(o as u32)), !write),
+            };
+            c.set(if read_only { READ } else { SHARED });
+            out[i] = Some(Transition {
+                page: page * PAGE,
+                owner,
+                read_only,
+            });
         }
         out
     }
@@ -151,7 +197,7 @@ impl PageOwners {
                 break;
             };
             match c.get() {
-                SHARED => {}
+                SHARED | READ => {}
                 FREE => c.set(vcpu.0 as u8),
                 o => {
                     if o != vcpu.0 as u8 && !lost.contains(&VcpuId(o as u32)) {
@@ -172,19 +218,24 @@ impl PageOwners {
                 break;
             };
             let o = c.replace(SHARED);
-            if o != FREE && o != SHARED && !lost.contains(&VcpuId(o as u32)) {
+            if o == READ {
+                // Anyone may read it unseen: every vCPU loses it.
+                lost.push(VcpuId(ANYONE));
+            } else if o != FREE && o != SHARED && !lost.contains(&VcpuId(o as u32)) {
                 lost.push(VcpuId(o as u32));
             }
         }
         lost
     }
 
-    /// The pages shared now, ascending (what a search carries into later schedules).
-    pub fn shared_pages(&self) -> Vec<u64> {
+    /// The pages shared now, and the read-shared ones that were `written` in the run
+    /// (their owner wrote before others read: a conflict), ascending: what a search
+    /// carries into later schedules. Read-shared pages nobody wrote (constants) are not.
+    pub fn shared_pages(&self, written: impl Fn(u64) -> bool) -> Vec<u64> {
         self.state
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.get() == SHARED)
+            .filter(|(i, c)| c.get() == SHARED || c.get() == READ && written(*i as u64))
             .map(|(i, _)| i as u64)
             .collect()
     }
@@ -196,62 +247,114 @@ mod tests {
 
     const V0: VcpuId = VcpuId(0);
     const V1: VcpuId = VcpuId(1);
+    const V2: VcpuId = VcpuId(2);
 
-    #[test]
-    fn a_page_is_its_first_toucher_s_until_another_touches_it() {
+    fn fresh() -> PageOwners {
         let p = PageOwners::new(16 * PAGE);
         p.reset(&Sharing::default());
-        assert_eq!(p.classify(V0, 0x1008, 8), Owner::Free);
-        assert_eq!(p.touch(V0, 0x1008, 8), [None, None]);
-        assert_eq!(p.classify(V0, 0x1ff0, 8), Owner::Mine);
-        assert_eq!(p.classify(V1, 0x1000, 1), Owner::Other);
-        assert_eq!(p.touch(V1, 0x1000, 1), [Some((1, V0)), None]);
+        p
+    }
+
+    fn became(page: u64, owner: Option<VcpuId>, read_only: bool) -> Option<Transition> {
+        Some(Transition {
+            page: page * PAGE,
+            owner,
+            read_only,
+        })
+    }
+
+    #[test]
+    fn a_page_is_its_first_toucher_s_until_another_writes_it() {
+        let p = fresh();
+        assert_eq!(p.classify(V0, 0x1008, 8, true), Owner::Free);
+        assert_eq!(p.touch(V0, 0x1008, 8, true), [None, None]);
+        assert_eq!(p.classify(V0, 0x1ff0, 8, true), Owner::Mine);
+        assert!(p.is_own(V0, 0x1000, true));
+        assert_eq!(p.classify(V1, 0x1000, 1, true), Owner::Other);
+        assert_eq!(
+            p.touch(V1, 0x1000, 1, true),
+            [became(1, Some(V0), false), None]
+        );
         // Shared for both from now on, and for the rest of the run.
-        assert_eq!(p.classify(V0, 0x1008, 8), Owner::Other);
-        assert_eq!(p.classify(V1, 0x1008, 8), Owner::Other);
-        assert_eq!(p.touch(V0, 0x1008, 8), [None, None]);
-        assert_eq!(p.shared_pages(), vec![1]);
+        assert_eq!(p.classify(V0, 0x1008, 8, false), Owner::Other);
+        assert_eq!(p.classify(V1, 0x1008, 8, false), Owner::Other);
+        assert_eq!(p.touch(V0, 0x1008, 8, true), [None, None]);
+        assert_eq!(p.shared_pages(|_| false), vec![1]);
         // Another page is unaffected.
-        assert_eq!(p.classify(V1, 0x2000, 8), Owner::Free);
+        assert_eq!(p.classify(V1, 0x2000, 8, false), Owner::Free);
+    }
+
+    #[test]
+    fn readers_share_a_page_until_one_writes() {
+        let p = fresh();
+        p.touch(V0, 0x3000, 8, true);
+        // Another vCPU's read: read-shared, which the owner may no longer write unseen.
+        assert_eq!(p.classify(V1, 0x3000, 8, false), Owner::Other);
+        assert_eq!(
+            p.touch(V1, 0x3000, 8, false),
+            [became(3, Some(V0), true), None]
+        );
+        for v in [V0, V1, V2] {
+            assert_eq!(p.classify(v, 0x3010, 8, false), Owner::Mine);
+            assert_eq!(p.classify(v, 0x3010, 8, true), Owner::Other);
+            assert!(p.is_own(v, 0x3000, false) && !p.is_own(v, 0x3000, true));
+        }
+        assert_eq!(p.touch(V2, 0x3010, 8, false), [None, None]);
+        assert_eq!(p.shared_pages(|_| false), Vec::<u64>::new());
+        // Written before it was read-shared: a conflict a search should interleave.
+        assert_eq!(p.shared_pages(|p| p == 3), vec![3]);
+        // A write: shared for good.
+        assert_eq!(p.touch(V2, 0x3010, 8, true), [became(3, None, false), None]);
+        assert_eq!(p.classify(V1, 0x3010, 8, false), Owner::Other);
+        assert_eq!(p.shared_pages(|_| false), vec![3]);
     }
 
     #[test]
     fn an_access_across_a_page_boundary_counts_both_pages() {
-        let p = PageOwners::new(16 * PAGE);
-        p.reset(&Sharing::default());
-        p.touch(V0, 0x2000, 8);
-        assert_eq!(p.classify(V1, 0x1ffc, 8), Owner::Other);
-        assert_eq!(p.classify(V1, 0x0ffc, 8), Owner::Free);
-        assert_eq!(p.touch(V1, 0x1ffc, 8), [None, Some((2, V0))]);
-        assert_eq!(p.classify(V1, 0x1000, 8), Owner::Mine, "page 1 became v1's");
+        let p = fresh();
+        p.touch(V0, 0x2000, 8, true);
+        assert_eq!(p.classify(V1, 0x1ffc, 8, true), Owner::Other);
+        assert_eq!(p.classify(V1, 0x0ffc, 8, true), Owner::Free);
+        assert_eq!(
+            p.touch(V1, 0x1ffc, 8, true),
+            [None, became(2, Some(V0), false)]
+        );
+        assert_eq!(
+            p.classify(V1, 0x1000, 8, true),
+            Owner::Mine,
+            "page 1 became v1's"
+        );
     }
 
     #[test]
     fn sharing_all_and_learned_pages_start_shared() {
         let p = PageOwners::new(16 * PAGE);
         p.reset(&Sharing::All);
-        assert_eq!(p.classify(V0, 0x5000, 8), Owner::Other);
+        assert_eq!(p.classify(V0, 0x5000, 8, false), Owner::Other);
         p.reset(&Sharing::Pages {
             shared: vec![5, 99],
         });
-        assert_eq!(p.classify(V0, 0x5000, 8), Owner::Other);
-        assert_eq!(p.classify(V0, 0x6000, 8), Owner::Free);
-        assert_eq!(p.shared_pages(), vec![5]);
+        assert_eq!(p.classify(V0, 0x5000, 8, false), Owner::Other);
+        assert_eq!(p.classify(V0, 0x6000, 8, false), Owner::Free);
+        assert_eq!(p.shared_pages(|_| false), vec![5]);
     }
 
     #[test]
     fn a_stack_given_to_a_thread_is_its_own_and_shared_pages_stay_shared() {
-        let p = PageOwners::new(16 * PAGE);
-        p.reset(&Sharing::default());
-        p.touch(V0, 0x3000, 8); // the parent wrote the new thread's descriptor
-        p.touch(V0, 0x4000, 8);
-        p.touch(V1, 0x4000, 8); // shared already
+        let p = fresh();
+        p.touch(V0, 0x3000, 8, true); // the parent wrote the new thread's descriptor
+        p.touch(V0, 0x4000, 8, true);
+        p.touch(V1, 0x4000, 8, true); // shared already
         assert_eq!(p.give(V1, 0x3000, 0x6000), vec![V0]);
-        assert_eq!(p.classify(V1, 0x3000, 8), Owner::Mine);
-        assert_eq!(p.classify(V1, 0x5000, 8), Owner::Mine);
-        assert_eq!(p.classify(V1, 0x4000, 8), Owner::Other);
-        assert_eq!(p.classify(V0, 0x3000, 8), Owner::Other);
+        assert_eq!(p.classify(V1, 0x3000, 8, true), Owner::Mine);
+        assert_eq!(p.classify(V1, 0x5000, 8, true), Owner::Mine);
+        assert_eq!(p.classify(V1, 0x4000, 8, true), Owner::Other);
+        assert_eq!(p.classify(V0, 0x3000, 8, false), Owner::Other);
         assert_eq!(p.share(0x5000, 0x6000), vec![V1]);
-        assert_eq!(p.classify(V1, 0x5000, 8), Owner::Other);
+        assert_eq!(p.classify(V1, 0x5000, 8, false), Owner::Other);
+        // A read-shared page shared again: every vCPU loses it.
+        p.touch(V0, 0x7000, 8, true);
+        p.touch(V1, 0x7000, 8, false);
+        assert_eq!(p.share(0x7000, 0x8000), vec![VcpuId(ANYONE)]);
     }
 }

@@ -378,15 +378,18 @@ pub enum Event {
     /// (Encoded as step, then the stack's fields in order: vcpu, frames, futex, owner,
     /// joins.)
     Backtrace { step: Step, stack: Backtrace },
-    /// (Format 5.) The page at `page` became shared: `vcpu`'s access at this step is the
-    /// first by any vCPU but `owner`, the one that had touched it alone until now. From
-    /// here on every access to the page is a scheduling point and recorded; `owner`'s
-    /// earlier accesses to it are not in the recording (a replay derives them).
+    /// (Format 5.) `vcpu`'s access at this step changed the state of the page at `page`
+    /// (see `Sharing::Pages`): it was `owner`'s alone (`Some`) or read-shared (`None`),
+    /// and it is read-shared now (`read_only`: `vcpu` read it; until someone writes, reads
+    /// are neither points nor recorded) or shared (every later access a point and
+    /// recorded). The accesses it saw before are not in the recording (a replay derives
+    /// them); this access is.
     Share {
         step: Step,
         vcpu: VcpuId,
         page: GuestAddr,
-        owner: VcpuId,
+        owner: Option<VcpuId>,
+        read_only: bool,
     },
 }
 

@@ -101,7 +101,8 @@ fn every_variant() -> Vec<Event> {
             step: Step(5),
             vcpu: v,
             page: GuestAddr(0x403000),
-            owner: VcpuId(0),
+            owner: Some(VcpuId(0)),
+            read_only: true,
         },
         Event::Hypercall {
             step: Step(6),

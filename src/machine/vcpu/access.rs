@@ -13,10 +13,10 @@ use std::ffi::{c_int, c_void};
 
 use unicorn_engine::hook::uc_engine;
 use unicorn_engine::{MemType, Prot, RegisterX86, TlbEntry};
-use weft_trace::{AccessKind, Event, GuestAddr};
+use weft_trace::{AccessKind, Event, GuestAddr, VcpuId};
 
 use super::super::memory::PAGE;
-use super::super::pages::Owner;
+use super::super::pages::{Owner, ANYONE};
 use super::super::tm::Undo;
 use super::{ffi, Side, StopCause, VcpuData};
 
@@ -46,7 +46,14 @@ impl VcpuData {
         let owner = if stack {
             Owner::Mine
         } else {
-            self.shared.pages.classify(self.id, addr, size)
+            let pages = &self.shared.pages;
+            // The read half of an atomic instruction counts as its write: a read-shared
+            // page must become shared before it, so that no point falls between the halves.
+            let intent = write
+                || (pages.is_read_shared(addr)
+                    || pages.is_read_shared(addr + size.max(1) as u64 - 1))
+                    && self.shared.insn_atomic(ffi::reg_read(h, RegisterX86::RIP));
+            pages.classify(self.id, addr, size, intent)
         };
         let claimed = owner == Owner::Free;
         if claimed {
@@ -57,7 +64,7 @@ impl VcpuData {
             }
         }
         let owner = match owner {
-            Owner::Free => self.shared.pages.classify(self.id, addr, size),
+            Owner::Free => self.shared.pages.classify(self.id, addr, size, write),
             o => o,
         };
         if owner != Owner::Other {
@@ -91,20 +98,22 @@ impl VcpuData {
             }
             return;
         }
-        for (page, owner) in self
+        let write_intent = write || atomic;
+        for t in self
             .shared
             .pages
-            .touch(self.id, addr, size)
+            .touch(self.id, addr, size, write_intent)
             .into_iter()
             .flatten()
         {
-            // Its owner's fast instance must not reach it unseen any more.
-            self.shared.revoke(owner);
+            // Whoever could reach it unseen must not any more.
+            self.shared.revoke(t.owner.unwrap_or(VcpuId(ANYONE)));
             self.ctl().emit_at_step(|step| Event::Share {
                 step,
                 vcpu: self.id,
-                page: GuestAddr(page * PAGE),
-                owner,
+                page: GuestAddr(t.page),
+                owner: t.owner,
+                read_only: t.read_only,
             });
         }
         if self.shared.tm.borrow().any_active() && self.tm_access(h, rip, addr, size, write) {
@@ -122,7 +131,7 @@ impl VcpuData {
     /// still be progress (a value-changing write while the vCPU is watched after a tick,
     /// see `watching`), and a run that derives the full access log hears of it.
     fn private_access(&self, h: *mut uc_engine, addr: u64, size: usize, write: bool, value: i64) {
-        self.shared.pages.touch(self.id, addr, size);
+        self.shared.pages.touch(self.id, addr, size, write);
         let derive = self.shared.ctl.borrow().log_private;
         let watched = write && self.watching.get();
         if !derive && !watched {
@@ -183,7 +192,7 @@ impl VcpuData {
     /// own, outside a transaction of its own (whose accesses the TM engine must see), and
     /// not written when it holds code (a store there must drop translations).
     fn fast_page(&self, page: u64, write: bool) -> bool {
-        self.shared.pages.is_own(self.id, page)
+        self.shared.pages.is_own(self.id, page, write)
             && !(write && self.shared.code.is_code(page, PAGE))
             && !self.in_tx()
     }
