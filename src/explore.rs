@@ -44,6 +44,9 @@ pub struct ExploreConfig {
     pub all_failures: bool,
     /// Stop after this long (checked between batches).
     pub time_limit: Option<Duration>,
+    /// Pages known to be shared before the search (`discover`): every schedule starts with
+    /// them shared.
+    pub learned: Learned,
 }
 
 /// One distinct failure.
@@ -126,6 +129,17 @@ impl Learned {
         }
         o
     }
+}
+
+/// Pages a guest's threads share, found by one run under round-robin with a switch at every
+/// point (the interleaving that lets every vCPU reach the most memory early): the start of
+/// every search's learning, the same for every job and shard.
+pub fn discover(name: &str, elf: &[u8], opts: &MachineOptions) -> Result<Learned, SessionError> {
+    let mut learned = Learned::default();
+    let rr = StrategySpec::RoundRobin { quantum: 1 };
+    let (out, _) = run_kept(name, elf, opts, rr.build())?;
+    learned.add(&out.shared_pages);
+    Ok(learned)
 }
 
 /// Sizes of the batches a search examines, whatever the number of jobs: small at first,
@@ -310,7 +324,7 @@ pub fn explore_race_directed(
     let mut visited: std::collections::HashSet<Schedule> = [Vec::new()].into();
     let mut failures: Vec<Failure> = Vec::new();
     let (mut tried, mut timed_out) = (0, false);
-    let mut learned = Learned::default();
+    let mut learned = cfg.learned.clone();
     let mut restarted = 0;
     while let Some(s) = queue.pop_front() {
         if tried >= cfg.schedules {
@@ -401,7 +415,7 @@ pub fn explore(
     let mut ran = 0;
     let mut seen = std::collections::HashSet::new();
     let mut timed_out = false;
-    let mut learned = Learned::default();
+    let mut learned = cfg.learned.clone();
     let mut batches = 0;
     while indices.peek().is_some() {
         let chunk: Vec<u64> = indices.by_ref().take(batch_size(batches)).collect();
@@ -526,7 +540,7 @@ pub fn explore_dfs(
     let mut tried = 0;
     let mut complete = false;
     let mut timed_out = false;
-    let mut learned = Learned::default();
+    let mut learned = cfg.learned.clone();
     let mut restarted = 0;
     while tried < max {
         let run = DfsTree::next_run(&tree);
@@ -672,6 +686,7 @@ mod tests {
             shard,
             all_failures: false,
             time_limit: None,
+            learned: Learned::default(),
         };
         let a: Vec<u64> = shard_indices(&cfg((0, 2))).collect();
         let b: Vec<u64> = shard_indices(&cfg((1, 2))).collect();

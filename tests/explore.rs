@@ -226,10 +226,9 @@ fn bounded_dfs_covers_exactly_the_expected_schedules() {
             &["--strategy", &s, "--schedules", "1000"],
         );
         assert_eq!(code, 0, "{r}");
-        // The first run finds the page of `mine` shared and the search starts over with
-        // it shared: then every store is a point.
+        // The page of `mine` is found shared before the search (or by its first run, which
+        // then starts over): every store is a point.
         let restarted = r["restarted"].as_u64().unwrap();
-        assert!(restarted >= 1, "bound {bound}: {r}");
         assert_eq!(r["shared_pages"], 1, "bound {bound}: {r}");
         assert_eq!(r["tried"], expected + restarted, "bound {bound}: {r}");
         assert_eq!(r["distinct"], expected, "bound {bound}: {r}");

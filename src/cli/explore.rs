@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde::Serialize;
 use weft::explore::{self, ExploreConfig};
@@ -124,12 +124,16 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         StrategySpec::RoundRobin { .. } => StrategySpec::Random { seed: 0 },
         s => s,
     };
+    // What the threads share, learned once: every schedule starts with it shared.
+    let learned = explore::discover(&name, &elf, &opts)?;
     let strategy = match chosen {
         // PCT spreads its d-1 priority change points over `steps` points with a choice:
-        // left at the default, fit it to this guest, measured once (round-robin).
+        // left at the default, fit it to this guest, measured once (round-robin), with
+        // what the search's schedules start with shared.
         StrategySpec::Pct { seed, depth, steps } if steps == DEFAULT_PCT_STEPS => {
             let rr = StrategySpec::RoundRobin { quantum: 1 };
-            let out = session::run(&name, &elf, &opts, &rr, Default::default())?;
+            let o = learned.apply(&opts);
+            let out = session::run(&name, &elf, &o, &rr, Default::default())?;
             StrategySpec::Pct {
                 seed,
                 depth,
@@ -138,8 +142,12 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         }
         s => s,
     };
-    if !a.out.is_dir() {
+    if a.out.exists() && !a.out.is_dir() {
         bail!("{}: not a directory (--out)", a.out.display());
+    }
+    if !a.out.exists() {
+        std::fs::create_dir_all(&a.out)
+            .with_context(|| format!("{}: cannot create the directory (--out)", a.out.display()))?;
     }
     let jobs = a.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -153,6 +161,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         shard: a.shard.unwrap_or((0, 1)),
         all_failures: a.all_failures,
         time_limit: a.time,
+        learned,
     };
     let tty = std::io::stderr().is_terminal() && !a.json;
     let start = Instant::now();

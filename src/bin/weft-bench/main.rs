@@ -449,6 +449,7 @@ fn exploration() {
         shard: (0, 1),
         all_failures: true,
         time_limit: None,
+        learned: Default::default(),
     };
     for (name, schedules) in [("racy_counter", 20_000), ("tm_elided_lock", 4_000)] {
         let (_, _, elf) = weft::examples::find(name).expect("built in");
@@ -514,17 +515,20 @@ fn exploration() {
         if name == "deadlock" {
             o.deadlock_window = 20_000;
         }
-        // PCT's change points are spread over the guest's length, measured once.
+        // What the guest's vCPUs share, learned once as `weft explore` does; PCT's change
+        // points are spread over the points with a choice, counted once with it (as
+        // `weft explore` counts them).
+        let learned = weft::explore::discover(name, elf, &o).expect("discover");
         let len = session::run(
             name,
             elf,
-            &o,
+            &learned.apply(&o),
             &StrategySpec::RoundRobin { quantum: 1 },
             RunConfig::default(),
         )
         .expect("run")
         .stats
-        .steps
+        .contended
         .max(1);
         print!("  {name:<22}");
         for (_, base) in &strategies {
@@ -540,6 +544,7 @@ fn exploration() {
                 .map(|k| {
                     let mut c = cfg(base.clone(), 300, k * 10_000, cores);
                     c.all_failures = false;
+                    c.learned = learned.clone();
                     let r = explore(name, elf, &o, &c, |_, _| {}).expect("explore");
                     r.failures.first().map_or(u64::MAX, |f| f.index + 1)
                 })
@@ -553,6 +558,7 @@ fn exploration() {
         for (_, spec) in &systematic {
             let mut c = cfg(spec.clone(), 300, 0, 1);
             c.all_failures = false;
+            c.learned = learned.clone();
             let found = match spec {
                 StrategySpec::Dfs { bound } => {
                     weft::explore::explore_dfs(name, elf, &o, *bound, &c, |_, _| {})
