@@ -331,9 +331,11 @@ impl VcpuData {
 }
 
 /// Blocks a vCPU runs on its hooked instance without touching shared memory (or being
-/// watched) before it goes back to its fast one: moving costs about as much as a few
-/// blocks' hooked accesses, and code that touches shared memory now usually does again.
-const BACK_TO_FAST: u32 = 4;
+/// watched) before it goes back to its fast one: a move costs about as much as a few
+/// blocks' hooked accesses, and code that touches shared memory now usually does again
+/// soon (weft-bench: 2 doubles lock_heavy's time, 4 to 8 are about equal on the others).
+/// At least 2: the block a vCPU moved to its hooked instance for must run there.
+const BACK_TO_FAST: u32 = 8;
 
 /// Blocks a vCPU is watched for after one of its first ticks in a row (`watching`).
 const WATCH_BLOCKS: u32 = 32;
