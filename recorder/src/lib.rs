@@ -89,15 +89,20 @@ pub trait Strategy {
     fn pick(&mut self, point: &Point) -> VcpuId;
 }
 
+mod delay;
 mod dfs;
+mod directed;
 mod guided;
 mod pct;
+pub mod portfolio;
 mod random;
 mod rng;
 mod round_robin;
 mod spec;
 
+pub use delay::DelayBounded;
 pub use dfs::{DfsRun, DfsTree};
+pub use directed::{Directed, Directive, Observe};
 pub use guided::Guided;
 pub use pct::Pct;
 pub use random::Random;
@@ -171,6 +176,10 @@ mod tests {
                 seed,
                 depth: 1 + (seed % 4) as u32,
                 steps: 50,
+            },
+            StrategySpec::Delay {
+                index: seed,
+                steps: 30,
             },
         ]
     }
@@ -274,6 +283,8 @@ mod tests {
             assert_eq!(text.parse::<StrategySpec>().unwrap(), spec);
             assert_eq!(spec.build().spec(), text);
         }
+        let p = StrategySpec::Portfolio { steps: 30 };
+        assert_eq!(p.to_string().parse::<StrategySpec>().unwrap(), p);
         assert_eq!(
             "rr".parse(),
             Ok(StrategySpec::RoundRobin {

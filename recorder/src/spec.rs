@@ -28,6 +28,17 @@ pub enum StrategySpec {
     /// Race-directed search (`weft explore`): reverse the order of conflicting accesses
     /// seen in earlier runs; as a single strategy, its first schedule (no preemption).
     RaceDirected,
+    /// Iterative delay bounding: schedule `index` of the enumeration (see `delay`), for
+    /// runs of about `steps` contended points.
+    Delay {
+        index: u64,
+        steps: u64,
+    },
+    /// `weft explore`'s default: complementary strategies taking turns by schedule index
+    /// (see `portfolio`); as a single strategy, its first member.
+    Portfolio {
+        steps: u64,
+    },
 }
 
 pub const DEFAULT_QUANTUM: u64 = 1000;
@@ -35,8 +46,8 @@ pub const DEFAULT_DEPTH: u32 = 3;
 pub const DEFAULT_PCT_STEPS: u64 = 100_000;
 pub const DEFAULT_DFS_BOUND: u32 = 2;
 
-const ACCEPTED: &str =
-    "round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K], dfs[:bound=C], race-directed";
+const ACCEPTED: &str = "round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K], \
+     idb[:seed=N,steps=K], portfolio[:steps=K], dfs[:bound=C], race-directed";
 
 /// Why a spec string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +68,10 @@ impl StrategySpec {
                 Box::new(crate::DfsTree::next_run(&crate::DfsTree::new(bound)))
             }
             StrategySpec::RaceDirected => Box::new(crate::Guided::new(Vec::new(), "race-directed")),
+            StrategySpec::Delay { index, steps } => {
+                Box::new(crate::DelayBounded::new(index, steps))
+            }
+            StrategySpec::Portfolio { steps } => crate::portfolio::member(0, 0, steps).build(),
         }
     }
 
@@ -64,6 +79,7 @@ impl StrategySpec {
     pub fn seed(&self) -> Option<u64> {
         match *self {
             StrategySpec::Random { seed } | StrategySpec::Pct { seed, .. } => Some(seed),
+            StrategySpec::Delay { index, .. } => Some(index),
             _ => None,
         }
     }
@@ -73,6 +89,7 @@ impl StrategySpec {
         match self {
             StrategySpec::Random { .. } => StrategySpec::Random { seed },
             StrategySpec::Pct { depth, steps, .. } => StrategySpec::Pct { seed, depth, steps },
+            StrategySpec::Delay { steps, .. } => StrategySpec::Delay { index: seed, steps },
             rr => rr,
         }
     }
@@ -88,6 +105,8 @@ impl fmt::Display for StrategySpec {
             }
             StrategySpec::Dfs { bound } => write!(f, "dfs:bound={bound}"),
             StrategySpec::RaceDirected => write!(f, "race-directed"),
+            StrategySpec::Delay { index, steps } => write!(f, "idb:seed={index},steps={steps}"),
+            StrategySpec::Portfolio { steps } => write!(f, "portfolio:steps={steps}"),
         }
     }
 }
@@ -147,6 +166,19 @@ impl FromStr for StrategySpec {
                 Ok(StrategySpec::Pct {
                     seed: get("seed", 0),
                     depth: depth as u32,
+                    steps: get("steps", DEFAULT_PCT_STEPS).max(1),
+                })
+            }
+            "idb" | "delay" => {
+                allow(&["seed", "steps"])?;
+                Ok(StrategySpec::Delay {
+                    index: get("seed", 0),
+                    steps: get("steps", DEFAULT_PCT_STEPS).max(1),
+                })
+            }
+            "portfolio" => {
+                allow(&["steps"])?;
+                Ok(StrategySpec::Portfolio {
                     steps: get("steps", DEFAULT_PCT_STEPS).max(1),
                 })
             }
