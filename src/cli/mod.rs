@@ -186,8 +186,9 @@ pub struct MachineArgs {
     #[arg(long)]
     vcpus: Option<u32>,
     /// Scheduling strategy: round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K],
-    /// dfs[:bound=C], race-directed (the last two search with `weft explore`; explore uses
-    /// random when this is left at round-robin)
+    /// idb[:seed=N,steps=K] (delay bounding), portfolio, dfs[:bound=C], race-directed (the
+    /// last two search with `weft explore`; explore uses the portfolio when this is left at
+    /// round-robin)
     #[arg(long, default_value = "round-robin")]
     strategy: StrategySpec,
     /// Seed for the strategy (overrides a seed given in --strategy)

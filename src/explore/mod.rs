@@ -1,21 +1,33 @@
 //! `weft explore`: run many schedules of a guest until one fails, then hand back a minimal
 //! failing schedule.
 //!
-//! Schedule `i` of a search is the base strategy with seed `seed_start + i` (wrapping), so a search is a
-//! range of indices. Indices are examined in batches, in parallel (rayon), and a batch's
-//! results are read in index order: the first failure is the lowest failing index whatever
-//! the number of jobs. `--shard I/N` keeps the indices `i` with `i % N == I - 1`, so shards
-//! are disjoint and together cover the unsharded search.
+//! Schedule `i` of a search is a function of `i` alone: the base strategy with seed
+//! `seed_start + i` (wrapping), or for the portfolio (the default) member `i % N` with seed
+//! `seed_start + i / N`; so a search is a range of indices. Indices are examined in
+//! batches, in parallel (rayon), and a batch's results are read in index order: the first
+//! failure is the lowest failing index whatever the number of jobs. `--shard I/N` keeps
+//! the indices `i` with `i % N == I - 1`, so shards are disjoint and together cover the
+//! unsharded search.
 //!
-//! Minimization looks for a schedule with fewer preemptions (switches away from a vCPU that
-//! could have gone on: the controller counts them) that fails the same way (same verdict class at the same place): first
-//! the shortest prefix of the failing schedule that, run on without preemption, still
-//! fails; then single runs dropped one at a time.
+//! Not every failing run is a bug of the program: one that hit a system call weft does
+//! not emulate (ENOSYS) or the step budget is kept and reported, but it does not end the
+//! search and is not counted as found ([`Failure::not_a_bug`]).
+//!
+//! A time limit (`deadline`) bounds the whole search: a watchdog interrupts the schedule
+//! running when it passes (its run counts for nothing), and minimization stops there too.
 
+mod minimize;
+mod race;
+
+pub use minimize::{minimize, Minimized};
+pub use race::explore_race_directed;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use weft_recorder::{DfsTree, Guided, Strategy, StrategySpec};
+use weft_recorder::{portfolio, DfsTree, Guided, Strategy, StrategySpec};
 use weft_trace::{MachineOptions, VcpuId, Verdict};
 
 use std::cell::RefCell;
@@ -23,7 +35,7 @@ use std::rc::Rc;
 
 use crate::machine::{Machine, RunConfig, RunOutcome};
 use crate::session::{ScheduleSink, SessionError};
-use weft_trace::{Event, EventSink, SinkError};
+use weft_trace::EventSink;
 
 /// A run-length schedule: (vCPU, points).
 pub type Schedule = Vec<(VcpuId, u64)>;
@@ -42,8 +54,18 @@ pub struct ExploreConfig {
     pub shard: (u64, u64),
     /// Keep going after the first failure, collecting every distinct one.
     pub all_failures: bool,
-    /// Stop after this long (checked between batches).
-    pub time_limit: Option<Duration>,
+    /// Stop when this moment passes, even inside a schedule (that schedule is dropped).
+    pub deadline: Option<Instant>,
+}
+
+impl ExploreConfig {
+    /// The strategy of schedule `i`.
+    pub fn spec_for(&self, i: u64) -> StrategySpec {
+        match self.strategy {
+            StrategySpec::Portfolio { steps } => portfolio::member(i, self.seed_start, steps),
+            ref s => s.clone().with_seed(self.seed_start.wrapping_add(i)),
+        }
+    }
 }
 
 /// One distinct failure.
@@ -58,6 +80,9 @@ pub struct Failure {
     pub key: String,
     /// How many schedules failed this way.
     pub count: u64,
+    /// Why this failure is not counted as a bug of the program, if it is not: the run
+    /// used system calls weft does not emulate, or it ran out of `--max-steps`.
+    pub not_a_bug: Option<String>,
 }
 
 /// What a search found.
@@ -70,10 +95,45 @@ pub struct Explored {
     /// Distinct failures, by lowest index.
     pub failures: Vec<Failure>,
     pub elapsed: Duration,
-    /// The search stopped because of `time_limit`.
+    /// The search stopped because of the deadline.
     pub timed_out: bool,
     /// Distinct schedules among those examined (coverage; random searches repeat some).
     pub distinct: u64,
+}
+
+impl Explored {
+    /// Whether a failure that is a bug of the program was found.
+    pub fn found(&self) -> bool {
+        self.failures.iter().any(|f| f.not_a_bug.is_none())
+    }
+}
+
+/// Why a failing run is not a bug of the program (see [`Failure::not_a_bug`]).
+pub fn not_a_bug(out: &RunOutcome) -> Option<String> {
+    match &out.verdict {
+        Some(Verdict::Budget { max_steps }) => Some(format!(
+            "the run reached --max-steps ({max_steps}): a long or endless run, not a failure"
+        )),
+        Some(v) if !v.is_pass() && !out.unsupported.is_empty() => Some(format!(
+            "the run used system calls weft does not emulate ({}), which failed with ENOSYS",
+            out.unsupported.join(", ")
+        )),
+        _ => None,
+    }
+}
+
+/// Sets a flag when `deadline` passes (a detached watchdog thread): runs given the flag
+/// stop at their next scheduling point, with no verdict.
+pub fn watchdog(deadline: Option<Instant>) -> Option<Arc<AtomicBool>> {
+    let deadline = deadline?;
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        std::thread::sleep(left);
+        f.store(true, Ordering::Relaxed);
+    });
+    Some(flag)
 }
 
 /// "Fails the same way": verdict class and where.
@@ -112,8 +172,9 @@ pub fn run_kept(
     elf: &[u8],
     opts: &MachineOptions,
     strategy: Box<dyn Strategy>,
+    stop: Option<&Arc<AtomicBool>>,
 ) -> Result<(RunOutcome, Schedule), SessionError> {
-    let (out, sink) = run_kept_with::<ScheduleSink>(name, elf, opts, strategy)?;
+    let (out, sink) = run_kept_with::<ScheduleSink>(name, elf, opts, strategy, stop)?;
     Ok((out, sink.runs))
 }
 
@@ -123,6 +184,7 @@ fn run_kept_with<S: EventSink + Default + 'static>(
     elf: &[u8],
     opts: &MachineOptions,
     strategy: Box<dyn Strategy>,
+    stop: Option<&Arc<AtomicBool>>,
 ) -> Result<(RunOutcome, S), SessionError> {
     MACHINE.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -140,8 +202,12 @@ fn run_kept_with<S: EventSink + Default + 'static>(
         let (_, _, m) = slot.as_mut().expect("just set");
         m.set_tm_options(opts.tm.clone());
         let sink = Rc::new(RefCell::new(S::default()));
+        let config = RunConfig {
+            interrupt: stop.cloned(),
+            ..RunConfig::default()
+        };
         let out = m
-            .run(strategy, sink.clone(), RunConfig::default())
+            .run(strategy, sink.clone(), config)
             .map_err(|error| SessionError::Guest {
                 path: name.to_string(),
                 error,
@@ -149,169 +215,6 @@ fn run_kept_with<S: EventSink + Default + 'static>(
         let sink = std::mem::take(&mut *sink.borrow_mut());
         Ok((out, sink))
     })
-}
-
-/// A run's schedule and shared accesses, compact: what race-directed search needs.
-#[derive(Default)]
-struct AccessSink {
-    runs: Schedule,
-    /// (step, vCPU, RIP, address, size, is a write)
-    accesses: Vec<(u64, VcpuId, u64, u64, u8, bool)>,
-}
-
-impl EventSink for AccessSink {
-    fn event(&mut self, e: &Event) -> Result<(), SinkError> {
-        match e {
-            Event::Run { vcpu, points } => self.runs.push((*vcpu, *points)),
-            Event::Access {
-                step,
-                vcpu,
-                rip,
-                addr,
-                size,
-                kind,
-                ..
-            } => self
-                .accesses
-                .push((step.0, *vcpu, *rip, addr.0, *size, kind.is_write())),
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-/// The first `steps` scheduling points of `runs`.
-fn prefix(runs: &Schedule, steps: u64) -> Schedule {
-    let mut out = Vec::new();
-    let mut left = steps;
-    for &(v, n) in runs {
-        if left == 0 {
-            break;
-        }
-        out.push((v, n.min(left)));
-        left -= n.min(left);
-    }
-    out
-}
-
-/// Points `v` runs in steps `[from, to]` of `runs`.
-fn points_of(runs: &Schedule, v: VcpuId, from: u64, to: u64) -> u64 {
-    let mut at = 0;
-    let mut n = 0;
-    for &(w, len) in runs {
-        let (lo, hi) = (at, at + len);
-        if w == v {
-            n += hi.min(to + 1).saturating_sub(lo.max(from));
-        }
-        at = hi;
-    }
-    n
-}
-
-/// Schedules that reverse the adjacent conflicting pairs of a run (one per pair of code
-/// locations): run as before up to the earlier access, then let the later access's vCPU
-/// go first up to that access, then go on without preemption.
-fn reversals(sink: &AccessSink) -> Vec<Schedule> {
-    // Per 8-byte cell: the last write and the reads since it.
-    type Acc = (u64, VcpuId, u64);
-    let mut cells: std::collections::HashMap<u64, (Option<Acc>, Vec<Acc>)> = Default::default();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    let mut reverse = |a: &Acc, b: &Acc, out: &mut Vec<Schedule>| {
-        if a.1 == b.1 || !seen.insert((a.2, b.2)) {
-            return;
-        }
-        let mut s = prefix(&sink.runs, a.0);
-        s.push((b.1, points_of(&sink.runs, b.1, a.0, b.0)));
-        out.push(s);
-    };
-    for &(step, v, rip, addr, size, write) in &sink.accesses {
-        let me = (step, v, rip);
-        for c in addr / 8..=(addr + size.max(1) as u64 - 1) / 8 {
-            let (w, reads) = cells.entry(c).or_default();
-            if let Some(last) = w {
-                reverse(last, &me, &mut out);
-            }
-            if write {
-                for r in reads.iter() {
-                    reverse(r, &me, &mut out);
-                }
-                *w = Some(me);
-                reads.clear();
-            } else {
-                match reads.iter_mut().find(|r| r.1 == v) {
-                    Some(r) => *r = me,
-                    None => reads.push(me),
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Race-directed search: start from a run without preemption; for every run, reverse each
-/// of its conflicting pairs (per pair of code locations) in a new schedule; breadth first,
-/// each distinct schedule once, until a failure (all with `all_failures`), no schedule is
-/// left, or `cfg.schedules` have run. Sequential. Also returns whether no schedule was left.
-pub fn explore_race_directed(
-    name: &str,
-    elf: &[u8],
-    opts: &MachineOptions,
-    cfg: &ExploreConfig,
-    mut progress: impl FnMut(u64, usize),
-) -> Result<(Explored, bool), SessionError> {
-    let start = Instant::now();
-    let mut queue: std::collections::VecDeque<Schedule> = [Vec::new()].into();
-    let mut visited: std::collections::HashSet<Schedule> = [Vec::new()].into();
-    let mut failures: Vec<Failure> = Vec::new();
-    let (mut tried, mut timed_out) = (0, false);
-    while let Some(s) = queue.pop_front() {
-        if tried >= cfg.schedules {
-            break;
-        }
-        let label = "race-directed";
-        let (out, sink) =
-            run_kept_with::<AccessSink>(name, elf, opts, Box::new(Guided::new(s, label)))?;
-        tried += 1;
-        if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
-            let schedule = Some(sink.runs.clone());
-            note_failure(
-                &mut failures,
-                tried - 1,
-                StrategySpec::RaceDirected,
-                schedule,
-                v,
-            );
-            if !cfg.all_failures {
-                break;
-            }
-        }
-        for cand in reversals(&sink) {
-            if visited.insert(cand.clone()) {
-                queue.push_back(cand);
-            }
-        }
-        if tried % 64 == 0 {
-            progress(tried, failures.len());
-        }
-        if cfg.time_limit.is_some_and(|t| start.elapsed() >= t) {
-            timed_out = true;
-            break;
-        }
-    }
-    progress(tried, failures.len());
-    let exhausted = queue.is_empty() && !timed_out;
-    Ok((
-        Explored {
-            tried,
-            ran: tried,
-            failures,
-            elapsed: start.elapsed(),
-            timed_out,
-            distinct: tried,
-        },
-        exhausted,
-    ))
 }
 
 /// A schedule's fingerprint, for counting distinct schedules.
@@ -328,73 +231,82 @@ pub fn shard_indices(cfg: &ExploreConfig) -> impl Iterator<Item = u64> + '_ {
     (i..cfg.schedules).step_by(n.max(1) as usize)
 }
 
-/// Run the search. `progress(tried, failures)` is called after every batch.
+/// Run the search. `progress` sees the search so far after every batch.
 pub fn explore(
     name: &str,
     elf: &[u8],
     opts: &MachineOptions,
     cfg: &ExploreConfig,
-    mut progress: impl FnMut(u64, usize),
+    mut progress: impl FnMut(&Explored),
 ) -> Result<Explored, SessionError> {
     let start = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cfg.jobs.max(1))
         .build()
         .map_err(|e| SessionError::Other(format!("cannot start {} threads: {e}", cfg.jobs)))?;
+    let stop = watchdog(cfg.deadline);
     let batch = cfg.jobs.max(1) * 8;
     let mut indices = shard_indices(cfg).peekable();
-    let mut failures: Vec<Failure> = Vec::new();
-    let mut tried = 0;
-    let mut ran = 0;
+    let mut found = Explored {
+        tried: 0,
+        ran: 0,
+        failures: Vec::new(),
+        elapsed: Duration::ZERO,
+        timed_out: false,
+        distinct: 0,
+    };
     let mut seen = std::collections::HashSet::new();
-    let mut timed_out = false;
+    let interrupted = || stop.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
     while indices.peek().is_some() {
         let chunk: Vec<u64> = indices.by_ref().take(batch).collect();
-        type Ran = Result<(u64, StrategySpec, Option<Verdict>, u64), SessionError>;
+        type Ran = Result<(u64, StrategySpec, RunOutcome, u64), SessionError>;
         let results: Vec<Ran> = pool.install(|| {
             chunk
                 .par_iter()
                 .map(|&i| {
-                    let spec = cfg
-                        .strategy
-                        .clone()
-                        .with_seed(cfg.seed_start.wrapping_add(i));
+                    let spec = cfg.spec_for(i);
                     let o = options_for(opts, &spec);
-                    let (out, schedule) = run_kept(name, elf, &o, spec.build())?;
-                    Ok((i, spec, out.verdict, schedule_hash(&schedule)))
+                    let (out, schedule) = run_kept(name, elf, &o, spec.build(), stop.as_ref())?;
+                    Ok((i, spec, out, schedule_hash(&schedule)))
                 })
                 .collect()
         });
-        ran += results.len() as u64;
+        found.ran += results.len() as u64;
+        let mut done = false;
         for r in results {
-            let (i, spec, verdict, hash) = r?;
-            tried += 1;
+            let (i, spec, out, hash) = r?;
+            if out.interrupted {
+                // Cut short by the deadline: it ran no schedule to its end.
+                found.timed_out = true;
+                done = true;
+                break;
+            }
+            found.tried += 1;
             seen.insert(hash);
-            let Some(v) = verdict.filter(|v| !v.is_pass()) else {
+            let Some(v) = out.verdict.clone().filter(|v| !v.is_pass()) else {
                 continue;
             };
-            note_failure(&mut failures, i, spec, None, v);
-            if !cfg.all_failures {
+            let why = not_a_bug(&out);
+            let bug = why.is_none();
+            note_failure(&mut found.failures, i, spec, None, v, why);
+            if bug && !cfg.all_failures {
+                done = true;
                 break;
             }
         }
-        progress(seen.len() as u64, failures.len());
-        if !failures.is_empty() && !cfg.all_failures {
+        found.distinct = seen.len() as u64;
+        found.elapsed = start.elapsed();
+        progress(&found);
+        if done {
             break;
         }
-        if cfg.time_limit.is_some_and(|t| start.elapsed() >= t) {
-            timed_out = indices.peek().is_some();
+        if interrupted() {
+            found.timed_out = indices.peek().is_some();
             break;
         }
     }
-    Ok(Explored {
-        tried,
-        ran,
-        failures,
-        elapsed: start.elapsed(),
-        timed_out,
-        distinct: seen.len() as u64,
-    })
+    found.elapsed = start.elapsed();
+    Ok(found)
 }
 
 /// Count a failing schedule: a new kind of failure is kept (the first schedule of each
@@ -405,8 +317,12 @@ fn note_failure(
     strategy: StrategySpec,
     schedule: Option<Schedule>,
     verdict: Verdict,
+    not_a_bug: Option<String>,
 ) {
-    let key = failure_key(&verdict);
+    let mut key = failure_key(&verdict);
+    if not_a_bug.is_some() && !matches!(verdict, Verdict::Budget { .. }) {
+        key.push_str(" (after unemulated system calls)");
+    }
     match failures.iter_mut().find(|f| f.key == key) {
         Some(f) => f.count += 1,
         None => failures.push(Failure {
@@ -416,6 +332,7 @@ fn note_failure(
             verdict,
             key,
             count: 1,
+            not_a_bug,
         }),
     }
 }
@@ -448,134 +365,60 @@ pub fn explore_dfs(
     opts: &MachineOptions,
     bound: u32,
     cfg: &ExploreConfig,
-    mut progress: impl FnMut(u64, usize),
+    mut progress: impl FnMut(&Explored),
 ) -> Result<(Explored, bool), SessionError> {
-    let (max, all_failures, time_limit) = (cfg.schedules, cfg.all_failures, cfg.time_limit);
+    let (max, all_failures) = (cfg.schedules, cfg.all_failures);
     let start = Instant::now();
+    let stop = watchdog(cfg.deadline);
     let tree = DfsTree::new(bound);
-    let mut failures: Vec<Failure> = Vec::new();
-    let mut tried = 0;
+    let mut found = Explored {
+        tried: 0,
+        ran: 0,
+        failures: Vec::new(),
+        elapsed: Duration::ZERO,
+        timed_out: false,
+        distinct: 0,
+    };
     let mut complete = false;
-    let mut timed_out = false;
-    while tried < max {
+    while found.tried < max {
         let run = DfsTree::next_run(&tree);
-        let (out, schedule) = run_kept(name, elf, opts, Box::new(run))?;
-        tried += 1;
-        if let Some(v) = out.verdict.filter(|v| !v.is_pass()) {
-            let spec = StrategySpec::Dfs { bound };
-            note_failure(&mut failures, tried - 1, spec, Some(schedule), v);
+        let (out, schedule) = run_kept(name, elf, opts, Box::new(run), stop.as_ref())?;
+        if out.interrupted {
+            found.timed_out = true;
+            break;
         }
-        if tried % 64 == 0 {
-            progress(tried, failures.len());
+        found.tried += 1;
+        if let Some(v) = out.verdict.clone().filter(|v| !v.is_pass()) {
+            let spec = StrategySpec::Dfs { bound };
+            let why = not_a_bug(&out);
+            note_failure(
+                &mut found.failures,
+                found.tried - 1,
+                spec,
+                Some(schedule),
+                v,
+                why,
+            );
+        }
+        if found.tried % 64 == 0 {
+            found.ran = found.tried;
+            found.distinct = found.tried;
+            found.elapsed = start.elapsed();
+            progress(&found);
         }
         if !tree.borrow_mut().advance() {
             complete = true;
             break;
         }
-        if !failures.is_empty() && !all_failures {
-            break;
-        }
-        if time_limit.is_some_and(|t| start.elapsed() >= t) {
-            timed_out = true;
+        if found.found() && !all_failures {
             break;
         }
     }
-    progress(tried, failures.len());
-    let explored = Explored {
-        tried,
-        ran: tried,
-        failures,
-        elapsed: start.elapsed(),
-        timed_out,
-        distinct: tried,
-    };
-    Ok((explored, complete))
-}
-
-/// A minimized failing schedule.
-#[derive(Debug)]
-pub struct Minimized {
-    pub schedule: Schedule,
-    pub preemptions: usize,
-    pub original_preemptions: usize,
-    /// Candidate schedules run.
-    pub attempts: usize,
-}
-
-/// Most candidate runs minimization tries, and how long it may take.
-const MAX_ATTEMPTS: usize = 500;
-const MAX_TIME: Duration = Duration::from_secs(20);
-
-/// Find a schedule with as few preemptions as possible (switches away from a vCPU that
-/// could have gone on: not at its end, not spinning) that fails like `failing` (the
-/// strategy of a failure found by [`explore`]).
-pub fn minimize(
-    name: &str,
-    elf: &[u8],
-    opts: &MachineOptions,
-    failing: &Failure,
-) -> Result<Minimized, SessionError> {
-    let start = Instant::now();
-    let key = failing.key.as_str();
-    let (out, mut best) = run_kept(name, elf, opts, failing.replay())?;
-    if out.verdict.as_ref().map(failure_key).as_deref() != Some(key) {
-        return Err(SessionError::Other(format!(
-            "schedule {} no longer fails with {key}",
-            failing.label()
-        )));
-    }
-    let original = out.stats.preemptions as usize;
-    let mut best_p = original;
-    let mut cuts = out.stats.preempted_runs.clone();
-    let attempts = std::cell::Cell::new(0usize);
-    let spent = || attempts.get() >= MAX_ATTEMPTS || start.elapsed() >= MAX_TIME;
-    // A candidate that fails the same way: its actual schedule, preemptions, and the runs
-    // that ended in one.
-    type Found = (Schedule, usize, Vec<u64>);
-    let try_it = |cand: Schedule| -> Result<Option<Found>, SessionError> {
-        attempts.set(attempts.get() + 1);
-        let (o, s) = run_kept(name, elf, opts, Box::new(Guided::new(cand, "")))?;
-        let same = o.verdict.as_ref().map(failure_key).as_deref() == Some(key);
-        Ok(same.then_some((s, o.stats.preemptions as usize, o.stats.preempted_runs)))
-    };
-    // Phase 1: the shortest prefix that still fails when the rest runs without preemption.
-    for k in 0..best.len() {
-        if spent() || best_p == 0 {
-            break;
-        }
-        if let Some((s, p, c)) = try_it(best[..k].to_vec())? {
-            if p < best_p {
-                (best, best_p, cuts) = (s, p, c);
-                break;
-            }
-        }
-    }
-    // Phase 2: undo single preemptions (drop the run that followed one) while that still
-    // fails; restart after each success.
-    'outer: loop {
-        for &j in &cuts {
-            if spent() || best_p == 0 {
-                break 'outer;
-            }
-            let mut cand = best.clone();
-            if (j as usize + 1) < cand.len() {
-                cand.remove(j as usize + 1);
-            }
-            if let Some((s, p, c)) = try_it(cand)? {
-                if p < best_p {
-                    (best, best_p, cuts) = (s, p, c);
-                    continue 'outer;
-                }
-            }
-        }
-        break;
-    }
-    Ok(Minimized {
-        preemptions: best_p,
-        schedule: best,
-        original_preemptions: original,
-        attempts: attempts.get(),
-    })
+    found.ran = found.tried;
+    found.distinct = found.tried;
+    found.elapsed = start.elapsed();
+    progress(&found);
+    Ok((found, complete))
 }
 
 #[cfg(test)]
@@ -591,7 +434,7 @@ mod tests {
             jobs: 1,
             shard,
             all_failures: false,
-            time_limit: None,
+            deadline: None,
         };
         let a: Vec<u64> = shard_indices(&cfg((0, 2))).collect();
         let b: Vec<u64> = shard_indices(&cfg((1, 2))).collect();

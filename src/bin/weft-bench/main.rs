@@ -377,7 +377,7 @@ fn exploration() {
         jobs,
         shard: (0, 1),
         all_failures: true,
-        time_limit: None,
+        deadline: None,
     };
     for (name, schedules) in [("racy_counter", 20_000), ("tm_elided_lock", 4_000)] {
         let (_, _, elf) = weft::examples::find(name).expect("built in");
@@ -390,7 +390,7 @@ fn exploration() {
         );
         for jobs in [1, cores] {
             let c = cfg(StrategySpec::Random { seed: 0 }, schedules, 0, jobs);
-            let r = explore(name, elf, &opts, &c, |_, _| {}).expect("explore");
+            let r = explore(name, elf, &opts, &c, |_| {}).expect("explore");
             let rate = r.ran as f64 / r.elapsed.as_secs_f64();
             println!(
                 "  {jobs} job(s): {} schedules in {:.2} s = {rate:.0} schedules/s ({:.0} per core)",
@@ -469,7 +469,7 @@ fn exploration() {
                 .map(|k| {
                     let mut c = cfg(base.clone(), 300, k * 10_000, cores);
                     c.all_failures = false;
-                    let r = explore(name, elf, &o, &c, |_, _| {}).expect("explore");
+                    let r = explore(name, elf, &o, &c, |_| {}).expect("explore");
                     r.failures.first().map_or(u64::MAX, |f| f.index + 1)
                 })
                 .collect();
@@ -484,9 +484,9 @@ fn exploration() {
             c.all_failures = false;
             let found = match spec {
                 StrategySpec::Dfs { bound } => {
-                    weft::explore::explore_dfs(name, elf, &o, *bound, &c, |_, _| {})
+                    weft::explore::explore_dfs(name, elf, &o, *bound, &c, |_| {})
                 }
-                _ => weft::explore::explore_race_directed(name, elf, &o, &c, |_, _| {}),
+                _ => weft::explore::explore_race_directed(name, elf, &o, &c, |_| {}),
             }
             .expect("explore")
             .0;
