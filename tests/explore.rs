@@ -305,10 +305,12 @@ fn the_portfolio_is_the_default_and_names_the_member_that_found_it() {
     );
     let f = &failures(&r)[0];
     let by = f["strategy"].as_str().unwrap();
-    // Schedule i is member i % 5: random, pct depth 3, idb, pct depth 2, pct depth 1.
-    let member =
-        ["random:", "pct:", "idb:", "pct:", "pct:"][f["index"].as_u64().unwrap() as usize % 5];
+    // Schedule i is member i % 6: random, pct depth 3, idb, focused pct depth 2, pct
+    // depth 2, focused pct depth 3.
+    let i = f["index"].as_u64().unwrap() as usize % 6;
+    let member = ["random:", "pct:", "idb:", "pct:", "pct:", "pct:"][i];
     assert!(by.starts_with(member), "{f}");
+    assert_eq!(by.ends_with(",focus=1"), i == 3 || i == 5, "{f}");
     assert_eq!(f["found"], true, "{f}");
     // The summary file says the same, finished.
     let file = dir.path().join("message_passing-summary.json");
@@ -411,4 +413,32 @@ fn minimization_brings_a_random_failure_down_to_the_preemptions_that_matter() {
         }
     }
     assert!(seen >= 1, "no search needed minimizing");
+}
+
+#[test]
+fn focused_pct_finds_the_bug_and_its_spec_alone_replays_it() {
+    let dir = scratch();
+    let (code, r) = explore(
+        "message_passing",
+        dir.path(),
+        &["--strategy", "pct:depth=2,focus=1", "--schedules", "300"],
+    );
+    assert_eq!(code, 1, "{r}");
+    let f = &failures(&r)[0];
+    let spec = f["strategy"].as_str().unwrap();
+    assert!(spec.ends_with(",focus=1"), "{f}");
+    // `weft record --strategy SPEC` finds the program's own code again and fails the same.
+    let t = dir.path().join("again.weft");
+    let g = guest("message_passing");
+    let (code, _, err) = text(&weft([
+        "record",
+        g.to_str().unwrap(),
+        "--strategy",
+        spec,
+        "-o",
+        t.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    let rip = f["key"].as_str().unwrap().rsplit(' ').next().unwrap();
+    assert!(err.contains(rip), "{err} vs {f}");
 }

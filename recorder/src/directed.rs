@@ -154,6 +154,7 @@ mod tests {
                 current: cur,
                 runnable,
                 spinning: false,
+                rip: 0,
             });
             out.push(v.0);
             left[v.0 as usize] -= 1;

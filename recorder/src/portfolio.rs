@@ -9,27 +9,38 @@
 
 use crate::StrategySpec;
 
-/// The members, in turn order: random; PCT of depths 3, 2 and 1 (depth 1 is every order
-/// of whole threads, no preemption); iterative delay bounding.
-pub const MEMBERS: usize = 5;
+/// The members, in turn order: random; PCT depth 3; iterative delay bounding; focused PCT
+/// depth 2 (change points only in the program's own code); PCT depth 2; focused PCT
+/// depth 3.
+pub const MEMBERS: usize = 6;
 
 /// Schedule `i` of a portfolio search whose seeds start at `start`, for runs of about
-/// `steps` contended points (PCT's `steps`, the delay enumeration's `k`).
-pub fn member(i: u64, start: u64, steps: u64) -> StrategySpec {
+/// `steps` contended points (PCT's `steps`, the delay enumeration's `k`), `focus_steps` of
+/// them in the program's own code (focused PCT's `steps`).
+pub fn member(i: u64, start: u64, steps: u64, focus_steps: u64) -> StrategySpec {
     let seed = start.wrapping_add(i / MEMBERS as u64);
-    let pct = |depth| StrategySpec::Pct { seed, depth, steps };
+    let pct = |depth, focus| StrategySpec::Pct {
+        seed,
+        depth,
+        steps: if focus { focus_steps } else { steps },
+        focus,
+    };
     match i % MEMBERS as u64 {
         0 => StrategySpec::Random { seed },
-        1 => pct(3),
+        1 => pct(3, false),
         2 => StrategySpec::Delay { index: seed, steps },
-        3 => pct(2),
-        _ => pct(1),
+        3 => pct(2, true),
+        4 => pct(2, false),
+        _ => pct(3, true),
     }
 }
 
 /// The members as text, for the summary line.
-pub fn describe(steps: u64) -> String {
-    format!("portfolio (random, pct depth 3, idb, pct depth 2, pct depth 1; steps={steps})")
+pub fn describe(steps: u64, focus_steps: u64) -> String {
+    format!(
+        "portfolio (random, pct depth 3, idb, focused pct depth 2, pct depth 2, focused pct \
+         depth 3; steps={steps}, in the program's code {focus_steps})"
+    )
 }
 
 #[cfg(test)]
@@ -38,11 +49,12 @@ mod tests {
 
     #[test]
     fn members_take_turns_and_seeds_advance_per_round() {
-        let names: Vec<String> = (0..6).map(|i| member(i, 10, 7).to_string()).collect();
+        let names: Vec<String> = (0..7).map(|i| member(i, 10, 7, 3).to_string()).collect();
         assert_eq!(names[0], "random:seed=10");
         assert_eq!(names[1], "pct:seed=10,depth=3,steps=7");
         assert_eq!(names[2], "idb:seed=10,steps=7");
-        assert_eq!(names[4], "pct:seed=10,depth=1,steps=7");
-        assert_eq!(names[5], "random:seed=11");
+        assert_eq!(names[3], "pct:seed=10,depth=2,steps=3,focus=1");
+        assert_eq!(names[5], "pct:seed=10,depth=3,steps=3,focus=1");
+        assert_eq!(names[6], "random:seed=11");
     }
 }

@@ -9,9 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
+use std::cell::Cell;
+use std::rc::Rc;
 use weft::explore::{self, ExploreConfig};
 use weft::session;
-use weft_recorder::{Guided, StrategySpec, DEFAULT_PCT_STEPS};
+
+use weft_recorder::{
+    in_focus, Focus, Guided, Point, Strategy, StrategySpec, VcpuId, DEFAULT_PCT_STEPS,
+};
 
 use super::{
     check_output, verdict_details, verdict_line, GuestArgs, MachineArgs, EXIT_FAILURE, EXIT_PASS,
@@ -47,6 +52,10 @@ pub struct ExploreArgs {
     /// Do not minimize the failing schedule
     #[arg(long)]
     no_minimize: bool,
+    /// An exit status that is the program's normal end, not a failure (repeatable; for
+    /// programs whose main returns non-zero when all is well)
+    #[arg(long, value_name = "STATUS", value_parser = clap::value_parser!(u64).range(1..=255))]
+    exit_ok: Vec<u64>,
     /// A JSON summary on stdout
     #[arg(long)]
     json: bool,
@@ -140,13 +149,19 @@ fn write_summary(path: &Path, summary: &JsonSummary) -> Result<()> {
     Ok(())
 }
 
-/// The most contended points seen over a few different runs: PCT places its change points
-/// and delay bounding its delays among that many. Runs differ a lot (a thread that runs
-/// to its end before the next exists has all its points uncontended; interleaved, they
-/// all are), and too small a number makes the late part of a run unreachable, so the
-/// largest of round-robin, the plain non-preemptive run and two random runs is taken.
-fn contended_points(name: &str, elf: &[u8], opts: &weft_trace::MachineOptions) -> Result<u64> {
-    let mut most = 1;
+/// The most contended points seen over a few different runs, all of them and those in the
+/// program's own code (`focus`): PCT places its change points and delay bounding its
+/// delays among that many. Runs differ a lot (a thread that runs to its end before the next
+/// exists has all its points uncontended; interleaved, they all are), and too small a
+/// number makes the late part of a run unreachable, so the largest of round-robin, the
+/// plain non-preemptive run and two random runs is taken.
+fn contended_points(
+    name: &str,
+    elf: &[u8],
+    opts: &weft_trace::MachineOptions,
+    focus: Option<&Focus>,
+) -> Result<(u64, u64)> {
+    let (mut all, mut own) = (1, 1);
     let specs = [
         StrategySpec::RoundRobin { quantum: 1 },
         StrategySpec::Delay { index: 0, steps: 1 },
@@ -154,10 +169,39 @@ fn contended_points(name: &str, elf: &[u8], opts: &weft_trace::MachineOptions) -
         StrategySpec::Random { seed: 1 },
     ];
     for spec in specs {
-        let out = session::run(name, elf, opts, &spec, Default::default())?;
-        most = most.max(out.stats.contended);
+        let counts = Rc::new(Cell::new((0u64, 0u64)));
+        let counting = Counting {
+            inner: spec.build(),
+            focus: focus.cloned(),
+            counts: counts.clone(),
+        };
+        explore::run_kept(name, elf, opts, Box::new(counting), None)?;
+        let (a, o) = counts.get();
+        (all, own) = (all.max(a), own.max(o));
     }
-    Ok(most)
+    Ok((all, own))
+}
+
+/// Counts the contended points of a run, and those in the program's own code.
+struct Counting {
+    inner: Box<dyn Strategy>,
+    focus: Option<Focus>,
+    counts: Rc<Cell<(u64, u64)>>,
+}
+
+impl Strategy for Counting {
+    fn spec(&self) -> String {
+        self.inner.spec()
+    }
+
+    fn pick(&mut self, p: &Point) -> VcpuId {
+        if p.runnable.len() > 1 {
+            let (a, o) = self.counts.get();
+            let own = self.focus.as_ref().is_some_and(|f| in_focus(f, p.rip));
+            self.counts.set((a + 1, o + own as u64));
+        }
+        self.inner.pick(p)
+    }
 }
 
 pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
@@ -168,30 +212,43 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         // No --strategy (round-robin, one schedule): the portfolio (weft_recorder::portfolio).
         StrategySpec::RoundRobin { .. } => StrategySpec::Portfolio {
             steps: DEFAULT_PCT_STEPS,
+            focus_steps: DEFAULT_PCT_STEPS,
         },
         s => s,
     };
     // PCT's change points and delay bounding's delays go among `steps` points with a
-    // choice: left at the default, fit it to this guest.
-    let fitted = |steps: u64| -> Result<u64> {
-        if steps == DEFAULT_PCT_STEPS {
-            contended_points(&name, &elf, &opts)
-        } else {
-            Ok(steps)
+    // choice: left at the default, fit it to this guest (measured once, if needed).
+    let focus = weft::debuginfo::program_code(&elf);
+    let mut measured = None;
+    let mut fitted = |steps: u64, own: bool| -> Result<u64> {
+        if steps != DEFAULT_PCT_STEPS {
+            return Ok(steps);
         }
+        if measured.is_none() {
+            measured = Some(contended_points(&name, &elf, &opts, focus.as_ref())?);
+        }
+        let (all, mine) = measured.expect("just measured");
+        Ok(if own { mine } else { all })
     };
     let strategy = match chosen {
-        StrategySpec::Pct { seed, depth, steps } => StrategySpec::Pct {
+        StrategySpec::Pct {
             seed,
             depth,
-            steps: fitted(steps)?,
+            steps,
+            focus,
+        } => StrategySpec::Pct {
+            seed,
+            depth,
+            steps: fitted(steps, focus)?,
+            focus,
         },
         StrategySpec::Delay { index, steps } => StrategySpec::Delay {
             index,
-            steps: fitted(steps)?,
+            steps: fitted(steps, false)?,
         },
-        StrategySpec::Portfolio { steps } => StrategySpec::Portfolio {
-            steps: fitted(steps)?,
+        StrategySpec::Portfolio { steps, focus_steps } => StrategySpec::Portfolio {
+            steps: fitted(steps, false)?,
+            focus_steps: fitted(focus_steps, true)?,
         },
         s => s,
     };
@@ -210,6 +267,8 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         shard: a.shard.unwrap_or((0, 1)),
         all_failures: a.all_failures,
         deadline,
+        exit_ok: a.exit_ok.clone(),
+        focus: focus.clone(),
     };
     let stem = a
         .guest
@@ -226,7 +285,9 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     ));
     check_output(&summary_path)?;
     let strategy_name = match &strategy {
-        StrategySpec::Portfolio { steps } => weft_recorder::portfolio::describe(*steps),
+        StrategySpec::Portfolio { steps, focus_steps } => {
+            weft_recorder::portfolio::describe(*steps, *focus_steps)
+        }
         s => s.to_string(),
     };
     let summary = |found: &explore::Explored, failures: Vec<JsonFailure>, finished, complete| {
@@ -330,7 +391,8 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         let trace = a.out.join(format!("{stem}-fail{suffix}.weft"));
         let fopts = explore::options_for(&opts, &f.strategy);
         let recorded = save(&trace, || {
-            session::record_with(&name, &elf, &fopts, f.replay(), &trace, Default::default())
+            let replay = f.replay(focus.clone());
+            session::record_with(&name, &elf, &fopts, replay, &trace, Default::default())
         })?;
         // The details (call stacks, waits) of the trace the user will look at: the
         // minimized one when there is one.
@@ -359,7 +421,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         }
         let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
         if !a.no_minimize && f.not_a_bug.is_none() && !past_deadline {
-            let m = explore::minimize(&name, &elf, &fopts, f, deadline)?;
+            let m = explore::minimize(&name, &elf, &fopts, f, focus.clone(), deadline)?;
             let min = a.out.join(format!("{stem}-fail{suffix}-min.weft"));
             let label = format!("minimized from {}", f.label());
             shown = save(&min, || {

@@ -41,13 +41,14 @@ pub fn minimize(
     elf: &[u8],
     opts: &MachineOptions,
     failing: &Failure,
+    focus: Option<weft_recorder::Focus>,
     deadline: Option<Instant>,
 ) -> Result<Minimized, SessionError> {
     let start = Instant::now();
     let until = deadline.map_or(start + MAX_TIME, |d| d.min(start + MAX_TIME));
     let stop = watchdog(Some(until));
     let key = failing.key.as_str();
-    let (observer, seen) = Observe::new(failing.replay());
+    let (observer, seen) = Observe::new(failing.replay(focus));
     let (out, schedule) = run_kept(name, elf, opts, Box::new(observer), None)?;
     if out.verdict.as_ref().map(failure_key).as_deref() != Some(key) {
         return Err(SessionError::Other(format!(

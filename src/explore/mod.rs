@@ -56,13 +56,27 @@ pub struct ExploreConfig {
     pub all_failures: bool,
     /// Stop when this moment passes, even inside a schedule (that schedule is dropped).
     pub deadline: Option<Instant>,
+    /// Exit statuses that are the program's normal end, not failures (`--exit-ok`).
+    pub exit_ok: Vec<u64>,
+    /// The program's own code, for focused PCT ([`crate::debuginfo::program_code`]).
+    pub focus: Option<weft_recorder::Focus>,
 }
 
 impl ExploreConfig {
+    /// Whether a run that ended with `v` failed.
+    pub fn fails(&self, v: &Verdict) -> bool {
+        match v {
+            Verdict::ExitStatus { status, .. } => !self.exit_ok.contains(status),
+            v => !v.is_pass(),
+        }
+    }
+
     /// The strategy of schedule `i`.
     pub fn spec_for(&self, i: u64) -> StrategySpec {
         match self.strategy {
-            StrategySpec::Portfolio { steps } => portfolio::member(i, self.seed_start, steps),
+            StrategySpec::Portfolio { steps, focus_steps } => {
+                portfolio::member(i, self.seed_start, steps, focus_steps)
+            }
             ref s => s.clone().with_seed(self.seed_start.wrapping_add(i)),
         }
     }
@@ -266,7 +280,8 @@ pub fn explore(
                 .map(|&i| {
                     let spec = cfg.spec_for(i);
                     let o = options_for(opts, &spec);
-                    let (out, schedule) = run_kept(name, elf, &o, spec.build(), stop.as_ref())?;
+                    let strategy = spec.build_focused(cfg.focus.clone());
+                    let (out, schedule) = run_kept(name, elf, &o, strategy, stop.as_ref())?;
                     Ok((i, spec, out, schedule_hash(&schedule)))
                 })
                 .collect()
@@ -283,7 +298,7 @@ pub fn explore(
             }
             found.tried += 1;
             seen.insert(hash);
-            let Some(v) = out.verdict.clone().filter(|v| !v.is_pass()) else {
+            let Some(v) = out.verdict.clone().filter(|v| cfg.fails(v)) else {
                 continue;
             };
             let why = not_a_bug(&out);
@@ -338,11 +353,11 @@ fn note_failure(
 }
 
 impl Failure {
-    /// A strategy that reproduces the failing run.
-    pub fn replay(&self) -> Box<dyn Strategy> {
+    /// A strategy that reproduces the failing run (`focus`: the search's).
+    pub fn replay(&self, focus: Option<weft_recorder::Focus>) -> Box<dyn Strategy> {
         match &self.schedule {
             Some(s) => Box::new(Guided::new(s.clone(), self.label())),
-            None => self.strategy.build(),
+            None => self.strategy.build_focused(focus),
         }
     }
 
@@ -388,7 +403,7 @@ pub fn explore_dfs(
             break;
         }
         found.tried += 1;
-        if let Some(v) = out.verdict.clone().filter(|v| !v.is_pass()) {
+        if let Some(v) = out.verdict.clone().filter(|v| cfg.fails(v)) {
             let spec = StrategySpec::Dfs { bound };
             let why = not_a_bug(&out);
             note_failure(
@@ -435,6 +450,8 @@ mod tests {
             shard,
             all_failures: false,
             deadline: None,
+            exit_ok: Vec::new(),
+            focus: None,
         };
         let a: Vec<u64> = shard_indices(&cfg((0, 2))).collect();
         let b: Vec<u64> = shard_indices(&cfg((1, 2))).collect();

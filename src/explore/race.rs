@@ -146,7 +146,7 @@ pub fn explore_race_directed(
             break;
         }
         found.tried += 1;
-        if let Some(v) = out.verdict.clone().filter(|v| !v.is_pass()) {
+        if let Some(v) = out.verdict.clone().filter(|v| cfg.fails(v)) {
             let schedule = Some(sink.runs.clone());
             let why = not_a_bug(&out);
             let bug = why.is_none();

@@ -282,6 +282,7 @@ impl Controller {
             current,
             runnable: choice,
             spinning,
+            rip: if current.is_some() { rip } else { 0 },
         });
         if !choice.contains(pick) {
             self.bad_pick = Some((step, pick));

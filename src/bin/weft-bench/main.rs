@@ -378,6 +378,8 @@ fn exploration() {
         shard: (0, 1),
         all_failures: true,
         deadline: None,
+        exit_ok: Vec::new(),
+        focus: None,
     };
     for (name, schedules) in [("racy_counter", 20_000), ("tm_elided_lock", 4_000)] {
         let (_, _, elf) = weft::examples::find(name).expect("built in");
@@ -412,6 +414,7 @@ fn exploration() {
                 seed: 0,
                 depth: 2,
                 steps: 0,
+                focus: false,
             },
         ),
         (
@@ -420,6 +423,7 @@ fn exploration() {
                 seed: 0,
                 depth: 3,
                 steps: 0,
+                focus: false,
             },
         ),
     ];
@@ -462,6 +466,7 @@ fn exploration() {
                     seed,
                     depth,
                     steps: len,
+                    focus: false,
                 },
                 s => s,
             };
