@@ -13,8 +13,8 @@
 #   --only REGEX      only benchmarks whose name matches (grep -E)
 #   --correct         the correct variants (_ok, _unsat) instead: each must pass
 #   --build-only      build, do not run
-#   --with-heavy      also build ferret and radbench (NSPR, SpiderMonkey, gsl,
-#                     ImageMagick from the checkout's own tarballs: several minutes)
+#   --with-heavy      also build ferret and radbench bug2 and bug6 (NSPR, SpiderMonkey,
+#                     gsl, ImageMagick from the checkout's own sources: several minutes)
 #
 # Fetches nothing: get SCTBench yourself (docs/explore.md says how). Needs gcc, g++, make,
 # m4 and jq. Never writes into the SCTBench checkout: sources are copied under --out.
@@ -165,7 +165,7 @@ build_buggy() {
     splash barnes apps/barnes BARNES ""
     splash fft kernels/fft FFT "-p2 -m2 -n4 -l4"
     splash lu kernels/lu/non_contiguous_blocks LU "-p2 -n2 -b1"
-    [ "$HEAVY" = 1 ] && build_heavy
+    [ "$HEAVY" = 1 ] && build_heavy && build_ferret
 }
 
 # radbench bug2 and bug6 (NSPR and SpiderMonkey from the checkout's tarballs) and ferret.
@@ -200,6 +200,31 @@ build_heavy() {
             -L"$d/target/dist/lib" -lplds4 -lplc4 -lnspr4 -lm >>"$LOG" 2>&1; then
         built radbench-bug2; RUN[radbench-bug2]="$d|"
     else fail_build radbench-bug2; fi
+}
+
+# PARSEC ferret: its gsl and ImageMagick from the checkout (static, ImageMagick with the
+# JPEG coder only, from the system's libjpeg: libjpeg-dev), the pthreads version, the
+# test input. HUGE (an old SVID name) is HUGE_VAL for today's glibc.
+build_ferret() {
+    local d=$BUILD/ferret P=$B/parsec-2.0/pkgs
+    rm -rf "$d"; mkdir -p "$d/inst"
+    cp -r "$P/libs/gsl/src" "$d/gsl"
+    cp -r "$P/libs/imagick/src" "$d/imagick"
+    cp -r "$P/apps/ferret/src" "$d/ferret"
+    if (cd "$d/gsl" && ./configure --disable-shared --prefix="$d/inst" >>"$LOG" 2>&1 &&
+            make >>"$LOG" 2>&1 && make install >>"$LOG" 2>&1) &&
+        (cd "$d/imagick" && ./configure --disable-shared --prefix="$d/inst" --without-x \
+            --without-perl --without-magick-plus-plus --disable-openmp --without-threads \
+            --with-jpeg --without-png --without-tiff --without-freetype --without-fontconfig \
+            --without-lcms --without-bzlib --without-zlib --without-xml --without-modules \
+            >>"$LOG" 2>&1 && make >>"$LOG" 2>&1 && make install >>"$LOG" 2>&1) &&
+        (cd "$d/ferret" && CFLAGS="-O0 -g -DHUGE=HUGE_VAL -I$d/inst/include" \
+            LDFLAGS="-static -pthread -L$d/inst/lib" make version=pthreads \
+            IMAGE_LDLIBS="$("$d/inst/bin/Magick-config" --libs) -ljpeg -lm" >>"$LOG" 2>&1); then
+        mkdir -p "$d/run"; tar xf "$P/apps/ferret/inputs/input_test.tar" -C "$d/run"
+        cp "$d/ferret/parsec/bin/ferret-parallel" "$OUT/bin/ferret"
+        built ferret; RUN[ferret]="$d/run|corel lsh queries 1 1 $NUMTHREADS output.txt"
+    else fail_build ferret; fi
 }
 
 build_correct() {

@@ -529,3 +529,26 @@ fn a_musl_program_runs_with_linux_given() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL (deadlock)"), "{out}");
 }
+
+#[test]
+fn a_thread_waiting_with_sleep_zero_lets_the_others_run_under_pct() {
+    // Under PCT the waiter often has the higher priority; unless sleep(0) counts as a
+    // spin it polls forever and the run ends on the step budget.
+    let dir = scratch();
+    let g = linux_guest("yield_spin");
+    let (code, out, err) = text(&weft([
+        "explore",
+        g.to_str().unwrap(),
+        "--strategy",
+        "pct:depth=1",
+        "--schedules",
+        "24",
+        "--max-steps",
+        "3000000",
+        "--json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"failures\": []"), "{out}");
+}
