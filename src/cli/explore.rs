@@ -9,14 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
-use std::cell::Cell;
-use std::rc::Rc;
 use weft::explore::{self, ExploreConfig};
 use weft::session;
-
-use weft_recorder::{
-    in_focus, Focus, Guided, Point, Strategy, StrategySpec, VcpuId, DEFAULT_PCT_STEPS,
-};
+use weft_recorder::{Guided, StrategySpec, DEFAULT_PCT_STEPS};
 
 use super::{
     check_output, verdict_details, verdict_line, GuestArgs, MachineArgs, EXIT_FAILURE, EXIT_PASS,
@@ -149,61 +144,6 @@ fn write_summary(path: &Path, summary: &JsonSummary) -> Result<()> {
     Ok(())
 }
 
-/// The most contended points seen over a few different runs, all of them and those in the
-/// program's own code (`focus`): PCT places its change points and delay bounding its
-/// delays among that many. Runs differ a lot (a thread that runs to its end before the next
-/// exists has all its points uncontended; interleaved, they all are), and too small a
-/// number makes the late part of a run unreachable, so the largest of round-robin, the
-/// plain non-preemptive run and two random runs is taken.
-fn contended_points(
-    name: &str,
-    elf: &[u8],
-    opts: &weft_trace::MachineOptions,
-    focus: Option<&Focus>,
-) -> Result<(u64, u64)> {
-    let (mut all, mut own) = (1, 1);
-    let specs = [
-        StrategySpec::RoundRobin { quantum: 1 },
-        StrategySpec::Delay { index: 0, steps: 1 },
-        StrategySpec::Random { seed: 0 },
-        StrategySpec::Random { seed: 1 },
-    ];
-    for spec in specs {
-        let counts = Rc::new(Cell::new((0u64, 0u64)));
-        let counting = Counting {
-            inner: spec.build(),
-            focus: focus.cloned(),
-            counts: counts.clone(),
-        };
-        explore::run_kept(name, elf, opts, Box::new(counting), None)?;
-        let (a, o) = counts.get();
-        (all, own) = (all.max(a), own.max(o));
-    }
-    Ok((all, own))
-}
-
-/// Counts the contended points of a run, and those in the program's own code.
-struct Counting {
-    inner: Box<dyn Strategy>,
-    focus: Option<Focus>,
-    counts: Rc<Cell<(u64, u64)>>,
-}
-
-impl Strategy for Counting {
-    fn spec(&self) -> String {
-        self.inner.spec()
-    }
-
-    fn pick(&mut self, p: &Point) -> VcpuId {
-        if p.runnable.len() > 1 {
-            let (a, o) = self.counts.get();
-            let own = self.focus.as_ref().is_some_and(|f| in_focus(f, p.rip));
-            self.counts.set((a + 1, o + own as u64));
-        }
-        self.inner.pick(p)
-    }
-}
-
 pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let deadline = a.time.map(|t| started + t);
@@ -225,7 +165,12 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             return Ok(steps);
         }
         if measured.is_none() {
-            measured = Some(contended_points(&name, &elf, &opts, focus.as_ref())?);
+            measured = Some(explore::contended_points(
+                &name,
+                &elf,
+                &opts,
+                focus.as_ref(),
+            )?);
         }
         let (all, mine) = measured.expect("just measured");
         Ok(if own { mine } else { all })

@@ -16,9 +16,11 @@
 //! A time limit (`deadline`) bounds the whole search: a watchdog interrupts the schedule
 //! running when it passes (its run counts for nothing), and minimization stops there too.
 
+mod measure;
 mod minimize;
 mod race;
 
+pub use measure::contended_points;
 pub use minimize::{minimize, Minimized};
 pub use race::explore_race_directed;
 
