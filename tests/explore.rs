@@ -389,6 +389,13 @@ fn the_time_limit_stops_a_schedule_that_never_ends() {
     assert_eq!(r["timed_out"], true, "{r}");
     assert_eq!(r["tried"], 0, "{r}");
     assert!(failures(&r).is_empty(), "{r}");
+    // The portfolio measures the guest's runs first: the deadline bounds those too.
+    let (code, r) = explore(
+        "endless",
+        dir.path(),
+        &["--time", "0.5", "--schedules", "3"],
+    );
+    assert_eq!((code, &r["tried"]), (0, &Value::from(0)), "{r}");
 }
 
 #[test]

@@ -170,6 +170,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                 &elf,
                 &opts,
                 focus.as_ref(),
+                deadline,
             )?);
         }
         let (all, mine) = measured.expect("just measured");

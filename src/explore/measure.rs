@@ -14,13 +14,18 @@ use crate::session::SessionError;
 /// delays among that many. Runs differ a lot (a thread that runs to its end before the next
 /// exists has all its points uncontended; interleaved, they all are), and too small a
 /// number makes the late part of a run unreachable, so the largest of round-robin, the
-/// plain non-preemptive run and two random runs is taken.
+/// plain non-preemptive run and two random runs is taken (as far as they get by
+/// `deadline`).
 pub fn contended_points(
     name: &str,
     elf: &[u8],
     opts: &weft_trace::MachineOptions,
     focus: Option<&Focus>,
+    deadline: Option<std::time::Instant>,
 ) -> Result<(u64, u64), SessionError> {
+    // Bounded by the search's deadline like every run of it: a run cut short still
+    // counts what it saw.
+    let stop = super::watchdog(deadline);
     let (mut all, mut own) = (1, 1);
     let specs = [
         StrategySpec::RoundRobin { quantum: 1 },
@@ -35,7 +40,7 @@ pub fn contended_points(
             focus: focus.cloned(),
             counts: counts.clone(),
         };
-        run_kept(name, elf, opts, Box::new(counting), None)?;
+        run_kept(name, elf, opts, Box::new(counting), stop.as_ref())?;
         let (a, o) = counts.get();
         (all, own) = (all.max(a), own.max(o));
     }
