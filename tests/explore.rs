@@ -449,3 +449,35 @@ fn focused_pct_finds_the_bug_and_its_spec_alone_replays_it() {
     let rip = f["key"].as_str().unwrap().rsplit(' ').next().unwrap();
     assert!(err.contains(rip), "{err} vs {f}");
 }
+
+#[test]
+fn focused_pct_on_a_guest_without_debug_information_counts_every_point() {
+    let dir = scratch();
+    let stripped = dir.path().join("racy_counter_stripped.elf");
+    let ok = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(guest("racy_counter"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("no `strip` on this machine: skipped");
+        return;
+    }
+    let (code, r) = explore_elf(
+        &stripped,
+        dir.path(),
+        &["--strategy", "pct:depth=2,focus=1", "--schedules", "200"],
+    );
+    assert_eq!(code, 1, "{r}");
+    // k is every contended point (not the 1 a search counting only code with source
+    // lines would measure here, which would put every change point at the start).
+    let spec = failures(&r)[0]["strategy"].as_str().unwrap().to_string();
+    let steps: u64 = spec
+        .split("steps=")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(steps > 10, "{spec}");
+}

@@ -174,7 +174,8 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             )?);
         }
         let (all, mine) = measured.expect("just measured");
-        Ok(if own { mine } else { all })
+        // Without debug information focused PCT counts every contended point.
+        Ok(if own && focus.is_some() { mine } else { all })
     };
     let strategy = match chosen {
         StrategySpec::Pct {
