@@ -403,11 +403,27 @@ fn exploration() {
         }
     }
     println!(
-        "schedules to the first failure (random, pct: median of 9 searches with disjoint seeds; \
-         dfs, race-directed: one search; - = none in 300):"
+        "schedules to the first failure (random, portfolio, pct: median of 9 searches with \
+         disjoint seeds; dfs, race-directed, idb: one search; - = none in 300):"
     );
     let strategies = [
         ("random", StrategySpec::Random { seed: 0 }),
+        (
+            "portfolio",
+            StrategySpec::Portfolio {
+                steps: 0,
+                focus_steps: 0,
+            },
+        ),
+        (
+            "pct2 focus",
+            StrategySpec::Pct {
+                seed: 0,
+                depth: 2,
+                steps: 0,
+                focus: true,
+            },
+        ),
         (
             "pct d=2",
             StrategySpec::Pct {
@@ -430,6 +446,7 @@ fn exploration() {
     let systematic = [
         ("dfs c=2", StrategySpec::Dfs { bound: 2 }),
         ("race-dir", StrategySpec::RaceDirected),
+        ("idb", StrategySpec::Delay { index: 0, steps: 0 }),
     ];
     print!("  {:<22}", "example");
     for (n, _) in strategies.iter().chain(&systematic) {
@@ -459,14 +476,25 @@ fn exploration() {
         .stats
         .steps
         .max(1);
+        // The portfolio, focused PCT and IDB are fitted as `weft explore` fits them.
+        let focus = weft::debuginfo::program_code(elf);
+        let (all, own) =
+            weft::explore::contended_points(name, elf, &o, focus.as_ref(), None).expect("run");
+        let own = if focus.is_some() { own } else { all };
         print!("  {name:<22}");
         for (_, base) in &strategies {
             let base = match base.clone() {
-                StrategySpec::Pct { seed, depth, .. } => StrategySpec::Pct {
+                StrategySpec::Pct {
+                    seed, depth, focus, ..
+                } => StrategySpec::Pct {
                     seed,
                     depth,
-                    steps: len,
-                    focus: false,
+                    steps: if focus { own } else { len },
+                    focus,
+                },
+                StrategySpec::Portfolio { .. } => StrategySpec::Portfolio {
+                    steps: all,
+                    focus_steps: own,
                 },
                 s => s,
             };
@@ -474,6 +502,7 @@ fn exploration() {
                 .map(|k| {
                     let mut c = cfg(base.clone(), 300, k * 10_000, cores);
                     c.all_failures = false;
+                    c.focus = focus.clone();
                     let r = explore(name, elf, &o, &c, |_| {}).expect("explore");
                     r.failures.first().map_or(u64::MAX, |f| f.index + 1)
                 })
@@ -485,16 +514,28 @@ fn exploration() {
             }
         }
         for (_, spec) in &systematic {
+            let spec = match spec {
+                StrategySpec::Delay { index, .. } => StrategySpec::Delay {
+                    index: *index,
+                    steps: all,
+                },
+                s => s.clone(),
+            };
             let mut c = cfg(spec.clone(), 300, 0, 1);
             c.all_failures = false;
             let found = match spec {
                 StrategySpec::Dfs { bound } => {
-                    weft::explore::explore_dfs(name, elf, &o, *bound, &c, |_| {})
+                    weft::explore::explore_dfs(name, elf, &o, bound, &c, |_| {})
+                        .expect("explore")
+                        .0
                 }
-                _ => weft::explore::explore_race_directed(name, elf, &o, &c, |_| {}),
-            }
-            .expect("explore")
-            .0;
+                StrategySpec::Delay { .. } => explore(name, elf, &o, &c, |_| {}).expect("explore"),
+                _ => {
+                    weft::explore::explore_race_directed(name, elf, &o, &c, |_| {})
+                        .expect("explore")
+                        .0
+                }
+            };
             match found.failures.first() {
                 Some(f) => print!(" {:>9}", f.index + 1),
                 None => print!(" {:>9}", "-"),
