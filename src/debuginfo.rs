@@ -129,6 +129,47 @@ pub struct SourceMap {
     bias: u64,
 }
 
+/// The address ranges of the program's own code: every compilation unit with DWARF debug
+/// information (what `-g` built; a distribution's static C library has none), at load
+/// addresses, sorted and merged. `None` when the image has no such unit. Focused PCT
+/// places its change points there (`weft_recorder::Pct::focused`).
+pub fn program_code(elf: &[u8]) -> Option<weft_recorder::Focus> {
+    let secs = sections(elf);
+    let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+        let data = secs
+            .iter()
+            .find(|s| s.name == id.name())
+            .map_or(&[][..], |s| s.data);
+        Ok(Reader::new(Rc::from(data), LittleEndian))
+    };
+    let dwarf = gimli::Dwarf::load(load).ok()?;
+    let bias = crate::machine::load_bias(elf);
+    let mut ranges = Vec::new();
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        let Ok(unit) = dwarf.unit(header) else {
+            continue;
+        };
+        let Ok(mut rs) = dwarf.unit_ranges(&unit) else {
+            continue;
+        };
+        while let Ok(Some(r)) = rs.next() {
+            if r.begin < r.end {
+                ranges.push((r.begin.wrapping_add(bias), r.end.wrapping_add(bias)));
+            }
+        }
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    (!merged.is_empty()).then(|| merged.into())
+}
+
 impl SourceMap {
     /// Read what `elf` has; missing or malformed debug information just leaves gaps.
     pub fn new(elf: &[u8]) -> SourceMap {

@@ -54,10 +54,19 @@ pub fn record(
     out: &Path,
     config: RunConfig,
 ) -> Result<Recorded, SessionError> {
-    record_with(guest_name, elf, options, strategy.build(), out, config)
+    record_with(guest_name, elf, options, build(strategy, elf), out, config)
 }
 
 /// Record under any strategy (e.g. a minimized schedule); its `spec()` goes in the header.
+/// A fresh strategy for `spec`; a focused PCT gets the program's own code from `elf`.
+pub fn build(spec: &StrategySpec, elf: &[u8]) -> Box<dyn Strategy> {
+    let focus = spec
+        .wants_focus()
+        .then(|| crate::debuginfo::program_code(elf))
+        .flatten();
+    spec.build_focused(focus)
+}
+
 pub fn record_with(
     guest_name: &str,
     elf: &[u8],
@@ -146,7 +155,11 @@ pub fn run(
 ) -> Result<RunOutcome, SessionError> {
     let machine = Machine::new(elf, options).map_err(guest_error(guest_name))?;
     machine
-        .run(strategy.build(), Rc::new(RefCell::new(NullSink)), config)
+        .run(
+            build(strategy, elf),
+            Rc::new(RefCell::new(NullSink)),
+            config,
+        )
         .map_err(guest_error(guest_name))
 }
 

@@ -297,9 +297,66 @@ fn threads_are_vcpus_and_atomics_stay_atomic() {
             .count();
         assert_eq!(spawns, 8);
     }
-    // Fewer threads allowed than the program makes: pthread_create fails cleanly.
-    let (_, out, err) = record("threads_many", &t, &[], &["--max-threads", "4"]);
-    assert!(err.contains("pthread_create 3 failed"), "{out}{err}");
+    // Fewer threads allowed than the program makes: the creator waits until one exits.
+    let (code, out, err) = record("threads_many", &t, &[], &["--max-threads", "4"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out, "threads_many: counter=80\n");
+    let waited = events(&t).iter().any(|e| {
+        matches!(e, Event::Warning { message, .. } if message.contains("waits until one exits"))
+    });
+    assert!(waited, "no warning of the wait");
+}
+
+#[test]
+fn scheduling_policy_system_information_directories_and_thread_reuse() {
+    let dir = scratch();
+    let listed = dir.path().join("listed");
+    std::fs::create_dir(&listed).unwrap();
+    std::fs::write(listed.join("b"), b"").unwrap();
+    std::fs::write(listed.join("a"), b"x").unwrap();
+    std::fs::create_dir(listed.join("sub")).unwrap();
+    let t = dir.path().join("info.weft");
+    let arg = listed.to_str().unwrap();
+    let expected = "other 0..0 fifo 1..99\n\
+                    rr: -1 Operation not permitted\n\
+                    batch: 0, policy now 3\n\
+                    param: 0 priority 0\n\
+                    sysinfo: 0 procs 1 ram some\n\
+                    times: ticking\n\
+                    msync: 0\n\
+                    chmod: 0\n\
+                    entry ./\nentry ../\nentry a\nentry b\nentry sub/\n\
+                    again: 5 entries\n\
+                    threads: 170\n";
+    for strategy in [
+        "round-robin",
+        "random:seed=3",
+        "pct:seed=1,depth=2,steps=5000",
+    ] {
+        let (code, out, err) = record("system_info", &t, &[arg], &["--strategy", strategy]);
+        assert_eq!(code, 0, "{strategy}: {out}{err}");
+        assert_eq!(out, expected, "{strategy}");
+        let ev = events(&t);
+        let spawns = ev
+            .iter()
+            .filter(|e| matches!(e, Event::Spawn { .. }))
+            .count();
+        assert_eq!(spawns, 170);
+        // Thread ids are never given twice, though vCPUs are.
+        let mut tids: Vec<u32> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Spawn { tid, .. } => Some(*tid),
+                _ => None,
+            })
+            .collect();
+        tids.sort_unstable();
+        tids.dedup();
+        assert_eq!(tids.len(), 170);
+    }
+    // The listing is in the trace: the replay needs no directory.
+    std::fs::remove_dir_all(&listed).unwrap();
+    replays(&t);
 }
 
 #[test]
@@ -471,4 +528,27 @@ fn a_musl_program_runs_with_linux_given() {
     };
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL (deadlock)"), "{out}");
+}
+
+#[test]
+fn a_thread_waiting_with_sleep_zero_lets_the_others_run_under_pct() {
+    // Under PCT the waiter often has the higher priority; unless sleep(0) counts as a
+    // spin it polls forever and the run ends on the step budget.
+    let dir = scratch();
+    let g = linux_guest("yield_spin");
+    let (code, out, err) = text(&weft([
+        "explore",
+        g.to_str().unwrap(),
+        "--strategy",
+        "pct:depth=1",
+        "--schedules",
+        "24",
+        "--max-steps",
+        "3000000",
+        "--json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"failures\": []"), "{out}");
 }

@@ -145,6 +145,7 @@ mod tests {
                 current: cur,
                 runnable,
                 spinning: false,
+                rip: 0,
             });
             trace.push(c);
             left[c.0 as usize] -= 1;

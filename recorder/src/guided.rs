@@ -65,6 +65,7 @@ mod tests {
             current: current.map(VcpuId),
             runnable: VcpuSet(runnable),
             spinning,
+            rip: 0,
         }
     }
 

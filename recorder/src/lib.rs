@@ -78,6 +78,9 @@ pub struct Point {
     /// `current` is spin-waiting (PAUSE, or re-reading an unchanged value): a fair strategy
     /// runs another vCPU now if there is one, or spin-wait guests would never finish.
     pub spinning: bool,
+    /// Where `current` is: the instruction whose operation this point precedes (0 when
+    /// nobody holds the token). Lets a strategy favour points in the program's own code.
+    pub rip: u64,
 }
 
 /// A scheduling policy. Must be deterministic: same sequence of points, same answers.
@@ -89,17 +92,22 @@ pub trait Strategy {
     fn pick(&mut self, point: &Point) -> VcpuId;
 }
 
+mod delay;
 mod dfs;
+mod directed;
 mod guided;
 mod pct;
+pub mod portfolio;
 mod random;
 mod rng;
 mod round_robin;
 mod spec;
 
+pub use delay::DelayBounded;
 pub use dfs::{DfsRun, DfsTree};
+pub use directed::{Directed, Directive, Observe};
 pub use guided::Guided;
-pub use pct::Pct;
+pub use pct::{in_focus, Focus, Pct};
 pub use random::Random;
 pub use rng::Rng;
 pub use round_robin::RoundRobin;
@@ -110,6 +118,7 @@ pub use spec::{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     /// A simulated machine: `work[i]` points for vCPU i, after which it ends. vCPU 0 first
     /// spin-waits until vCPU 1 has run `wait` points (reporting `spinning` after 3 tries).
@@ -131,6 +140,7 @@ mod tests {
                 current,
                 runnable,
                 spinning,
+                rip: 0,
             };
             let v = s.pick(&p);
             assert!(
@@ -171,6 +181,11 @@ mod tests {
                 seed,
                 depth: 1 + (seed % 4) as u32,
                 steps: 50,
+                focus: seed % 2 == 1,
+            },
+            StrategySpec::Delay {
+                index: seed,
+                steps: 30,
             },
         ]
     }
@@ -194,6 +209,7 @@ mod tests {
                 seed: 3,
                 depth: 3,
                 steps: 40,
+                focus: false,
             },
         ] {
             let a = simulate(spec.build().as_mut(), &[20, 20, 20], 0, 10_000).unwrap();
@@ -242,6 +258,7 @@ mod tests {
                     current,
                     runnable,
                     spinning: false,
+                    rip: 0,
                 });
                 current = Some(v);
                 if step >= 1000 {
@@ -256,6 +273,49 @@ mod tests {
             preempted >= 10,
             "{preempted} of 40 seeds switched in the contended part"
         );
+    }
+
+    #[test]
+    fn focused_pct_changes_priorities_only_at_points_in_focus() {
+        // Two vCPUs, 40 points each; only points at rip 0x100 (every 10th) are in focus.
+        let focus: Focus = Arc::from(vec![(0x100, 0x101)]);
+        for seed in 0..40 {
+            let mut pct = Pct::new(seed, 3, 8).focused(Some(focus.clone()));
+            let (mut left, mut cur) = ([40u32, 40], None::<VcpuId>);
+            for step in 0..80u64 {
+                let runnable =
+                    VcpuSet(left.iter().enumerate().fold(
+                        0,
+                        |m, (i, &l)| {
+                            if l > 0 {
+                                m | 1 << i
+                            } else {
+                                m
+                            }
+                        },
+                    ));
+                let rip = cur.map_or(0, |c| {
+                    if left[c.0 as usize] % 10 == 0 {
+                        0x100
+                    } else {
+                        0x200
+                    }
+                });
+                let v = pct.pick(&Point {
+                    step: Step(step),
+                    current: cur,
+                    runnable,
+                    spinning: false,
+                    rip,
+                });
+                if let Some(c) = cur.filter(|&c| c != v) {
+                    assert_eq!(rip, 0x100, "seed {seed}: preempted {c:?} outside focus");
+                }
+                left[v.0 as usize] -= 1;
+                cur = (left[v.0 as usize] > 0).then_some(v);
+            }
+        }
+        assert!(in_focus(&focus, 0x100) && !in_focus(&focus, 0x101) && !in_focus(&focus, 0xff));
     }
 
     #[test]
@@ -274,6 +334,11 @@ mod tests {
             assert_eq!(text.parse::<StrategySpec>().unwrap(), spec);
             assert_eq!(spec.build().spec(), text);
         }
+        let p = StrategySpec::Portfolio {
+            steps: 30,
+            focus_steps: 7,
+        };
+        assert_eq!(p.to_string().parse::<StrategySpec>().unwrap(), p);
         assert_eq!(
             "rr".parse(),
             Ok(StrategySpec::RoundRobin {

@@ -9,8 +9,26 @@
 //!
 //! Fairness (not part of PCT): a spinning vCPU is demoted below everyone, so spin-waits
 //! end; this keeps the guarantee for bugs that need no spin-wait to be starved.
+//!
+//! *Focused* PCT counts only points in the program's own code ([`Focus`]: what has
+//! source lines, not the C library) when it places its change points. A Linux program
+//! spends most points inside glibc (a thread's creation alone is hundreds), and the bug
+//! usually needs a change point between two accesses of the program's own: with `k`
+//! counting only those, `1/k` is the program's own number of steps, as in the study that
+//! scheduled at the program's visible operations only.
+
+use std::sync::Arc;
 
 use crate::{rng::Rng, Point, Strategy, StrategySpec, VcpuId, VcpuSet};
+
+/// Code address ranges `[start, end)`, sorted and disjoint: the program's own code.
+pub type Focus = Arc<[(u64, u64)]>;
+
+/// Whether `rip` lies in one of `focus`'s ranges.
+pub fn in_focus(focus: &[(u64, u64)], rip: u64) -> bool {
+    let i = focus.partition_point(|r| r.1 <= rip);
+    focus.get(i).is_some_and(|r| r.0 <= rip)
+}
 
 const N: usize = 64;
 
@@ -31,6 +49,10 @@ pub struct Pct {
     /// these, since a point with one choice cannot change anything (a Linux program's
     /// single-threaded start, a lone vCPU's tail).
     contended: u64,
+    /// Focused PCT: only points in these ranges count (see the module doc); `None` with
+    /// `focused` set: no ranges were given, every contended point counts.
+    focused: bool,
+    focus: Option<Focus>,
 }
 
 impl Pct {
@@ -60,7 +82,16 @@ impl Pct {
             next_change: 0,
             spin_floor: 0,
             contended: 0,
+            focused: false,
+            focus: None,
         }
+    }
+
+    /// The focused variant: change points among contended points in `focus` only.
+    pub fn focused(mut self, focus: Option<Focus>) -> Pct {
+        self.focused = true;
+        self.focus = focus;
+        self
     }
 
     fn highest(&self, set: VcpuSet) -> Option<VcpuId> {
@@ -74,12 +105,17 @@ impl Strategy for Pct {
             seed: self.seed,
             depth: self.depth,
             steps: self.steps,
+            focus: self.focused,
         }
         .to_string()
     }
 
     fn pick(&mut self, p: &Point) -> VcpuId {
-        if p.runnable.len() > 1 {
+        let counts = match &self.focus {
+            Some(f) => in_focus(f, p.rip),
+            None => true,
+        };
+        if p.runnable.len() > 1 && counts {
             self.contended += 1;
         }
         if let Some(c) = p.current {

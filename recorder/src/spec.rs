@@ -19,6 +19,8 @@ pub enum StrategySpec {
         seed: u64,
         depth: u32,
         steps: u64,
+        /// Count only points in the program's own code (see `pct`): `focus=1`.
+        focus: bool,
     },
     /// Preemption-bounded DFS (`weft explore`); as a single strategy, its first schedule
     /// (no preemption at all).
@@ -28,6 +30,19 @@ pub enum StrategySpec {
     /// Race-directed search (`weft explore`): reverse the order of conflicting accesses
     /// seen in earlier runs; as a single strategy, its first schedule (no preemption).
     RaceDirected,
+    /// Iterative delay bounding: schedule `index` of the enumeration (see `delay`), for
+    /// runs of about `steps` contended points.
+    Delay {
+        index: u64,
+        steps: u64,
+    },
+    /// `weft explore`'s default: complementary strategies taking turns by schedule index
+    /// (see `portfolio`); as a single strategy, its first member.
+    Portfolio {
+        steps: u64,
+        /// The focused PCT members' `steps`: contended points in the program's own code.
+        focus_steps: u64,
+    },
 }
 
 pub const DEFAULT_QUANTUM: u64 = 1000;
@@ -35,8 +50,9 @@ pub const DEFAULT_DEPTH: u32 = 3;
 pub const DEFAULT_PCT_STEPS: u64 = 100_000;
 pub const DEFAULT_DFS_BOUND: u32 = 2;
 
-const ACCEPTED: &str =
-    "round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K], dfs[:bound=C], race-directed";
+const ACCEPTED: &str = "round-robin[:quantum=N], random[:seed=N], \
+     pct[:seed=N,depth=D,steps=K,focus=0|1], idb[:seed=N,steps=K], portfolio[:steps=K,focus=K], \
+     dfs[:bound=C], race-directed";
 
 /// Why a spec string was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,18 +68,50 @@ impl StrategySpec {
         match *self {
             StrategySpec::RoundRobin { quantum } => Box::new(RoundRobin::new(quantum)),
             StrategySpec::Random { seed } => Box::new(Random::new(seed)),
-            StrategySpec::Pct { seed, depth, steps } => Box::new(Pct::new(seed, depth, steps)),
+            StrategySpec::Pct { .. } | StrategySpec::Portfolio { .. } => self.build_focused(None),
             StrategySpec::Dfs { bound } => {
                 Box::new(crate::DfsTree::next_run(&crate::DfsTree::new(bound)))
             }
             StrategySpec::RaceDirected => Box::new(crate::Guided::new(Vec::new(), "race-directed")),
+            StrategySpec::Delay { index, steps } => {
+                Box::new(crate::DelayBounded::new(index, steps))
+            }
         }
+    }
+
+    /// A fresh strategy; a focused PCT gets `focus`, the program's own code (without it,
+    /// every contended point counts).
+    pub fn build_focused(&self, focus: Option<crate::Focus>) -> Box<dyn Strategy> {
+        match *self {
+            StrategySpec::Pct {
+                seed,
+                depth,
+                steps,
+                focus: true,
+            } => Box::new(Pct::new(seed, depth, steps).focused(focus)),
+            StrategySpec::Pct {
+                seed, depth, steps, ..
+            } => Box::new(Pct::new(seed, depth, steps)),
+            StrategySpec::Portfolio { steps, focus_steps } => {
+                crate::portfolio::member(0, 0, steps, focus_steps).build_focused(focus)
+            }
+            _ => self.build(),
+        }
+    }
+
+    /// Whether the strategy wants the program's own code (`build_focused`).
+    pub fn wants_focus(&self) -> bool {
+        matches!(
+            self,
+            StrategySpec::Pct { focus: true, .. } | StrategySpec::Portfolio { .. }
+        )
     }
 
     /// The spec's seed (round-robin has none).
     pub fn seed(&self) -> Option<u64> {
         match *self {
             StrategySpec::Random { seed } | StrategySpec::Pct { seed, .. } => Some(seed),
+            StrategySpec::Delay { index, .. } => Some(index),
             _ => None,
         }
     }
@@ -72,7 +120,18 @@ impl StrategySpec {
     pub fn with_seed(self, seed: u64) -> StrategySpec {
         match self {
             StrategySpec::Random { .. } => StrategySpec::Random { seed },
-            StrategySpec::Pct { depth, steps, .. } => StrategySpec::Pct { seed, depth, steps },
+            StrategySpec::Pct {
+                depth,
+                steps,
+                focus,
+                ..
+            } => StrategySpec::Pct {
+                seed,
+                depth,
+                steps,
+                focus,
+            },
+            StrategySpec::Delay { steps, .. } => StrategySpec::Delay { index: seed, steps },
             rr => rr,
         }
     }
@@ -83,11 +142,24 @@ impl fmt::Display for StrategySpec {
         match self {
             StrategySpec::RoundRobin { quantum } => write!(f, "round-robin:quantum={quantum}"),
             StrategySpec::Random { seed } => write!(f, "random:seed={seed}"),
-            StrategySpec::Pct { seed, depth, steps } => {
-                write!(f, "pct:seed={seed},depth={depth},steps={steps}")
+            StrategySpec::Pct {
+                seed,
+                depth,
+                steps,
+                focus,
+            } => {
+                write!(f, "pct:seed={seed},depth={depth},steps={steps}")?;
+                if *focus {
+                    write!(f, ",focus=1")?;
+                }
+                Ok(())
             }
             StrategySpec::Dfs { bound } => write!(f, "dfs:bound={bound}"),
             StrategySpec::RaceDirected => write!(f, "race-directed"),
+            StrategySpec::Delay { index, steps } => write!(f, "idb:seed={index},steps={steps}"),
+            StrategySpec::Portfolio { steps, focus_steps } => {
+                write!(f, "portfolio:steps={steps},focus={focus_steps}")
+            }
         }
     }
 }
@@ -139,15 +211,33 @@ impl FromStr for StrategySpec {
                 })
             }
             "pct" => {
-                allow(&["seed", "depth", "steps"])?;
+                allow(&["seed", "depth", "steps", "focus"])?;
                 let depth = get("depth", DEFAULT_DEPTH as u64);
                 if depth == 0 || depth > 64 {
                     return Err(err("depth must be 1..=64".into()));
+                }
+                if get("focus", 0) > 1 {
+                    return Err(err("focus is 0 or 1".into()));
                 }
                 Ok(StrategySpec::Pct {
                     seed: get("seed", 0),
                     depth: depth as u32,
                     steps: get("steps", DEFAULT_PCT_STEPS).max(1),
+                    focus: get("focus", 0) == 1,
+                })
+            }
+            "idb" | "delay" => {
+                allow(&["seed", "steps"])?;
+                Ok(StrategySpec::Delay {
+                    index: get("seed", 0),
+                    steps: get("steps", DEFAULT_PCT_STEPS).max(1),
+                })
+            }
+            "portfolio" => {
+                allow(&["steps", "focus"])?;
+                Ok(StrategySpec::Portfolio {
+                    steps: get("steps", DEFAULT_PCT_STEPS).max(1),
+                    focus_steps: get("focus", DEFAULT_PCT_STEPS).max(1),
                 })
             }
             "race-directed" | "race" => {

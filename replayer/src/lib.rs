@@ -194,6 +194,7 @@ mod tests {
             current: None,
             runnable: VcpuSet::first(2),
             spinning: false,
+            rip: 0,
         }
     }
 

@@ -37,7 +37,8 @@ pub struct ExploreArgs {
     /// Keep searching after the first failure and save every distinct one
     #[arg(long)]
     all_failures: bool,
-    /// Stop after this many seconds
+    /// Stop after this many seconds: the whole search, the schedule running then, and
+    /// minimization
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     time: Option<Duration>,
     /// Directory for the failure traces (default: the current directory)
@@ -46,6 +47,10 @@ pub struct ExploreArgs {
     /// Do not minimize the failing schedule
     #[arg(long)]
     no_minimize: bool,
+    /// An exit status that is the program's normal end, not a failure (repeatable; for
+    /// programs whose main returns non-zero when all is well)
+    #[arg(long, value_name = "STATUS", value_parser = clap::value_parser!(u64).range(1..=255))]
+    exit_ok: Vec<u64>,
     /// A JSON summary on stdout
     #[arg(long)]
     json: bool,
@@ -82,10 +87,33 @@ struct JsonFailure {
     key: String,
     verdict: String,
     count: u64,
-    trace: String,
+    /// A bug of the program (not a run that only failed on weft's limits).
+    found: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_a_bug: Option<String>,
+    /// The trace (absent until saved: the summary is written while searching).
+    trace: Option<String>,
     minimized_trace: Option<String>,
     preemptions: Option<usize>,
     original_preemptions: Option<usize>,
+}
+
+impl JsonFailure {
+    fn new(f: &explore::Failure) -> JsonFailure {
+        JsonFailure {
+            index: f.index,
+            strategy: f.label(),
+            key: f.key.clone(),
+            verdict: f.verdict.to_string(),
+            count: f.count,
+            found: f.not_a_bug.is_none(),
+            not_a_bug: f.not_a_bug.clone(),
+            trace: None,
+            minimized_trace: None,
+            preemptions: None,
+            original_preemptions: None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -103,6 +131,8 @@ struct JsonSummary {
     /// DFS only: whether every schedule within the bound was run.
     #[serde(skip_serializing_if = "Option::is_none")]
     complete: Option<bool>,
+    /// The search is over (false in the summary file while it runs).
+    finished: bool,
     /// DFS and race-directed: runs before the search started over with more pages shared.
     restarted: u64,
     /// Pages found shared, which later schedules start with shared.
@@ -110,36 +140,24 @@ struct JsonSummary {
     failures: Vec<JsonFailure>,
 }
 
+/// Write `summary` to `path` as JSON, atomically (a reader never sees half a file).
+fn write_summary(path: &Path, summary: &JsonSummary) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(summary)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
 pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let deadline = a.time.map(|t| started + t);
     let (name, elf, opts) = a.guest.load(&a.machine)?;
     let chosen = match a.machine.strategy() {
-        // A Linux program spends most of its steps starting threads; under random switches
-        // the first thread usually finishes before the next exists. PCT's priorities keep
-        // a thread waiting long enough for the others to catch up (docs/linux.md).
-        StrategySpec::RoundRobin { .. } if opts.linux.is_some() => StrategySpec::Pct {
-            seed: 0,
-            depth: weft_recorder::DEFAULT_DEPTH,
+        // No --strategy (round-robin, one schedule): the portfolio (weft_recorder::portfolio).
+        StrategySpec::RoundRobin { .. } => StrategySpec::Portfolio {
             steps: DEFAULT_PCT_STEPS,
+            focus_steps: DEFAULT_PCT_STEPS,
         },
-        StrategySpec::RoundRobin { .. } => StrategySpec::Random { seed: 0 },
-        s => s,
-    };
-    // What the threads share, learned once: every schedule starts with it shared.
-    let learned = explore::discover(&name, &elf, &opts)?;
-    let strategy = match chosen {
-        // PCT spreads its d-1 priority change points over `steps` points with a choice:
-        // left at the default, fit it to this guest, measured once (round-robin), with
-        // what the search's schedules start with shared.
-        StrategySpec::Pct { seed, depth, steps } if steps == DEFAULT_PCT_STEPS => {
-            let rr = StrategySpec::RoundRobin { quantum: 1 };
-            let o = learned.apply(&opts);
-            let out = session::run(&name, &elf, &o, &rr, Default::default())?;
-            StrategySpec::Pct {
-                seed,
-                depth,
-                steps: out.stats.contended.max(1),
-            }
-        }
         s => s,
     };
     if a.out.exists() && !a.out.is_dir() {
@@ -149,6 +167,53 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         std::fs::create_dir_all(&a.out)
             .with_context(|| format!("{}: cannot create the directory (--out)", a.out.display()))?;
     }
+    // What the threads share, learned once: every schedule starts with it shared, and the
+    // points counted below are those of runs that do.
+    let learned = explore::discover(&name, &elf, &opts, deadline)?;
+    let learned_opts = learned.apply(&opts);
+    // PCT's change points and delay bounding's delays go among `steps` points with a
+    // choice: left at the default, fit it to this guest (measured once, if needed).
+    let focus = weft::debuginfo::program_code(&elf);
+    let mut measured = None;
+    let mut fitted = |steps: u64, own: bool| -> Result<u64> {
+        if steps != DEFAULT_PCT_STEPS {
+            return Ok(steps);
+        }
+        if measured.is_none() {
+            measured = Some(explore::contended_points(
+                &name,
+                &elf,
+                &learned_opts,
+                focus.as_ref(),
+                deadline,
+            )?);
+        }
+        let (all, mine) = measured.expect("just measured");
+        // Without debug information focused PCT counts every contended point.
+        Ok(if own && focus.is_some() { mine } else { all })
+    };
+    let strategy = match chosen {
+        StrategySpec::Pct {
+            seed,
+            depth,
+            steps,
+            focus,
+        } => StrategySpec::Pct {
+            seed,
+            depth,
+            steps: fitted(steps, focus)?,
+            focus,
+        },
+        StrategySpec::Delay { index, steps } => StrategySpec::Delay {
+            index,
+            steps: fitted(steps, false)?,
+        },
+        StrategySpec::Portfolio { steps, focus_steps } => StrategySpec::Portfolio {
+            steps: fitted(steps, false)?,
+            focus_steps: fitted(focus_steps, true)?,
+        },
+        s => s,
+    };
     let jobs = a.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         |j| j as usize,
@@ -160,18 +225,72 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         jobs,
         shard: a.shard.unwrap_or((0, 1)),
         all_failures: a.all_failures,
-        time_limit: a.time,
+        deadline,
+        exit_ok: a.exit_ok.clone(),
+        focus: focus.clone(),
         learned,
+    };
+    let stem = a
+        .guest
+        .guest
+        .file_stem()
+        .map_or("guest".into(), |s| s.to_string_lossy().into_owned());
+    let shard_label = a.shard.map(|(i, n)| format!("{}/{n}", i + 1));
+    let summary_path = a.out.join(format!(
+        "{stem}{}-summary.json",
+        shard_label
+            .as_ref()
+            .map(|s| format!("-shard{}", s.replace('/', "of")))
+            .unwrap_or_default()
+    ));
+    check_output(&summary_path)?;
+    let strategy_name = match &strategy {
+        StrategySpec::Portfolio { steps, focus_steps } => {
+            weft_recorder::portfolio::describe(*steps, *focus_steps)
+        }
+        s => s.to_string(),
+    };
+    let summary = |found: &explore::Explored, failures: Vec<JsonFailure>, finished, complete| {
+        let secs = found.elapsed.as_secs_f64();
+        JsonSummary {
+            guest: name.clone(),
+            strategy: strategy_name.clone(),
+            schedules: a.schedules,
+            shard: shard_label.clone(),
+            tried: found.tried,
+            distinct: found.distinct,
+            seconds: secs,
+            schedules_per_second: found.ran as f64 / secs.max(1e-9),
+            timed_out: found.timed_out,
+            complete,
+            finished,
+            restarted: found.restarted,
+            shared_pages: found.shared_pages,
+            failures,
+        }
     };
     let tty = std::io::stderr().is_terminal() && !a.json;
     let start = Instant::now();
-    let progress = |distinct: u64, failures: usize| {
+    let mut last_write: Option<(Instant, usize)> = None;
+    let mut progress = |found: &explore::Explored| {
         if tty {
             let secs = start.elapsed().as_secs_f64();
             eprint!(
-                "\r\x1b[2K[weft explore] {distinct} distinct schedules ({:.0}/s), {failures} failure(s), {secs:.1} s",
-                distinct as f64 / secs.max(1e-9)
+                "\r\x1b[2K[weft explore] {} distinct schedules ({:.0}/s), {} failure(s), {secs:.1} s",
+                found.distinct,
+                found.distinct as f64 / secs.max(1e-9),
+                found.failures.len()
             );
+        }
+        // The summary so far, on every new failure and at least every 5 s, so that a
+        // search killed midway keeps what it found.
+        let due = last_write.is_none_or(|(t, n)| {
+            n != found.failures.len() || t.elapsed() >= Duration::from_secs(5)
+        });
+        if due {
+            let failures = found.failures.iter().map(JsonFailure::new).collect();
+            let _ = write_summary(&summary_path, &summary(found, failures, false, None));
+            last_write = Some((Instant::now(), found.failures.len()));
         }
     };
     let mut dfs_complete = None;
@@ -181,7 +300,7 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                 bail!("--shard is not supported with the dfs strategy (the search is sequential)");
             }
             let (found, complete) =
-                explore::explore_dfs(&name, &elf, &opts, bound, &cfg, progress)?;
+                explore::explore_dfs(&name, &elf, &opts, bound, &cfg, &mut progress)?;
             dfs_complete = Some(complete);
             found
         }
@@ -190,29 +309,23 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                 bail!("--shard is not supported with race-directed search (it is sequential)");
             }
             let (found, exhausted) =
-                explore::explore_race_directed(&name, &elf, &opts, &cfg, progress)?;
+                explore::explore_race_directed(&name, &elf, &opts, &cfg, &mut progress)?;
             dfs_complete = Some(exhausted);
             found
         }
-        _ => explore::explore(&name, &elf, &opts, &cfg, progress)?,
+        _ => explore::explore(&name, &elf, &opts, &cfg, &mut progress)?,
     };
     if tty {
         eprint!("\r\x1b[2K");
     }
     let secs = found.elapsed.as_secs_f64();
     let rate = found.ran as f64 / secs.max(1e-9);
-    let stem = a
-        .guest
-        .guest
-        .file_stem()
-        .map_or("guest".into(), |s| s.to_string_lossy().into_owned());
-    let shard_label = a.shard.map(|(i, n)| format!("{}/{n}", i + 1));
     let mut json = Vec::new();
     if !a.json {
         let how = match dfs_complete {
-            Some(_) => format!("{strategy}, 1 job"),
+            Some(_) => format!("{strategy_name}, 1 job"),
             None => format!(
-                "{strategy}, seeds from {}{}, {jobs} job(s)",
+                "{strategy_name}, seeds from {}{}, {jobs} job(s)",
                 cfg.seed_start,
                 shard_label
                     .as_ref()
@@ -246,36 +359,37 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         let trace = a.out.join(format!("{stem}-fail{suffix}.weft"));
         let fopts = f.options(&opts);
         let recorded = save(&trace, || {
-            session::record_with(&name, &elf, &fopts, f.replay(), &trace, Default::default())
+            let replay = f.replay(focus.clone());
+            session::record_with(&name, &elf, &fopts, replay, &trace, Default::default())
         })?;
         // The details (call stacks, waits) of the trace the user will look at: the
         // minimized one when there is one.
         let mut shown = recorded.outcome;
-        let mut entry = JsonFailure {
-            index: f.index,
-            strategy: f.label(),
-            key: f.key.clone(),
-            verdict: f.verdict.to_string(),
-            count: f.count,
-            trace: trace.display().to_string(),
-            minimized_trace: None,
-            preemptions: None,
-            original_preemptions: None,
-        };
+        let mut entry = JsonFailure::new(f);
+        entry.trace = Some(trace.display().to_string());
         if !a.json {
+            let what = if f.not_a_bug.is_some() {
+                "failure, not counted as a bug"
+            } else {
+                "failure"
+            };
             eprintln!(
-                "failure: schedule {} ({}) {}",
+                "{what}: schedule {} ({}) {}",
                 f.index,
                 f.label(),
                 verdict_line(&f.verdict)
             );
+            if let Some(why) = &f.not_a_bug {
+                eprintln!("  not a bug of the program: {why}");
+            }
             if f.count > 1 {
                 eprintln!("  {} schedules failed this way", f.count);
             }
             eprintln!("  trace: {}", trace.display());
         }
-        if !a.no_minimize {
-            let m = explore::minimize(&name, &elf, &fopts, f)?;
+        let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
+        if !a.no_minimize && f.not_a_bug.is_none() && !past_deadline {
+            let m = explore::minimize(&name, &elf, &fopts, f, focus.clone(), deadline)?;
             let min = a.out.join(format!("{stem}-fail{suffix}-min.weft"));
             let label = format!("minimized from {}", f.label());
             shown = save(&min, || {
@@ -309,10 +423,10 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         }
         json.push(entry);
     }
-    if found.failures.is_empty() && !a.json {
+    if !found.found() && !a.json {
         eprintln!("no failure found");
     }
-    let stopped_by_failure = !found.failures.is_empty() && !a.all_failures;
+    let stopped_by_failure = found.found() && !a.all_failures;
     if let (Some(complete), false, false) = (dfs_complete, a.json, stopped_by_failure) {
         let race = matches!(strategy, StrategySpec::RaceDirected);
         match (complete, race) {
@@ -332,30 +446,23 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             ),
         }
     }
+    let summary = summary(&found, json, true, dfs_complete);
+    write_summary(&summary_path, &summary)?;
     if a.json {
-        let summary = JsonSummary {
-            guest: name,
-            strategy: strategy.to_string(),
-            schedules: a.schedules,
-            shard: shard_label,
-            tried: found.tried,
-            distinct: found.distinct,
-            seconds: secs,
-            schedules_per_second: rate,
-            timed_out: found.timed_out,
-            complete: dfs_complete,
-            restarted: found.restarted,
-            shared_pages: found.shared_pages,
-            failures: json,
-        };
         println!("{}", serde_json::to_string_pretty(&summary)?);
     }
-    Ok(ExitCode::from(if found.failures.is_empty() {
+    Ok(ExitCode::from(if found.found() {
+        EXIT_FAILURE
+    } else if found.failures.is_empty() {
         EXIT_PASS
     } else {
-        EXIT_FAILURE
+        EXIT_INCONCLUSIVE
     }))
 }
+
+/// Exit code when the only failures found are not bugs of the program (unemulated
+/// system calls, the step budget).
+const EXIT_INCONCLUSIVE: u8 = 3;
 
 /// Write a trace, replacing an older one of the same name from an earlier search.
 fn save(

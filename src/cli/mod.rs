@@ -114,8 +114,8 @@ pub struct GuestArgs {
     #[arg(long, default_value_t = weft::machine::linux::DEFAULT_CPUS,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     cpus: u32,
-    /// Linux: the most threads the process may create, the main one included (1..=64);
-    /// each thread is a vCPU
+    /// Linux: the most threads alive at once, the main one included (1..=64); each thread
+    /// is a vCPU, an exited thread's vCPU is reused, and a clone beyond waits for an exit
     #[arg(long, default_value_t = weft_trace::MAX_VCPUS)]
     max_threads: u32,
     /// Linux: seed of getrandom() and of the AT_RANDOM bytes
@@ -186,8 +186,9 @@ pub struct MachineArgs {
     #[arg(long)]
     vcpus: Option<u32>,
     /// Scheduling strategy: round-robin[:quantum=N], random[:seed=N], pct[:seed=N,depth=D,steps=K],
-    /// dfs[:bound=C], race-directed (the last two search with `weft explore`; explore uses
-    /// random when this is left at round-robin)
+    /// idb[:seed=N,steps=K] (delay bounding), portfolio, dfs[:bound=C], race-directed (the
+    /// last two search with `weft explore`; explore uses the portfolio when this is left at
+    /// round-robin)
     #[arg(long, default_value = "round-robin")]
     strategy: StrategySpec,
     /// Seed for the strategy (overrides a seed given in --strategy)

@@ -287,6 +287,7 @@ impl Controller {
             current,
             runnable: choice,
             spinning,
+            rip: if current.is_some() { rip } else { 0 },
         });
         if !choice.contains(pick) {
             self.bad_pick = Some((step, pick));
@@ -537,9 +538,13 @@ impl Controller {
                 self.last_progress = self.next_step;
                 self.progress_count += 1;
                 st.spin = 0;
-            } else {
+            } else if kind.is_atomic() {
+                // A test-and-set that finds the lock taken (`xchg` writing 1 over 1).
                 st.spin = st.spin.saturating_add(1);
             }
+            // A plain store of the value already there (memset over fresh zeroed memory)
+            // is neither progress nor a spin: counting it as one made long memsets look
+            // like spin loops, and PCT demote the thread doing them.
         } else if st.recent.contains(&(addr, value)) {
             st.spin = st.spin.saturating_add(1);
         } else {

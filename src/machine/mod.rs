@@ -284,6 +284,9 @@ pub struct RunOutcome {
     /// Pages (address / 4096) shared when the run ended, ascending: what a search carries
     /// into its later schedules (`Sharing::Pages::shared`).
     pub shared_pages: Vec<u64>,
+    /// Linux: the system calls the run answered with ENOSYS because weft does not
+    /// emulate them (a failure after one may be weft's, not the program's).
+    pub unsupported: Vec<String>,
 }
 
 /// How a run reports while it goes.
@@ -644,6 +647,9 @@ fn outcome(shared: &Rc<Shared>) -> RunOutcome {
             _ => Vec::new(),
         },
         shared_pages: shared.pages.shared_pages(|p| shared.is_dirty(p)),
+        unsupported: shared.linux.as_ref().map_or_else(Vec::new, |p| {
+            p.borrow().unsupported.iter().cloned().collect()
+        }),
     }
 }
 
@@ -685,6 +691,9 @@ impl Scheduler {
                 CoroutineResult::Yield(Yield::Debug(reason)) => return Some(reason),
                 CoroutineResult::Return((exit, vcpu)) => {
                     self.back[i] = Some(vcpu);
+                    if matches!(exit, VcpuExit::Ended(_)) && shared.linux.is_some() {
+                        self.recycle(shared, i);
+                    }
                     if let Some(dbg) = &shared.debug {
                         // A vCPU being stepped ended: the step ends at the next instruction.
                         let mut dbg = dbg.borrow_mut();
@@ -715,6 +724,18 @@ impl Scheduler {
             };
         }
         None
+    }
+
+    /// A Linux thread's vCPU ended: its instance and stack go back to the pool, where a
+    /// later thread may take them (`Process::reusable`); `finish` returns them from there.
+    fn recycle(&mut self, shared: &Shared, i: usize) {
+        if let (Some(c), Some(vcpu)) = (self.coros[i].take(), self.back[i].take()) {
+            let mut pool = shared.pool.borrow_mut();
+            if pool.len() <= i {
+                pool.resize_with(i + 1, || None);
+            }
+            pool[i] = Some((vcpu, c.into_stack()));
+        }
     }
 
     /// Take in the coroutines of threads created since the last look.

@@ -46,8 +46,10 @@ pub(crate) fn spawn_thread(
     let capacity = shared.ctl.borrow().options().vcpus;
     let id = {
         let p = shared.linux.as_ref().ok_or(SpawnError::NoVcpu)?.borrow();
+        let pool = shared.pool.borrow();
         p.free_vcpu()
             .filter(|v| v.0 < capacity)
+            .or_else(|| p.reusable(|v| pool.get(v.0 as usize).is_some_and(Option::is_some)))
             .ok_or(SpawnError::NoVcpu)?
     };
     let pooled = shared

@@ -448,7 +448,9 @@ fn exploration() {
         jobs,
         shard: (0, 1),
         all_failures: true,
-        time_limit: None,
+        deadline: None,
+        exit_ok: Vec::new(),
+        focus: None,
         learned: Default::default(),
     };
     for (name, schedules) in [("racy_counter", 20_000), ("tm_elided_lock", 4_000)] {
@@ -462,7 +464,7 @@ fn exploration() {
         );
         for jobs in [1, cores] {
             let c = cfg(StrategySpec::Random { seed: 0 }, schedules, 0, jobs);
-            let r = explore(name, elf, &opts, &c, |_, _| {}).expect("explore");
+            let r = explore(name, elf, &opts, &c, |_| {}).expect("explore");
             let rate = r.ran as f64 / r.elapsed.as_secs_f64();
             println!(
                 "  {jobs} job(s): {} schedules in {:.2} s = {rate:.0} schedules/s ({:.0} per core)",
@@ -473,17 +475,34 @@ fn exploration() {
         }
     }
     println!(
-        "schedules to the first failure (random, pct: median of 9 searches with disjoint seeds; \
-         dfs, race-directed: one search; - = none in 300):"
+        "schedules to the first failure (random, portfolio, pct: median of 9 searches with \
+         disjoint seeds; dfs, race-directed, idb: one search; - = none in 300):"
     );
     let strategies = [
         ("random", StrategySpec::Random { seed: 0 }),
+        (
+            "portfolio",
+            StrategySpec::Portfolio {
+                steps: 0,
+                focus_steps: 0,
+            },
+        ),
+        (
+            "pct2 focus",
+            StrategySpec::Pct {
+                seed: 0,
+                depth: 2,
+                steps: 0,
+                focus: true,
+            },
+        ),
         (
             "pct d=2",
             StrategySpec::Pct {
                 seed: 0,
                 depth: 2,
                 steps: 0,
+                focus: false,
             },
         ),
         (
@@ -492,12 +511,14 @@ fn exploration() {
                 seed: 0,
                 depth: 3,
                 steps: 0,
+                focus: false,
             },
         ),
     ];
     let systematic = [
         ("dfs c=2", StrategySpec::Dfs { bound: 2 }),
         ("race-dir", StrategySpec::RaceDirected),
+        ("idb", StrategySpec::Delay { index: 0, steps: 0 }),
     ];
     print!("  {:<22}", "example");
     for (n, _) in strategies.iter().chain(&systematic) {
@@ -518,7 +539,7 @@ fn exploration() {
         // What the guest's vCPUs share, learned once as `weft explore` does; PCT's change
         // points are spread over the points with a choice, counted once with it (as
         // `weft explore` counts them).
-        let learned = weft::explore::discover(name, elf, &o).expect("discover");
+        let learned = weft::explore::discover(name, elf, &o, None).expect("discover");
         let len = session::run(
             name,
             elf,
@@ -530,13 +551,26 @@ fn exploration() {
         .stats
         .contended
         .max(1);
+        // The portfolio, focused PCT and IDB are fitted as `weft explore` fits them.
+        let focus = weft::debuginfo::program_code(elf);
+        let (all, own) =
+            weft::explore::contended_points(name, elf, &learned.apply(&o), focus.as_ref(), None)
+                .expect("run");
+        let own = if focus.is_some() { own } else { all };
         print!("  {name:<22}");
         for (_, base) in &strategies {
             let base = match base.clone() {
-                StrategySpec::Pct { seed, depth, .. } => StrategySpec::Pct {
+                StrategySpec::Pct {
+                    seed, depth, focus, ..
+                } => StrategySpec::Pct {
                     seed,
                     depth,
-                    steps: len,
+                    steps: if focus { own } else { len },
+                    focus,
+                },
+                StrategySpec::Portfolio { .. } => StrategySpec::Portfolio {
+                    steps: all,
+                    focus_steps: own,
                 },
                 s => s,
             };
@@ -545,7 +579,8 @@ fn exploration() {
                     let mut c = cfg(base.clone(), 300, k * 10_000, cores);
                     c.all_failures = false;
                     c.learned = learned.clone();
-                    let r = explore(name, elf, &o, &c, |_, _| {}).expect("explore");
+                    c.focus = focus.clone();
+                    let r = explore(name, elf, &o, &c, |_| {}).expect("explore");
                     r.failures.first().map_or(u64::MAX, |f| f.index + 1)
                 })
                 .collect();
@@ -556,17 +591,29 @@ fn exploration() {
             }
         }
         for (_, spec) in &systematic {
+            let spec = match spec {
+                StrategySpec::Delay { index, .. } => StrategySpec::Delay {
+                    index: *index,
+                    steps: all,
+                },
+                s => s.clone(),
+            };
             let mut c = cfg(spec.clone(), 300, 0, 1);
             c.all_failures = false;
             c.learned = learned.clone();
             let found = match spec {
                 StrategySpec::Dfs { bound } => {
-                    weft::explore::explore_dfs(name, elf, &o, *bound, &c, |_, _| {})
+                    weft::explore::explore_dfs(name, elf, &o, bound, &c, |_| {})
+                        .expect("explore")
+                        .0
                 }
-                _ => weft::explore::explore_race_directed(name, elf, &o, &c, |_, _| {}),
-            }
-            .expect("explore")
-            .0;
+                StrategySpec::Delay { .. } => explore(name, elf, &o, &c, |_| {}).expect("explore"),
+                _ => {
+                    weft::explore::explore_race_directed(name, elf, &o, &c, |_| {})
+                        .expect("explore")
+                        .0
+                }
+            };
             match found.failures.first() {
                 Some(f) => print!(" {:>9}", f.index + 1),
                 None => print!(" {:>9}", "-"),

@@ -132,6 +132,22 @@ impl FileSource {
             FileSource::Recorded(map) => map.borrow_mut().get_mut(path)?.pop_front(),
         }
     }
+
+    /// The entries of host directory `dir` (see `dirs::listing_key`), recorded and
+    /// replayed like a file's contents.
+    pub fn list(&self, dir: &str) -> Option<Result<Rc<[u8]>, i32>> {
+        let key = super::dirs::listing_key(dir);
+        match self {
+            FileSource::Host(cache) => Some(
+                cache
+                    .borrow_mut()
+                    .entry(key)
+                    .or_insert_with(|| super::dirs::read_host_dir(dir))
+                    .clone(),
+            ),
+            FileSource::Recorded(map) => map.borrow_mut().get_mut(&key)?.pop_front(),
+        }
+    }
 }
 
 fn read_host(path: &str) -> Result<Rc<[u8]>, i32> {
@@ -184,6 +200,13 @@ pub enum Open {
     PipeWrite {
         id: usize,
         nonblock: bool,
+    },
+    /// A directory opened for reading its entries (`dirs`): the listing as it was at
+    /// open, and the index of the next entry getdents64 returns.
+    Dir {
+        path: String,
+        listing: Rc<[u8]>,
+        pos: u64,
     },
 }
 

@@ -91,6 +91,8 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
     const O_CREAT: u64 = 0o100;
     const O_EXCL: u64 = 0o200;
     const O_TRUNC: u64 = 0o1000;
+    const O_DIRECTORY: u64 = 0o200000;
+    const ENOTDIR: i32 = 20;
     let path = match path_arg(c, dirfd, path) {
         Ok(p) => p,
         Err(e) => return Ret::Errno(e),
@@ -104,9 +106,13 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
     let writing = access.write || create || trunc;
     let data = if !writing {
         match find(c, &path) {
+            Found::Own(_) | Found::Host(Ok(_)) if flags & O_DIRECTORY != 0 => {
+                return Ret::Errno(ENOTDIR)
+            }
             Found::Own(w) => files::Data::Written(w),
             Found::Removed => return Ret::Errno(ENOENT),
             Found::Host(Ok(d)) => files::Data::Host(d),
+            Found::Host(Err(files::EISDIR)) => return super::dirs::open_dir(c, path),
             Found::Host(Err(e)) => return Ret::Errno(e),
         }
     } else {
@@ -192,6 +198,7 @@ pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
         let (data, pos) = match open {
             Open::File { access, .. } if !access.read => return Ret::Errno(EBADF),
             Open::File { data, pos, .. } => (data.clone(), pos),
+            Open::Dir { .. } => return Ret::Errno(files::EISDIR),
             Open::Stdin => {
                 if at.is_some() {
                     return Ret::Errno(ESPIPE);
@@ -260,7 +267,9 @@ pub fn write(c: &Call, fd: i32, bufs: &[(u64, u64)], at: Option<u64>) -> Ret {
         Some(Open::File { access, .. }) if !access.write => return Ret::Errno(EBADF),
         Some(Open::File { .. }) => 0,
         Some(Open::PipeWrite { .. }) => 3,
-        Some(Open::Stdin | Open::PipeRead { .. }) | None => return Ret::Errno(EBADF),
+        Some(Open::Stdin | Open::PipeRead { .. } | Open::Dir { .. }) | None => {
+            return Ret::Errno(EBADF)
+        }
     };
     if stream != 0 && at.is_some() {
         return Ret::Errno(ESPIPE);
@@ -426,6 +435,7 @@ pub fn lseek(c: &Call, fd: i32, off: i64, whence: u64) -> Ret {
                 _ => Ret::Errno(EINVAL),
             }
         }
+        Some(Open::Dir { pos, .. }) => super::dirs::seek(pos, off, whence),
         Some(_) => Ret::Errno(ESPIPE),
         None => Ret::Errno(EBADF),
     }
@@ -451,7 +461,7 @@ fn stat_bytes(mode: u32, size: u64, ino: u64, rdev: u64) -> [u8; 144] {
 }
 
 /// A stable inode number for a path (FNV-1a).
-fn inode(path: &str) -> u64 {
+pub(super) fn inode(path: &str) -> u64 {
     path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
     })
@@ -471,6 +481,7 @@ fn stat_of(open: &Open) -> [u8; 144] {
         Open::PipeRead { id, .. } | Open::PipeWrite { id, .. } => {
             stat_bytes(S_IFIFO | 0o600, 0, 0x1000 + *id as u64, 0)
         }
+        Open::Dir { path, .. } => stat_bytes(S_IFDIR | 0o755, 4096, inode(path), 0),
     }
 }
 
@@ -480,6 +491,14 @@ pub fn fstat(c: &Call, fd: i32, buf: u64) -> Ret {
         None => return Ret::Errno(EBADF),
     };
     c.write(buf, &st).map(|_| 0).into()
+}
+
+/// Whether `fd` is open (fchmod: modes are not modelled).
+pub fn fstat_exists(c: &Call, fd: i32) -> Ret {
+    match c.process().fds.get(fd) {
+        Some(_) => Ret::ok(0u64),
+        None => Ret::Errno(EBADF),
+    }
 }
 
 /// stat, lstat, newfstatat.
@@ -540,6 +559,7 @@ pub fn fcntl(c: &Call, fd: i32, cmd: u64, arg: u64) -> Ret {
         Open::Stdout | Open::Stderr => 1,
         Open::Stdin => 0,
         Open::File { access, .. } => access.flags(),
+        Open::Dir { .. } => 0o200000, // O_RDONLY | O_DIRECTORY
         pipe => pipes::flags(pipe).unwrap_or(0),
     };
     match cmd {

@@ -10,7 +10,9 @@ pub use names::syscall_name;
 pub fn syscall_arity(nr: u64) -> usize {
     match nr {
         24 | 39 | 102 | 104 | 107 | 108 | 110 | 186 => 0,
-        3 | 12 | 22 | 32 | 60 | 63 | 74 | 75 | 87 | 201 | 218 | 231 => 1,
+        3 | 12 | 22 | 32 | 60 | 63 | 74 | 75 | 87 | 99 | 100 | 145..=147 | 201 | 218 | 231 => 1,
+        90 | 91 | 142 | 143 | 148 => 2,
+        26 | 144 | 217 | 268 => 3,
         4..=6
         | 11
         | 21
@@ -83,10 +85,12 @@ pub fn errno_name(e: i32) -> String {
     name.to_string()
 }
 
+mod dirs;
 mod files;
 mod fs;
 mod mm;
 mod pipes;
+mod sched;
 pub(crate) mod syscall;
 mod threads;
 
@@ -153,6 +157,11 @@ pub(crate) struct Thread {
     /// set_robust_list: the head of the thread's list of robust futexes.
     pub robust_list: u64,
     pub sigmask: u64,
+    /// The thread has exited: its vCPU may be given to a later thread (see `reusable`).
+    pub exited: bool,
+    /// sched_setscheduler's policy and priority (answered back, never acted on).
+    pub policy: u32,
+    pub priority: u32,
 }
 
 /// The state of a Linux process during one run, beside what the controller keeps.
@@ -178,6 +187,10 @@ pub(crate) struct Process {
     pub removed: BTreeSet<String>,
     /// The process's pipes, by id (never reused within a run).
     pub pipes: Vec<pipes::Pipe>,
+    /// Threads that started on a vCPU an earlier thread had (`new_tid`).
+    pub reused: u32,
+    /// System calls the run answered with ENOSYS because weft does not emulate them.
+    pub unsupported: BTreeSet<String>,
 }
 
 impl Process {
@@ -206,6 +219,8 @@ impl Process {
             written: BTreeMap::new(),
             removed: BTreeSet::new(),
             pipes: Vec::new(),
+            reused: 0,
+            unsupported: BTreeSet::new(),
         }
     }
 
@@ -221,12 +236,37 @@ impl Process {
             .map(|i| VcpuId(i as u32))
     }
 
-    /// The next vCPU free for a new thread.
+    /// The next vCPU never used by a thread of this run.
     pub fn free_vcpu(&self) -> Option<VcpuId> {
         self.threads
             .iter()
             .position(Option::is_none)
             .map(|i| VcpuId(i as u32))
+    }
+
+    /// Once every vCPU has had a thread: the lowest one whose thread has exited and whose
+    /// instance `ready` says is back (a program that makes more threads over its life than
+    /// can live at once: each vCPU id then names one thread at a time, and a `Spawn`
+    /// event starts each; docs/linux.md).
+    pub fn reusable(&self, ready: impl Fn(VcpuId) -> bool) -> Option<VcpuId> {
+        self.threads
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.as_ref().is_some_and(|t| t.exited))
+            .map(|(i, _)| VcpuId(i as u32))
+            .find(|&v| ready(v))
+    }
+
+    /// The thread id of a new thread on vCPU `v`: `PID + v` for the first thread of each
+    /// vCPU; later ones count on from `PID + capacity`, so no id is ever given twice.
+    pub fn new_tid(&mut self, v: VcpuId) -> u32 {
+        match &self.threads[v.0 as usize] {
+            None => PID + v.0,
+            Some(_) => {
+                self.reused += 1;
+                PID + self.threads.len() as u32 + self.reused - 1
+            }
+        }
     }
 
     /// The files the process created or changed, by path, with their bytes now.

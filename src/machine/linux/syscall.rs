@@ -13,7 +13,7 @@ use super::super::controller::Controller;
 use super::super::memory::GuestMemory;
 use super::super::vcpu::VcpuData;
 use super::super::{ffi, Shared};
-use super::{fs, threads, Process, NULL_GUARD};
+use super::{dirs, fs, sched, threads, Process, NULL_GUARD};
 
 pub const ENOENT: i32 = 2;
 pub const ESRCH: i32 = 3;
@@ -153,6 +153,7 @@ impl Call<'_> {
 
     /// Not supported: -ENOSYS, and a warning naming the call and why.
     pub fn unsupported(&self, why: &str) -> Ret {
+        self.process().unsupported.insert(self.name());
         self.warn(format!(
             "{} ({}): {why}; returned -ENOSYS",
             self.name(),
@@ -186,7 +187,7 @@ pub(crate) fn syscall(d: &VcpuData, h: *mut uc_engine, rip: u64) {
         ffi::reg_read(h, RegisterX86::R8),
         ffi::reg_read(h, RegisterX86::R9),
     ];
-    if !d.hypercall_point(h, rip, nr == SCHED_YIELD) {
+    if !d.hypercall_point(h, rip, yields(d, nr, &a)) {
         return;
     }
     let call = Call { d, h, rip, nr, a };
@@ -212,6 +213,23 @@ pub(crate) fn syscall(d: &VcpuData, h: *mut uc_engine, rip: u64) {
 }
 
 const SCHED_YIELD: u64 = 24;
+
+/// Whether the call only gives the processor away: sched_yield, or a sleep of zero
+/// (`sleep(0)`, `usleep(0)`), the spin loops of programs that wait for another thread.
+/// Such a point is a spin, so fair strategies run someone else (a sleep that ends at
+/// once would otherwise let a spinner starve the thread it waits for).
+fn yields(d: &VcpuData, nr: u64, a: &[u64; 6]) -> bool {
+    let zero = |ts: u64| {
+        let b = d.shared.mem.read_up_to(ts, 16);
+        b.len() == 16 && b.iter().all(|&x| x == 0)
+    };
+    match nr {
+        SCHED_YIELD => true,
+        35 => zero(a[0]),
+        230 => a[1] == 0 && zero(a[2]),
+        _ => false,
+    }
+}
 
 fn dispatch(c: &Call) -> Ret {
     let a = c.a;
@@ -253,6 +271,7 @@ fn dispatch(c: &Call) -> Ret {
         22 => super::pipes::pipe2(c, a[0], 0),
         24 => Ret::ok(0u64),
         25 => Ret::Errno(ENOMEM), // mremap: glibc then allocates, copies and frees
+        26 => msync(c),
         28 => madvise(c),
         32 => dup(c, a[0] as i32, None),
         33 => dup(c, a[0] as i32, Some(a[1] as i32)),
@@ -273,12 +292,24 @@ fn dispatch(c: &Call) -> Ret {
         85 => fs::open(c, fs::AT_FDCWD, a[0], 0o1101), // creat: O_CREAT | O_WRONLY | O_TRUNC
         87 => fs::unlink(c, fs::AT_FDCWD, a[0], 0),
         89 => fs::readlink(c, a[0], a[1], a[2]),
+        // Modes are not modelled (every file may be read and written): only existence.
+        90 => fs::access(c, fs::AT_FDCWD, a[0], 0),
+        91 => fs::fstat_exists(c, a[0] as i32),
         96 => threads::gettimeofday(c, a[0]),
         97 => getrlimit(c, a[0], 0, a[1]),
         98 => c.write(a[1], &[0u8; 144]).map(|_| 0).into(),
+        99 => sched::sysinfo(c, a[0]),
+        100 => sched::times(c, a[0]),
         102 | 104 | 107 | 108 => Ret::ok(super::UID),
         110 => Ret::ok(1u64),
         131 => sigaltstack(c, a[1]),
+        142 => sched::setscheduler(c, a[0], None, a[1]),
+        143 => sched::getparam(c, a[0], a[1]),
+        144 => sched::setscheduler(c, a[0], Some(a[1]), a[2]),
+        145 => sched::getscheduler(c, a[0]),
+        146 => sched::priority_max(a[0]),
+        147 => sched::priority_min(a[0]),
+        148 => sched::rr_interval(c, a[0], a[1]),
         158 => arch_prctl(c, a[0], a[1]),
         186 => Ret::ok(c.process().thread(c.d.id).tid),
         200 => threads::kill(c, super::PID as u64, Some(a[0]), a[1]),
@@ -286,6 +317,7 @@ fn dispatch(c: &Call) -> Ret {
         202 => threads::futex(c),
         203 => Ret::ok(0u64),
         204 => sched_getaffinity(c, a[1], a[2]),
+        217 => dirs::getdents64(c, a[0] as i32, a[1], a[2]),
         218 => {
             c.process().thread(c.d.id).clear_child_tid = a[0];
             Ret::ok(c.process().thread(c.d.id).tid)
@@ -300,6 +332,7 @@ fn dispatch(c: &Call) -> Ret {
         263 => fs::unlink(c, a[0] as i32, a[1], a[2]),
         264 | 316 => fs::rename(c, a[0] as i32, a[1], a[2] as i32, a[3]),
         267 => fs::readlink(c, a[1], a[2], a[3]),
+        268 => fs::access(c, a[0] as i32, a[1], 0),
         269 | 439 => fs::access(c, a[0] as i32, a[1], a[2]),
         271 => fs::ppoll(c, a[0], a[1], a[2]),
         273 => set_robust_list(c, a[0], a[1]),
@@ -360,6 +393,26 @@ fn mprotect(c: &Call) -> Ret {
         return Ret::Errno(EINVAL);
     }
     if c.process().mm.is_mapped(c.a[0], c.a[1], ram) {
+        Ret::ok(0u64)
+    } else {
+        Ret::Errno(ENOMEM)
+    }
+}
+
+/// msync: nothing to write back (no file mapping is shared with a file); checked like
+/// mprotect.
+fn msync(c: &Call) -> Ret {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    let [addr, len, flags, ..] = c.a;
+    if addr % super::super::memory::PAGE != 0
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
+    {
+        return Ret::Errno(EINVAL);
+    }
+    if c.process().mm.is_mapped(addr, len, c.mem().size()) {
         Ret::ok(0u64)
     } else {
         Ret::Errno(ENOMEM)

@@ -105,6 +105,11 @@ fn clock_ns(c: &Call, clock: u64) -> Result<u64, i32> {
     }
 }
 
+/// CLOCK_MONOTONIC now: time since the virtual machine booted.
+pub fn monotonic_ns(c: &Call) -> u64 {
+    MONOTONIC_BASE_NS + c.ctl().now_ns()
+}
+
 pub fn clock_gettime(c: &Call, clock: u64, ts: u64) -> Ret {
     match clock_ns(c, clock) {
         Ok(ns) => c.put_timespec(ts, ns).map(|_| 0).into(),
@@ -275,6 +280,10 @@ fn wake_op(c: &Call, uaddr: u64, n: u32, n2: u32, uaddr2: u64, val3: u32) -> Ret
     Ret::ok(woken as u64)
 }
 
+/// The wait key of a clone waiting for a vCPU (no futex word is at an odd address; pipes
+/// use 1).
+const SLOT_KEY: u64 = 3;
+
 const CLONE_VM: u64 = 0x100;
 const CLONE_VFORK: u64 = 0x4000;
 const CLONE_THREAD: u64 = 0x10000;
@@ -295,18 +304,30 @@ pub fn clone(c: &Call, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -
         stack,
         tls: (flags & CLONE_SETTLS != 0).then_some(tls),
     };
-    let id = match spawn_thread(c.d, c.h, c.rip, &child) {
-        Ok(id) => id,
-        Err(SpawnError::NoVcpu) => {
-            let max = c.ctl().options().vcpus;
-            c.warn(format!(
-                "clone: the process already has {max} threads, the most --max-threads allows; returned -EAGAIN"
-            ));
-            return Ret::Errno(EAGAIN);
+    let mut warned = false;
+    let id = loop {
+        match spawn_thread(c.d, c.h, c.rip, &child) {
+            Ok(id) => break id,
+            Err(SpawnError::NoVcpu) => {
+                // Every vCPU has a live thread: wait until one exits (a schedule where
+                // more threads live at once is not explored; docs/linux.md).
+                let max = c.ctl().options().vcpus;
+                if !warned {
+                    c.warn(format!(
+                        "clone: {max} threads live, the most weft runs at once (--max-threads); \
+                         this thread waits until one exits"
+                    ));
+                    warned = true;
+                }
+                match c.block_on(SLOT_KEY, u32::MAX, None) {
+                    Ret::Value(_) => continue,
+                    other => return other,
+                }
+            }
+            Err(SpawnError::NoMemory) => return Ret::Errno(ENOMEM),
         }
-        Err(SpawnError::NoMemory) => return Ret::Errno(ENOMEM),
     };
-    let tid = PID + id.0;
+    let tid = c.process().new_tid(id);
     {
         let mut p = c.process();
         let sigmask = p.thread(c.d.id).sigmask;
@@ -319,6 +340,7 @@ pub fn clone(c: &Call, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -
             },
             robust_list: 0,
             sigmask,
+            ..Thread::default()
         });
     }
     if flags & CLONE_PARENT_SETTID != 0 && c.kernel_store(ptid, tid).is_err() {
@@ -372,6 +394,8 @@ pub fn exit(c: &Call, status: u32) -> Ret {
     if ctid != 0 && c.kernel_store(ctid, 0).is_ok() {
         c.ctl().wake(ctid, 1, u32::MAX);
     }
+    c.process().thread(c.d.id).exited = true;
+    c.ctl().wake(SLOT_KEY, u32::MAX, u32::MAX);
     c.log_final(0);
     c.d.thread_exit(c.h, status);
     Ret::Stopped
