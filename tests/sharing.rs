@@ -231,3 +231,19 @@ fn recordings_with_shared_pages_are_identical_byte_for_byte() {
         assert!(err.contains("reproduced"), "{g:?}: {err}");
     }
 }
+
+#[test]
+fn a_page_that_changes_hands_through_munmap_and_mmap_is_seen_by_its_new_owner() {
+    let dir = scratch();
+    let g = linux_guest("remap");
+    for strategy in ["round-robin", "random:seed=1", "pct:seed=2"] {
+        let t = dir.path().join("remap.weft");
+        let (code, out, err) = record_elf(&g, &t, &["--strategy", strategy]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "remap: ok\n"),
+            "{strategy}: {err}"
+        );
+        check_logs(&g, dir.path(), &["--strategy", strategy]);
+    }
+}
