@@ -3,8 +3,10 @@
 # the same programs, in one run on one machine. Each program is timed natively (static
 # glibc, as weft runs it), under valgrind --tool=none and Helgrind (the same binary),
 # under ThreadSanitizer (a -fsanitize=thread build: TSan only runs dynamically linked),
-# and under `weft run` and `weft record` (round-robin, the default). Each time is the best
-# of REPEAT runs (default 3); "x native" divides by the native time.
+# and under `weft run` and `weft record` (round-robin, the default), and `weft record
+# --sharing all` (every access a scheduling point and recorded, as weft did before trace
+# format 5). Each time is the best of REPEAT runs (default 3); "x native" divides by the
+# native time.
 #
 #   scripts/compare-tools.sh               # the three programs of the table
 #   REPEAT=5 scripts/compare-tools.sh      # more runs each
@@ -36,8 +38,8 @@ best() {
     printf '%.3f' "$b"
 }
 
-echo "| program | native | valgrind --tool=none | TSan | Helgrind | weft run | weft record | weft trace |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| program | native | valgrind --tool=none | TSan | Helgrind | weft run | weft record | trace | weft record --sharing all | trace |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for p in "${programs[@]}"; do
     src=tests/guests/linux/$p.c
     gcc -O2 -g -static -pthread -fno-pie -no-pie "$src" -o "$work/$p"
@@ -49,11 +51,13 @@ for p in "${programs[@]}"; do
         "$(best "$work/$p-tsan")" \
         "$(best valgrind --tool=helgrind "$work/$p")" \
         "$(best "$weft" run "$work/$p")" \
-        "$(best "$weft" record "$work/$p" -o "$work/$p.weft")"; do
+        "$(best "$weft" record "$work/$p" -o "$work/$p.weft")" \
+        "$(best "$weft" record "$work/$p" --sharing all -o "$work/$p-all.weft")"; do
         cells+=("$t s ($(awk -v t="$t" -v n="$native" 'BEGIN { printf "%.0f", t / n }')x)")
     done
     size=$(stat -c %s "$work/$p.weft")
-    echo "| $p | $native s | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | $((size / 1024)) KiB |"
+    all=$(stat -c %s "$work/$p-all.weft")
+    echo "| $p | $native s | ${cells[0]} | ${cells[1]} | ${cells[2]} | ${cells[3]} | ${cells[4]} | $((size / 1024)) KiB | ${cells[5]} | $((all / 1024)) KiB |"
 done
 echo
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%Y-%m-%d)."

@@ -78,46 +78,53 @@ fn check_logs(elf: &Path, dir: &Path, args: &[&str]) -> (usize, usize) {
             weft_trace::Sharing::Pages { shared } => shared.iter().copied().collect(),
             weft_trace::Sharing::All => panic!("recorded with --sharing all"),
         };
-    // Walk the derived log, keeping each page's state as its `Share` events change it: an
-    // access is recorded when its page is shared, and so is the access that changed the
-    // page's state (it follows its `Share` event).
-    let mut shared: BTreeSet<u64> = shared_from_start;
+    // Walk the derived log, keeping each page's and line's state as its `Share` events
+    // change it: an access is recorded when its page is shared whole (from the start) or
+    // its line is, and so is the access that changed a page's or line's state (it follows
+    // its `Share` event).
+    let mut whole: BTreeSet<u64> = shared_from_start;
+    let mut lines: BTreeSet<u64> = BTreeSet::new();
     let mut changed_by: BTreeSet<(u64, u32)> = BTreeSet::new();
     let mut expected = Vec::new();
     for e in &all {
         if let Event::Share {
             vcpu,
-            page,
+            addr,
+            len,
             read_only,
             ..
         } = e
         {
-            changed_by.insert((page.0 / 4096, vcpu.0));
+            changed_by.insert((addr.0 / *len as u64, vcpu.0 + 1000 * *len));
             if !read_only {
-                shared.insert(page.0 / 4096);
+                assert_eq!(*len, 64, "a page becomes shared a line at a time");
+                lines.insert(addr.0 / 64);
             }
             continue;
         }
         let Some(a) = access(e) else { continue };
-        let pages = [a.3 / 4096, (a.3 + a.4 as u64 - 1) / 4096];
-        let changer = pages.iter().any(|&p| changed_by.remove(&(p, a.1)));
-        if changer || pages.iter().any(|p| shared.contains(p)) {
+        let bytes = [a.3, a.3 + a.4 as u64 - 1];
+        let changer = bytes.iter().any(|&b| {
+            changed_by.remove(&(b / 4096, a.1 + 1000 * 4096))
+                | changed_by.remove(&(b / 64, a.1 + 1000 * 64))
+        });
+        let shared = |b: u64| whole.contains(&(b / 4096)) || lines.contains(&(b / 64));
+        if changer || bytes.iter().any(|&b| shared(b)) {
             expected.push(a);
         }
     }
     let got: Vec<Access> = rec.iter().filter_map(access).collect();
     // The kernel's accesses (futex words, thread ids) are recorded whatever the page: they
-    // carry the RIP of their system call.
-    let syscalls: BTreeSet<(u64, u32, u64)> = rec
+    // carry the RIP of their system call (whose event comes when it returns, later when it
+    // blocked).
+    let syscalls: BTreeSet<(u32, u64)> = rec
         .iter()
         .filter_map(|e| match e {
-            Event::Syscall {
-                step, vcpu, rip, ..
-            } => Some((step.0, vcpu.0, *rip)),
+            Event::Syscall { vcpu, rip, .. } => Some((vcpu.0, *rip)),
             _ => None,
         })
         .collect();
-    let kernel = |a: &Access| syscalls.contains(&(a.0, a.1, a.2));
+    let kernel = |a: &Access| syscalls.contains(&(a.1, a.2));
     for a in &expected {
         assert!(
             got.contains(a),

@@ -341,14 +341,16 @@ pub(super) fn event_line(e: &Event, run_start: u64, code: &mut CodeMap) -> Strin
             format!("stack   {}", f.join(" <- "))
         }
         Event::Share {
-            page,
+            addr,
+            len,
             owner,
             read_only,
             ..
         } => {
             let was = owner.map_or("read-shared".to_string(), |o| format!("{o}'s alone"));
             let now = if *read_only { "read-shared" } else { "shared" };
-            format!("share   page {page} now {now} (was {was})")
+            let what = if *len == 4096 { "page" } else { "line" };
+            format!("share   {what} {addr} now {now} (was {was})")
         }
     };
     format!("{step:>10} {vcpu:<7} {what}")

@@ -378,16 +378,19 @@ pub enum Event {
     /// (Encoded as step, then the stack's fields in order: vcpu, frames, futex, owner,
     /// joins.)
     Backtrace { step: Step, stack: Backtrace },
-    /// (Format 5.) `vcpu`'s access at this step changed the state of the page at `page`
-    /// (see `Sharing::Pages`): it was `owner`'s alone (`Some`) or read-shared (`None`),
-    /// and it is read-shared now (`read_only`: `vcpu` read it; until someone writes, reads
-    /// are neither points nor recorded) or shared (every later access a point and
-    /// recorded). The accesses it saw before are not in the recording (a replay derives
+    /// (Format 5.) `vcpu`'s access at this step changed the state of the page (`len`
+    /// 4096) or the 64-byte line (`len` 64) at `addr` (see `Sharing::Pages`): it was
+    /// `owner`'s alone (`Some`) or read-shared (`None`), and it is read-shared now
+    /// (`read_only`: `vcpu` read it; until someone writes, reads are neither points nor
+    /// recorded) or shared (every later access a point and recorded). A line event on a
+    /// page not shared before makes the page shared, its other lines keeping the state the
+    /// page had. The accesses it saw before are not in the recording (a replay derives
     /// them); this access is.
     Share {
         step: Step,
         vcpu: VcpuId,
-        page: GuestAddr,
+        addr: GuestAddr,
+        len: u32,
         owner: Option<VcpuId>,
         read_only: bool,
     },

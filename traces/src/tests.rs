@@ -100,7 +100,8 @@ fn every_variant() -> Vec<Event> {
         Event::Share {
             step: Step(5),
             vcpu: v,
-            page: GuestAddr(0x403000),
+            addr: GuestAddr(0x403000),
+            len: 4096,
             owner: Some(VcpuId(0)),
             read_only: true,
         },

@@ -106,12 +106,15 @@ impl VcpuData {
             .into_iter()
             .flatten()
         {
-            // Whoever could reach it unseen must not any more.
-            self.shared.revoke(t.owner.unwrap_or(VcpuId(ANYONE)));
+            if t.page_changed {
+                // Whoever could reach the page unseen must not any more.
+                self.shared.revoke(t.owner.unwrap_or(VcpuId(ANYONE)));
+            }
             self.ctl().emit_at_step(|step| Event::Share {
                 step,
                 vcpu: self.id,
-                page: GuestAddr(t.page),
+                addr: GuestAddr(t.addr),
+                len: t.len as u32,
                 owner: t.owner,
                 read_only: t.read_only,
             });
