@@ -82,7 +82,7 @@ fn check_logs(elf: &Path, dir: &Path, args: &[&str]) -> (usize, usize) {
     // change it: an access is recorded when its page is shared whole (from the start) or
     // its line is, and so is the access that changed a page's or line's state (it follows
     // its `Share` event).
-    let mut whole: BTreeSet<u64> = shared_from_start;
+    let whole: BTreeSet<u64> = shared_from_start;
     let mut lines: BTreeSet<u64> = BTreeSet::new();
     let mut changed_by: BTreeSet<(u64, u32)> = BTreeSet::new();
     let mut expected = Vec::new();
