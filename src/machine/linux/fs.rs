@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use weft_trace::Event;
 
+use super::devices::{self, DevicePath};
 use super::files::{self, Open};
 use super::pipes;
 use super::syscall::{Call, Ret, EBADF, EINVAL, ENOENT, ENOTTY, EROFS, ESPIPE};
@@ -48,6 +49,12 @@ fn contents(c: &Call, path: &str) -> Result<Rc<[u8]>, i32> {
         ));
         return Err(ENOENT);
     };
+    if got == Err(files::ENXIO) {
+        c.warn(format!(
+            "{path}: a device, FIFO or socket on the host; weft reads only regular files \
+             and emulates /dev/null, /dev/zero, /dev/full and /dev/urandom (ENXIO)"
+        ));
+    }
     c.ctl().emit_at_step(|step| Event::FileData {
         step,
         vcpu: c.d.id,
@@ -57,15 +64,19 @@ fn contents(c: &Call, path: &str) -> Result<Rc<[u8]>, i32> {
     got
 }
 
-/// What `path` is to the process: one of its own files, a removed one, or whatever the
-/// host (or a virtual file) has.
+/// What `path` is to the process: an emulated device, one of its own files, a removed
+/// one, or whatever the host (or a virtual file) has.
 enum Found {
+    Device(DevicePath),
     Own(files::Written),
     Removed,
     Host(Result<Rc<[u8]>, i32>),
 }
 
 fn find(c: &Call, path: &str) -> Found {
+    if let Some(d) = devices::lookup(path) {
+        return Found::Device(d);
+    }
     {
         let p = c.process();
         if let Some(w) = p.written.get(path) {
@@ -102,9 +113,26 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
         flags & O_TRUNC != 0,
     );
     let writing = access.write || create || trunc;
+    match devices::lookup(&path) {
+        Some(_) if excl => return Ret::Errno(files::EEXIST),
+        Some(DevicePath::Device(dev)) => {
+            let fd = c.process().fds.insert(Open::Device { dev, access });
+            return fd.map(|f| f as u64).ok_or(24).into();
+        }
+        // The standard streams by name: the descriptor again (ENOENT if it is closed).
+        Some(DevicePath::Fd(n)) => {
+            let mut p = c.process();
+            if p.fds.get(n).is_none() {
+                return Ret::Errno(ENOENT);
+            }
+            return p.fds.dup(n, 0).map(|f| f as u64).ok_or(24).into();
+        }
+        None => {}
+    }
     let data = if !writing {
         match find(c, &path) {
             Found::Own(w) => files::Data::Written(w),
+            Found::Device(_) => unreachable!("devices are opened above"),
             Found::Removed => return Ret::Errno(ENOENT),
             Found::Host(Ok(d)) => files::Data::Host(d),
             Found::Host(Err(e)) => return Ret::Errno(e),
@@ -129,6 +157,7 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
         };
         let w = match found {
             Found::Own(_) | Found::Host(Ok(_)) if excl => return Ret::Errno(files::EEXIST),
+            Found::Device(_) => unreachable!("devices are opened above"),
             Found::Own(w) => w,
             Found::Host(Ok(d)) => own(c, &path, if trunc { Vec::new() } else { d.to_vec() }),
             Found::Removed | Found::Host(Err(ENOENT)) if create || trunc => {
@@ -168,7 +197,12 @@ pub fn close(c: &Call, fd: i32) -> Ret {
 pub fn file_data(c: &Call, fd: i32) -> Result<Rc<[u8]>, i32> {
     match c.process().fds.get(fd) {
         Some(Open::File { data, .. }) => Ok(data.snapshot()),
-        Some(_) => Err(19), // ENODEV: the standard streams cannot be mapped
+        // Mapping /dev/zero is a way to ask for zeroed memory.
+        Some(Open::Device {
+            dev: devices::Device::Zero,
+            ..
+        }) => Ok(Rc::from(&[][..])),
+        Some(_) => Err(19), // ENODEV: the standard streams and other devices cannot be mapped
         None => Err(EBADF),
     }
 }
@@ -181,6 +215,8 @@ pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
         Some(Open::PipeRead { .. }) if at.is_some() => return Ret::Errno(ESPIPE),
         Some(Open::PipeRead { id, nonblock }) => return pipes::read(c, id, nonblock, buf, len),
         Some(Open::PipeWrite { .. }) => return Ret::Errno(EBADF),
+        Some(Open::Device { access, .. }) if !access.read => return Ret::Errno(EBADF),
+        Some(Open::Device { dev, .. }) => return dev.read(c, buf, len).into(),
         _ => {}
     }
     let bytes = {
@@ -204,10 +240,12 @@ pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
                 drop(p);
                 return c.write(buf, &bytes).map(|_| n as u64).into();
             }
-            // Pipes were handled above.
-            Open::Stdout | Open::Stderr | Open::PipeRead { .. } | Open::PipeWrite { .. } => {
-                return Ret::Errno(EBADF)
-            }
+            // Pipes and devices were handled above.
+            Open::Stdout
+            | Open::Stderr
+            | Open::PipeRead { .. }
+            | Open::PipeWrite { .. }
+            | Open::Device { .. } => return Ret::Errno(EBADF),
         };
         let bytes = data.read(at.unwrap_or(*pos), len);
         if at.is_none() {
@@ -260,6 +298,12 @@ pub fn write(c: &Call, fd: i32, bufs: &[(u64, u64)], at: Option<u64>) -> Ret {
         Some(Open::File { access, .. }) if !access.write => return Ret::Errno(EBADF),
         Some(Open::File { .. }) => 0,
         Some(Open::PipeWrite { .. }) => 3,
+        Some(Open::Device { access, .. }) if !access.write => return Ret::Errno(EBADF),
+        // Nothing to keep: the bytes are not even read (bounded whatever the length).
+        Some(Open::Device { dev, .. }) => {
+            let len = bufs.iter().fold(0u64, |n, b| n.saturating_add(b.1));
+            return dev.write(len.min(MAX_IO)).into();
+        }
         Some(Open::Stdin | Open::PipeRead { .. }) | None => return Ret::Errno(EBADF),
     };
     if stream != 0 && at.is_some() {
@@ -363,6 +407,7 @@ pub fn unlink(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
             Ret::ok(0u64)
         }
         Found::Removed => Ret::Errno(ENOENT),
+        Found::Device(_) => Ret::Errno(files::EACCES),
         Found::Host(Err(files::EISDIR)) => Ret::Errno(files::EISDIR),
         Found::Host(Err(e)) => Ret::Errno(e),
     }
@@ -377,6 +422,7 @@ pub fn rename(c: &Call, olddir: i32, old: u64, newdir: i32, new: u64) -> Ret {
     let bytes = match find(c, &old) {
         Found::Own(w) => w.borrow().clone(),
         Found::Host(Ok(d)) => d.to_vec(),
+        Found::Device(_) => return Ret::Errno(files::EACCES),
         Found::Removed => return Ret::Errno(ENOENT),
         Found::Host(Err(e)) => return Ret::Errno(e),
     };
@@ -426,6 +472,8 @@ pub fn lseek(c: &Call, fd: i32, off: i64, whence: u64) -> Ret {
                 _ => Ret::Errno(EINVAL),
             }
         }
+        // Linux's memory devices ignore seeks.
+        Some(Open::Device { .. }) => Ret::ok(0u64),
         Some(_) => Ret::Errno(ESPIPE),
         None => Ret::Errno(EBADF),
     }
@@ -471,7 +519,12 @@ fn stat_of(open: &Open) -> [u8; 144] {
         Open::PipeRead { id, .. } | Open::PipeWrite { id, .. } => {
             stat_bytes(S_IFIFO | 0o600, 0, 0x1000 + *id as u64, 0)
         }
+        Open::Device { dev, .. } => device_stat(*dev),
     }
+}
+
+fn device_stat(dev: devices::Device) -> [u8; 144] {
+    stat_bytes(S_IFCHR | 0o666, 0, dev.rdev(), dev.rdev())
 }
 
 pub fn fstat(c: &Call, fd: i32, buf: u64) -> Ret {
@@ -492,6 +545,11 @@ pub fn stat_path(c: &Call, dirfd: i32, path: u64, buf: u64, flags: u64) -> Ret {
         Err(e) => return Ret::Errno(e),
     };
     let st = match find(c, &path) {
+        Found::Device(DevicePath::Device(dev)) => device_stat(dev),
+        Found::Device(DevicePath::Fd(n)) => match c.process().fds.get(n) {
+            Some(o) => stat_of(o),
+            None => return Ret::Errno(ENOENT),
+        },
         Found::Own(w) => stat_bytes(S_IFREG | 0o644, w.borrow().len() as u64, inode(&path), 0),
         Found::Host(Ok(d)) => stat_bytes(S_IFREG | 0o644, d.len() as u64, inode(&path), 0),
         Found::Host(Err(files::EISDIR)) => stat_bytes(S_IFDIR | 0o755, 4096, inode(&path), 0),
@@ -509,7 +567,9 @@ pub fn access(c: &Call, dirfd: i32, path: u64, _mode: u64) -> Ret {
         Err(e) => return Ret::Errno(e),
     };
     match find(c, &path) {
-        Found::Own(_) | Found::Host(Ok(_)) | Found::Host(Err(files::EISDIR)) => Ret::ok(0u64),
+        Found::Device(_) | Found::Own(_) | Found::Host(Ok(_)) | Found::Host(Err(files::EISDIR)) => {
+            Ret::ok(0u64)
+        }
         Found::Removed => Ret::Errno(ENOENT),
         Found::Host(Err(e)) => Ret::Errno(e),
     }
@@ -539,7 +599,7 @@ pub fn fcntl(c: &Call, fd: i32, cmd: u64, arg: u64) -> Ret {
     let flags = match open {
         Open::Stdout | Open::Stderr => 1,
         Open::Stdin => 0,
-        Open::File { access, .. } => access.flags(),
+        Open::File { access, .. } | Open::Device { access, .. } => access.flags(),
         pipe => pipes::flags(pipe).unwrap_or(0),
     };
     match cmd {
@@ -657,7 +717,9 @@ fn poll_once(c: &Call, fds: u64, nfds: u64) -> Result<(u64, bool), i32> {
             Some(o) => {
                 let (read, write) = match o {
                     Open::Stdin => (true, false),
-                    Open::File { access, .. } => (access.read, access.write),
+                    Open::File { access, .. } | Open::Device { access, .. } => {
+                        (access.read, access.write)
+                    }
                     _ => (false, true),
                 };
                 let r = if read { POLLIN | POLLRDNORM } else { 0 };

@@ -83,6 +83,7 @@ pub fn errno_name(e: i32) -> String {
     name.to_string()
 }
 
+mod devices;
 mod files;
 mod fs;
 mod mm;
