@@ -89,3 +89,125 @@ fn device_files_are_bounded_deterministic_and_replay() {
     assert!(ta == tb, "two recordings with one seed differ");
     assert_ne!(a, c, "the random device ignores --random-seed");
 }
+
+/// `weft record`, then `weft replay` and `weft inspect` of the trace: the stderr of each
+/// (the inspect summary's stdout for the last).
+fn record_replay_inspect(name: &str, args: &[&str]) -> [String; 3] {
+    let dir = scratch();
+    let t = dir.path().join("t.weft");
+    let (code, _, recorded) = record_elf(&linux_guest(name), &t, args);
+    assert_eq!(code, 1, "{recorded}");
+    let (code, _, replayed) = text(&weft(["replay", "-q", t.to_str().unwrap()]));
+    assert_eq!(code, 1, "{replayed}");
+    let (_, inspected, _) = text(&weft(["inspect", t.to_str().unwrap()]));
+    [recorded, replayed, inspected]
+}
+
+/// A Rust panic is reported as one, with its message and where it happened, in the order
+/// the threads panicked; not as "exit status 101" with the stack of `_exit`.
+#[test]
+fn a_rust_panic_is_reported_with_its_message_and_location() {
+    for out in record_replay_inspect("rust_threads", &["-q", "panic"]) {
+        let first = out
+            .lines()
+            .find(|l| l.contains("Rust panic on vcpu"))
+            .unwrap_or_else(|| panic!("no panic line:\n{out}"));
+        assert!(
+            first.contains("(thread '<unnamed>') at tests/guests/linux/rust_threads.rs:57:")
+                && first.ends_with(": a worker gives up"),
+            "{out}"
+        );
+        assert!(
+            out.contains("then Rust panic on vcpu0 (thread 'main') at tests/guests/linux/rust_threads.rs:58:"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("_exit"),
+            "the stack of _exit is noise:\n{out}"
+        );
+    }
+    let dir = scratch();
+    let t = dir.path().join("p.weft");
+    record_elf(&linux_guest("rust_threads"), &t, &["-q", "panic"]);
+    let (_, json, _) = text(&weft(["inspect", "--json", t.to_str().unwrap()]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["panics"][0]["message"], "a worker gives up", "{json}");
+    assert_eq!(v["panics"][0]["kind"], "rust", "{json}");
+}
+
+/// An uncaught C++ exception names its type and what(), and the stack marks the user's
+/// function that threw, past the runtime's terminate and abort.
+#[test]
+fn an_uncaught_cxx_exception_names_its_type_and_the_frame_that_threw() {
+    for out in record_replay_inspect("cxx_throw", &["-q"]) {
+        assert!(
+            out.contains(
+                "uncaught C++ exception std::runtime_error on vcpu1: config line 3 is malformed"
+            ),
+            "{out}"
+        );
+        let threw = out
+            .lines()
+            .find(|l| l.contains("threw in #"))
+            .unwrap_or_else(|| panic!("no frame that threw:\n{out}"));
+        assert!(
+            threw.contains("parse_config") && threw.contains("cxx_throw.cpp:10"),
+            "{threw}"
+        );
+    }
+}
+
+/// A program that fails right after a call weft does not emulate returned ENOSYS is told
+/// so next to the verdict; one that failed long after such a call is not.
+#[test]
+fn a_failure_right_after_an_unemulated_call_says_so() {
+    for out in record_replay_inspect("gives_up", &["-q", "enosys"]) {
+        assert!(
+            out.contains(
+                "note: vcpu0 failed 2 system calls after io_uring_setup (425) returned ENOSYS"
+            ) && out.contains("weft does not emulate"),
+            "{out}"
+        );
+    }
+    for out in record_replay_inspect("gives_up", &["-q", "late"]) {
+        assert!(!out.contains("weft does not emulate"), "{out}");
+    }
+}
+
+/// `weft explore` prints the failure it found and the minimized run each with its own
+/// call stacks: the minimized schedule may fail on another vCPU (seed 0 of racy_counter
+/// does: vcpu0 first, vcpu1 minimized), and a stack under a verdict naming another vCPU
+/// would send the reader to the wrong thread.
+#[test]
+fn explore_prints_each_verdict_with_its_own_stacks() {
+    let dir = scratch();
+    let (code, _, err) = text(&weft([
+        "explore",
+        common::guest("racy_counter").to_str().unwrap(),
+        "--seed",
+        "0",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1, "{err}");
+    let mut verdict = None;
+    let mut vcpus_seen = Vec::new();
+    for line in err.lines() {
+        if line.contains("verdict: FAIL") {
+            verdict = Some(line);
+        }
+        if let Some(v) = line.strip_prefix("call stack of ") {
+            let v = v.trim_end_matches(':');
+            let under = verdict.expect("a verdict before the stacks");
+            assert!(
+                under.contains(&format!("on {v} ")),
+                "{v} under `{under}`:\n{err}"
+            );
+            vcpus_seen.push(v.to_string());
+        }
+    }
+    assert!(
+        vcpus_seen.contains(&"vcpu0".to_string()) && vcpus_seen.contains(&"vcpu1".to_string()),
+        "seed 0 no longer fails on two vCPUs; pick another:\n{err}"
+    );
+}

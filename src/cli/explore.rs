@@ -239,9 +239,14 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         let recorded = save(&trace, || {
             session::record_with(&name, &elf, &fopts, f.replay(), &trace, Default::default())
         })?;
-        // The details (call stacks, waits) of the trace the user will look at: the
-        // minimized one when there is one.
-        let mut shown = recorded.outcome;
+        // Each verdict is printed with its own details (call stacks, waits): the
+        // minimized run's vCPUs may differ from the original's.
+        let original = recorded.outcome;
+        let details = |o: &weft::machine::RunOutcome| {
+            o.verdict
+                .as_ref()
+                .and_then(|v| verdict_details(v, &o.backtraces, &o.clues, &elf))
+        };
         let mut entry = JsonFailure {
             index: f.index,
             strategy: f.label(),
@@ -264,12 +269,15 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                 eprintln!("  {} schedules failed this way", f.count);
             }
             eprintln!("  trace: {}", trace.display());
+            if let Some(d) = details(&original) {
+                eprintln!("{d}");
+            }
         }
         if !a.no_minimize {
             let m = explore::minimize(&name, &elf, &fopts, f)?;
             let min = a.out.join(format!("{stem}-fail{suffix}-min.weft"));
             let label = format!("minimized from {}", f.label());
-            shown = save(&min, || {
+            let minimized = save(&min, || {
                 session::record_with(
                     &name,
                     &elf,
@@ -288,15 +296,21 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                     m.attempts,
                     min.display()
                 );
+                let (v, d) = (&minimized.verdict, details(&minimized));
+                if v.as_ref() == original.verdict.as_ref() && d == details(&original) {
+                    eprintln!("  the minimized run ends the same way, with the same stacks");
+                } else {
+                    if let Some(v) = v {
+                        eprintln!("  minimized run's {}", verdict_line(v));
+                    }
+                    if let Some(d) = d {
+                        eprintln!("{d}");
+                    }
+                }
             }
             entry.minimized_trace = Some(min.display().to_string());
             entry.preemptions = Some(m.preemptions);
             entry.original_preemptions = Some(m.original_preemptions);
-        }
-        if let (Some(v), false) = (&shown.verdict, a.json) {
-            if let Some(d) = verdict_details(v, &shown.backtraces, &elf) {
-                eprintln!("{d}");
-            }
         }
         json.push(entry);
     }

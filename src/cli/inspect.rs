@@ -79,6 +79,10 @@ pub struct Summary {
     /// The lines `weft record` prints under the verdict (stacks, waits, lock cycle).
     #[serde(skip)]
     pub details: Option<String>,
+    /// Rust panics and uncaught C++ exceptions the program reported, in order.
+    pub panics: Vec<weft::failure::Panic>,
+    /// The call weft does not emulate that the failing thread made just before it failed.
+    pub unemulated: Option<weft::failure::Unemulated>,
     pub complete: bool,
     pub reader_warning: Option<String>,
 }
@@ -122,9 +126,11 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
     };
     let mut runs = 0u64;
     let mut stacks = Vec::new();
+    let mut clues = weft::failure::Clues::default();
     for e in reader.into_events() {
         let e = e?;
         s.events += 1;
+        clues.observe(&e);
         match &e {
             Event::Run { vcpu, points } => {
                 runs += 1;
@@ -162,7 +168,9 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
     s.context_switches = runs.saturating_sub(1);
     if let Some(v) = s.verdict.as_ref().filter(|v| !v.is_pass()) {
         let map = weft::debuginfo::SourceMap::new(&h.guest.elf);
-        s.details = weft::failure::details(v, &stacks, &map);
+        s.details = weft::failure::details(v, &stacks, &clues, &map);
+        s.panics = clues.panics();
+        s.unemulated = clues.unemulated_before(v).cloned();
         s.backtraces = stacks
             .into_iter()
             .map(|b| StackSummary {

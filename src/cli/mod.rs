@@ -350,11 +350,16 @@ fn verdict_line(v: &Verdict) -> String {
 }
 
 /// Extra lines for a verdict (weft::failure::details).
-fn verdict_details(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
+fn verdict_details(
+    v: &Verdict,
+    stacks: &[Backtrace],
+    clues: &weft::failure::Clues,
+    elf: &[u8],
+) -> Option<String> {
     if v.is_pass() {
         return None;
     }
-    weft::failure::details(v, stacks, &weft::debuginfo::SourceMap::new(elf))
+    weft::failure::details(v, stacks, clues, &weft::debuginfo::SourceMap::new(elf))
 }
 
 /// General registers and RFLAGS, four per line (each line starts with a newline).

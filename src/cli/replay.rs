@@ -81,7 +81,7 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
     match (&r.verdict, &r.recorded_verdict) {
         (Some(v), Some(_)) => {
             eprintln!("{}", verdict_line(v));
-            if let Some(d) = verdict_details(v, &r.backtraces, &r.header.guest.elf) {
+            if let Some(d) = verdict_details(v, &r.backtraces, &r.clues, &r.header.guest.elf) {
                 eprintln!("{d}");
             }
             eprintln!(

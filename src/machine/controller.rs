@@ -129,6 +129,8 @@ pub(crate) struct Controller {
     pub interrupted: bool,
     /// Hand back the files a Linux program wrote (`RunConfig::keep_files`).
     pub keep_files: bool,
+    /// What the events say about a failure beyond its verdict (panics, unemulated calls).
+    pub clues: crate::failure::Clues,
 }
 
 /// Counters a finished run reports.
@@ -197,6 +199,7 @@ impl Controller {
             interrupt: None,
             interrupted: false,
             keep_files: false,
+            clues: Default::default(),
         }
     }
 
@@ -658,6 +661,7 @@ impl Controller {
         if self.sink_error.is_some() {
             return;
         }
+        self.clues.observe(event);
         if let Err(e) = self.sink.borrow_mut().event(event) {
             self.sink_error = Some(e.to_string());
             self.stopping = true;

@@ -281,6 +281,8 @@ pub struct RunOutcome {
     /// Pages (address / 4096) shared when the run ended, ascending: what a search carries
     /// into its later schedules (`Sharing::Pages::shared`).
     pub shared_pages: Vec<u64>,
+    /// What the run's events say about its failure (panics, unemulated calls).
+    pub clues: crate::failure::Clues,
 }
 
 /// How a run reports while it goes.
@@ -641,6 +643,7 @@ fn outcome(shared: &Rc<Shared>) -> RunOutcome {
             _ => Vec::new(),
         },
         shared_pages: shared.pages.shared_pages(),
+        clues: ctl.clues.clone(),
     }
 }
 
