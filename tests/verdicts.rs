@@ -211,3 +211,51 @@ fn explore_prints_each_verdict_with_its_own_stacks() {
         "seed 0 no longer fails on two vCPUs; pick another:\n{err}"
     );
 }
+
+/// `weft replay` tells its outcomes apart: 0 a passing run reproduced, 1 a failing run
+/// reproduced, 2 bad input, 3 a divergence (which used to be 1, like a reproduced failure,
+/// so a script could not tell "the bug is still there" from "the replay broke").
+#[test]
+fn replay_exit_codes_tell_reproduced_failures_from_divergences() {
+    use weft_trace::{Event, EventSink, TraceReader, TraceWriter};
+    let dir = scratch();
+    let replay = |t: &std::path::Path| text(&weft(["replay", "-q", t.to_str().unwrap()]));
+    let pass = dir.path().join("pass.weft");
+    let args = ["--strategy", "round-robin:quantum=5", "--sharing", "all"];
+    let (code, _, err) = common::record("locked_counter", &pass, &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(replay(&pass).0, 0);
+    let fail = dir.path().join("fail.weft");
+    let args = ["--strategy", "random:seed=3", "--sharing", "all"];
+    let (code, _, err) = common::record("racy_counter", &fail, &args);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(replay(&fail).0, 1);
+    assert_eq!(replay(&dir.path().join("missing.weft")).0, 2);
+
+    // Edit the passing run's schedule: its replay diverges.
+    let reader = TraceReader::open(&pass).unwrap();
+    let header = reader.header().clone();
+    let edited = dir.path().join("edited.weft");
+    let mut w = TraceWriter::create(&edited, &header).unwrap();
+    let mut runs = 0;
+    for e in reader.into_events() {
+        let mut e = e.unwrap();
+        if let Event::Run { vcpu, .. } = &mut e {
+            runs += 1;
+            if runs == 10 {
+                vcpu.0 = 1 - vcpu.0;
+            }
+        }
+        w.event(&e).unwrap();
+    }
+    w.finish().unwrap();
+    let (code, _, err) = replay(&edited);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("DIVERGED"), "{err}");
+
+    let (_, help, _) = text(&weft(["replay", "--help"]));
+    assert!(
+        help.contains("3 the replay diverged") && help.contains("1 the recorded run failed"),
+        "{help}"
+    );
+}
