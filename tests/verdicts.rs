@@ -259,3 +259,28 @@ fn replay_exit_codes_tell_reproduced_failures_from_divergences() {
         "{help}"
     );
 }
+
+/// fcntl record locks (SQLite takes POSIX locks): emulated for the one process weft runs,
+/// POSIX locks never conflicting with each other, OFD locks conflicting per open file
+/// description, and F_OFD_SETLKW waiting for the holder, under several schedules.
+#[test]
+fn record_locks_work_as_on_linux_for_one_process() {
+    let dir = scratch();
+    let g = linux_guest("record_locks");
+    for strategy in ["round-robin", "random:seed=4", "pct:seed=1"] {
+        let t = dir.path().join("locks.weft");
+        let (code, out, err) = record_elf(&g, &t, &["--strategy", strategy]);
+        assert_eq!(code, 0, "{strategy}: {out}{err}");
+        assert_eq!(
+            out,
+            "posix: set 0, getlk unlocked, again 0\n\
+             ofd: blocked by posix EAGAIN (pid 1000), after unlock 0, other EAGAIN, dup 0\n\
+             ofd wait: got the lock after the holder closed\n",
+            "{strategy}"
+        );
+        let (_, summary, _) = text(&weft(["inspect", t.to_str().unwrap()]));
+        assert!(!summary.contains("warning:"), "{summary}");
+        let (code, _, err) = text(&weft(["replay", "-q", t.to_str().unwrap()]));
+        assert_eq!(code, 0, "{strategy}: {err}");
+    }
+}

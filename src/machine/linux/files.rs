@@ -185,12 +185,14 @@ pub enum Open {
     Stdin,
     Stdout,
     Stderr,
-    /// A file and the offset of the next read or write.
+    /// A file and the offset of the next read or write. `desc` names the open file
+    /// description (one `open`, shared by its dups) for OFD locks (`locks`).
     File {
         path: String,
         data: Data,
         pos: u64,
         access: Access,
+        desc: u64,
     },
     /// An emulated device (see `devices`).
     Device {
@@ -318,6 +320,7 @@ mod tests {
             data: Data::Host(Rc::from(&b""[..])),
             pos: 0,
             access: Access::from_flags(0),
+            desc: 0,
         };
         assert_eq!(t.insert(f()), Some(3));
         assert_eq!(t.insert(f()), Some(4));

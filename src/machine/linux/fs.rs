@@ -9,6 +9,7 @@ use weft_trace::Event;
 
 use super::devices::{self, DevicePath};
 use super::files::{self, Open};
+use super::locks;
 use super::pipes;
 use super::syscall::{Call, Ret, EBADF, EINVAL, ENOENT, ENOTTY, EROFS, ESPIPE};
 
@@ -171,11 +172,15 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
         }
         files::Data::Written(w)
     };
-    let fd = c.process().fds.insert(Open::File {
+    let mut p = c.process();
+    p.descs += 1;
+    let desc = p.descs;
+    let fd = p.fds.insert(Open::File {
         path,
         data,
         pos: 0,
         access,
+        desc,
     });
     fd.map(|f| f as u64).ok_or(24).into()
 }
@@ -184,13 +189,20 @@ pub fn close(c: &Call, fd: i32) -> Ret {
     let closed = c.process().fds.take(fd);
     match closed {
         Some(o) => {
-            if o.is_pipe() {
-                pipes::changed(c);
-            }
+            was_closed(c, &o);
             Ret::ok(0u64)
         }
         None => Ret::Errno(EBADF),
     }
+}
+
+/// What closing a descriptor (close, or dup2 onto it) does besides: pipe ends wake their
+/// waiters, files drop the record locks that go with it.
+pub fn was_closed(c: &Call, o: &Open) {
+    if o.is_pipe() {
+        pipes::changed(c);
+    }
+    locks::closed(c, o);
 }
 
 /// The bytes of the file open as `fd` (for mmap of a file, which copies them).
@@ -592,6 +604,9 @@ pub fn fcntl(c: &Call, fd: i32, cmd: u64, arg: u64) -> Ret {
     const F_GETFL: u64 = 3;
     const F_SETFL: u64 = 4;
     const F_DUPFD_CLOEXEC: u64 = 1030;
+    if locks::is_lock_cmd(cmd) {
+        return locks::fcntl_lock(c, fd, cmd, arg);
+    }
     let mut p = c.process();
     let Some(open) = p.fds.get(fd) else {
         return Ret::Errno(EBADF);

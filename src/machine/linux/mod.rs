@@ -86,6 +86,7 @@ pub fn errno_name(e: i32) -> String {
 mod devices;
 mod files;
 mod fs;
+mod locks;
 mod mm;
 mod pipes;
 pub(crate) mod syscall;
@@ -179,6 +180,10 @@ pub(crate) struct Process {
     pub removed: BTreeSet<String>,
     /// The process's pipes, by id (never reused within a run).
     pub pipes: Vec<pipes::Pipe>,
+    /// fcntl record locks held (`locks`).
+    pub locks: locks::Locks,
+    /// Open file descriptions made so far (the next one's id).
+    pub descs: u64,
 }
 
 impl Process {
@@ -207,6 +212,8 @@ impl Process {
             written: BTreeMap::new(),
             removed: BTreeSet::new(),
             pipes: Vec::new(),
+            locks: Default::default(),
+            descs: 0,
         }
     }
 

@@ -401,8 +401,8 @@ fn dup(c: &Call, fd: i32, to: Option<i32>) -> Ret {
             let replaced = p.fds.take(new);
             let r = p.fds.dup(fd, new).map(|f| f as u64).ok_or(EBADF);
             drop(p);
-            if replaced.is_some_and(|o| o.is_pipe()) {
-                super::pipes::changed(c);
+            if let Some(o) = replaced {
+                fs::was_closed(c, &o);
             }
             r.into()
         }
