@@ -284,3 +284,28 @@ fn record_locks_work_as_on_linux_for_one_process() {
         assert_eq!(code, 0, "{strategy}: {err}");
     }
 }
+
+/// An unstripped guest of tens of MiB records (the trace embeds the ELF: its header used
+/// to be held to bincode's 16 MiB and failed with "the size limit has been reached").
+#[test]
+fn a_guest_of_thirty_mib_records_and_replays() {
+    let dir = scratch();
+    let junk = dir.path().join("debug.bin");
+    std::fs::write(&junk, vec![0u8; 30 << 20]).unwrap();
+    let big = dir.path().join("big.elf");
+    let status = std::process::Command::new("objcopy")
+        .arg(format!("--add-section=.weft_padding={}", junk.display()))
+        .arg(linux_guest("hello"))
+        .arg(&big)
+        .status()
+        .expect("objcopy runs");
+    assert!(status.success());
+    assert!(std::fs::metadata(&big).unwrap().len() > 30 << 20);
+    let t = dir.path().join("big.weft");
+    let (code, out, err) = record_elf(&big, &t, &["-q"]);
+    assert!(code <= 1, "{out}{err}");
+    assert!(err.contains("trace: "), "{err}");
+    let (code2, _, err2) = text(&weft(["replay", "-q", t.to_str().unwrap()]));
+    assert_eq!(code2, code, "{err2}");
+    assert!(err2.contains("replay: reproduced"), "{err2}");
+}
