@@ -309,3 +309,45 @@ fn a_guest_of_thirty_mib_records_and_replays() {
     assert_eq!(code2, code, "{err2}");
     assert!(err2.contains("replay: reproduced"), "{err2}");
 }
+
+/// A static musl executable has no Linux mark in its ELF, so it runs on the board unless
+/// `--linux` is given, and crashes there: the crash says what to do (also when stripped of
+/// its symbols); a board guest's own crash gets no such hint.
+#[test]
+fn a_linux_program_crashing_on_the_board_gets_a_hint() {
+    let dir = scratch();
+    let exe = dir.path().join("lost_wakeup_musl");
+    let built = std::process::Command::new("musl-gcc")
+        .args(["-O2", "-static", "-pthread", "-o"])
+        .arg(&exe)
+        .arg("examples/linux/lost_wakeup.c")
+        .status()
+        .expect("musl-gcc is missing: run scripts/setup.sh");
+    assert!(built.success());
+    let stripped = dir.path().join("lost_wakeup_musl_stripped");
+    let s = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&exe)
+        .status()
+        .expect("strip runs");
+    assert!(s.success());
+    for g in [&exe, &stripped] {
+        let t = dir.path().join("musl.weft");
+        let (code, _, err) = record_elf(g, &t, &[]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("FAIL (crash)"), "{err}");
+        assert!(
+            err.contains("hint: this guest ran on the weft board")
+                && err.contains("record it with --linux"),
+            "{}: {err}",
+            g.display()
+        );
+        let (_, summary, _) = text(&weft(["inspect", t.to_str().unwrap()]));
+        assert!(summary.contains("record it with --linux"), "{summary}");
+    }
+    let t = dir.path().join("ud.weft");
+    let (code, _, err) = record_elf(&common::guest("crash_ud"), &t, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("hint:"), "{err}");
+}

@@ -243,9 +243,10 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
         // minimized run's vCPUs may differ from the original's.
         let original = recorded.outcome;
         let details = |o: &weft::machine::RunOutcome| {
-            o.verdict
-                .as_ref()
-                .and_then(|v| verdict_details(v, &o.backtraces, &o.clues, &elf))
+            o.verdict.as_ref().and_then(|v| {
+                let linux = opts.linux.is_some();
+                verdict_details(v, &o.backtraces, &o.clues, &elf, linux)
+            })
         };
         let mut entry = JsonFailure {
             index: f.index,

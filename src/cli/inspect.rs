@@ -169,6 +169,14 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
     if let Some(v) = s.verdict.as_ref().filter(|v| !v.is_pass()) {
         let map = weft::debuginfo::SourceMap::new(&h.guest.elf);
         s.details = weft::failure::details(v, &stacks, &clues, &map);
+        if h.options.linux.is_none() {
+            if let Some(hint) = weft::failure::board_hint(v, &h.guest.elf) {
+                s.details = Some(match s.details.take() {
+                    Some(d) => format!("{d}\n{hint}"),
+                    None => hint,
+                });
+            }
+        }
         s.panics = clues.panics();
         s.unemulated = clues.unemulated_before(v).cloned();
         s.backtraces = stacks

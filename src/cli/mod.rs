@@ -358,17 +358,28 @@ fn verdict_line(v: &Verdict) -> String {
     }
 }
 
-/// Extra lines for a verdict (weft::failure::details).
+/// Extra lines for a verdict (weft::failure::details), and for a board guest's crash the
+/// hint that it may be a Linux program (`linux`: the run was on the Linux platform).
 fn verdict_details(
     v: &Verdict,
     stacks: &[Backtrace],
     clues: &weft::failure::Clues,
     elf: &[u8],
+    linux: bool,
 ) -> Option<String> {
     if v.is_pass() {
         return None;
     }
-    weft::failure::details(v, stacks, clues, &weft::debuginfo::SourceMap::new(elf))
+    let d = weft::failure::details(v, stacks, clues, &weft::debuginfo::SourceMap::new(elf));
+    let hint = if linux {
+        None
+    } else {
+        weft::failure::board_hint(v, elf)
+    };
+    match (d, hint) {
+        (Some(d), Some(h)) => Some(format!("{d}\n{h}")),
+        (d, h) => d.or(h),
+    }
 }
 
 /// General registers and RFLAGS, four per line (each line starts with a newline).

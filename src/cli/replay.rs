@@ -87,7 +87,13 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
         }
         (Some(v), Some(_)) => {
             eprintln!("{}", verdict_line(v));
-            if let Some(d) = verdict_details(v, &r.backtraces, &r.clues, &r.header.guest.elf) {
+            if let Some(d) = verdict_details(
+                v,
+                &r.backtraces,
+                &r.clues,
+                &r.header.guest.elf,
+                r.header.options.linux.is_some(),
+            ) {
                 eprintln!("{d}");
             }
             eprintln!(

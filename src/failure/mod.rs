@@ -56,6 +56,19 @@ pub fn details(
     (!out.is_empty()).then(|| out.join("\n"))
 }
 
+/// The hint under a crash of a board guest that resembles a Linux program
+/// ([`crate::machine::resembles_linux`]): a static musl executable carries no Linux mark,
+/// so it runs on the board unless `--linux` says otherwise, and crashes at its first
+/// system call or in its startup code.
+pub fn board_hint(v: &Verdict, elf: &[u8]) -> Option<String> {
+    (matches!(v, Verdict::Crash(_)) && crate::machine::resembles_linux(elf)).then(|| {
+        "hint: this guest ran on the weft board, but it looks like a Linux program (a C \
+         library's startup code or thread-local storage); a static musl executable carries \
+         no Linux mark in its ELF: record it with --linux"
+            .to_string()
+    })
+}
+
 /// `  Rust panic on vcpu6 (thread '<unnamed>') at src/a.rs:57:38: a worker gives up`.
 fn panic_line(p: &Panic, later: bool) -> String {
     let then = if later { "then " } else { "" };

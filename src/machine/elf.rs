@@ -99,6 +99,9 @@ pub struct ProgramInfo {
     pub abi_tag: bool,
     /// A PT_INTERP segment: a dynamically linked executable.
     pub interp: bool,
+    /// A PT_TLS segment: thread-local storage, which only a C library sets up (a hint that
+    /// an unmarked executable, like a static musl one, is a Linux program).
+    pub tls: bool,
 }
 
 impl ProgramInfo {
@@ -128,6 +131,7 @@ const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
 const PT_NOTE: u32 = 4;
 const PT_PHDR: u32 = 6;
+const PT_TLS: u32 = 7;
 const PF_X: u32 = 1;
 
 impl ElfImage {
@@ -201,6 +205,10 @@ impl ElfImage {
                 }
                 PT_PHDR => {
                     phdr_segment = Some(u64_at(bytes, at + 16)?.wrapping_add(bias));
+                    continue;
+                }
+                PT_TLS => {
+                    program.tls = true;
                     continue;
                 }
                 PT_NOTE => {
