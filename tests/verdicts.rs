@@ -351,3 +351,31 @@ fn a_linux_program_crashing_on_the_board_gets_a_hint() {
     assert_eq!(code, 1, "{err}");
     assert!(!err.contains("hint:"), "{err}");
 }
+
+/// `weft inspect` of a Linux program lists the threads it had, not the 64 it could have.
+#[test]
+fn inspect_shows_the_threads_a_linux_program_had() {
+    let dir = scratch();
+    for (name, threads) in [("hello", 1usize), ("threads_many", 9)] {
+        let t = dir.path().join(format!("{name}.weft"));
+        let (code, out, err) = record_elf(&linux_guest(name), &t, &["-q"]);
+        assert!(code <= 1, "{out}{err}");
+        let (_, summary, _) = text(&weft(["inspect", t.to_str().unwrap()]));
+        let plural = if threads == 1 { "" } else { "s" };
+        assert!(
+            summary.contains(&format!(
+                "machine:   Linux program, {threads} thread{plural} (at most 64)"
+            )),
+            "{summary}"
+        );
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with("threads:"))
+            .expect("a threads line");
+        assert_eq!(line.matches("vcpu").count(), threads, "{line}");
+        let (_, json, _) = text(&weft(["inspect", "--json", t.to_str().unwrap()]));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["threads"], threads as u64);
+        assert_eq!(v["points_per_vcpu"].as_array().unwrap().len(), threads);
+    }
+}

@@ -49,7 +49,13 @@ pub struct Summary {
     pub guest_sha256: String,
     pub guest_bytes: u64,
     pub weft_version: String,
+    /// The board's vCPUs; for a Linux program the most threads it could make.
     pub vcpus: u32,
+    /// A Linux program (its vCPUs are its threads).
+    pub linux: bool,
+    /// vCPUs the run had: the board's, or the Linux program's main thread and each one it
+    /// created (`points_per_vcpu` has one entry each).
+    pub threads: u32,
     pub ram_bytes: u64,
     pub stack_bytes: u64,
     pub max_steps: u64,
@@ -125,6 +131,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
         ..Summary::default()
     };
     let mut runs = 0u64;
+    let mut spawned = 0u32;
     let mut stacks = Vec::new();
     let mut clues = weft::failure::Clues::default();
     for e in reader.into_events() {
@@ -158,13 +165,20 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
             Event::TxAbort { .. } => s.tx_aborted += 1,
             Event::Backtrace { stack, .. } => stacks.push(stack.clone()),
             Event::Share { .. } => s.pages_shared += 1,
+            Event::Spawn { .. } => spawned += 1,
             Event::Fence { .. }
             | Event::VcpuEnd { .. }
             | Event::TxBegin { .. }
-            | Event::FileData { .. }
-            | Event::Spawn { .. } => {}
+            | Event::FileData { .. } => {}
         }
     }
+    s.linux = h.options.linux.is_some();
+    s.threads = if s.linux {
+        (1 + spawned).min(h.options.vcpus)
+    } else {
+        h.options.vcpus
+    };
+    s.points_per_vcpu.truncate(s.threads as usize);
     s.context_switches = runs.saturating_sub(1);
     if let Some(v) = s.verdict.as_ref().filter(|v| !v.is_pass()) {
         let map = weft::debuginfo::SourceMap::new(&h.guest.elf);
@@ -207,17 +221,27 @@ fn print_summary(s: &Summary) {
         "recorded:  weft {}, strategy {}",
         s.weft_version, s.strategy
     );
-    println!(
-        "machine:   {} vCPUs, {} RAM, {} stack each{}",
-        s.vcpus,
-        human_bytes(s.ram_bytes),
-        human_bytes(s.stack_bytes),
-        if s.max_steps > 0 {
-            format!(", max {} steps", s.max_steps)
-        } else {
-            String::new()
-        }
-    );
+    let max_steps = if s.max_steps > 0 {
+        format!(", max {} steps", s.max_steps)
+    } else {
+        String::new()
+    };
+    if s.linux {
+        println!(
+            "machine:   Linux program, {} thread{} (at most {}), {} RAM{max_steps}",
+            s.threads,
+            if s.threads == 1 { "" } else { "s" },
+            s.vcpus,
+            human_bytes(s.ram_bytes),
+        );
+    } else {
+        println!(
+            "machine:   {} vCPUs, {} RAM, {} stack each{max_steps}",
+            s.vcpus,
+            human_bytes(s.ram_bytes),
+            human_bytes(s.stack_bytes),
+        );
+    }
     println!(
         "steps:     {} ({} context switches)",
         s.steps, s.context_switches
@@ -228,7 +252,8 @@ fn print_summary(s: &Summary) {
         .enumerate()
         .map(|(i, p)| format!("vcpu{i}={p}"))
         .collect();
-    println!("per vCPU:  {}", per.join(" "));
+    let label = if s.linux { "threads:  " } else { "per vCPU: " };
+    println!("{label} {}", per.join(" "));
     let acc: Vec<String> = s.accesses.iter().map(|(k, n)| format!("{k}={n}")).collect();
     let total: u64 = s.accesses.values().sum();
     println!(
