@@ -379,3 +379,49 @@ fn inspect_shows_the_threads_a_linux_program_had() {
         assert_eq!(v["points_per_vcpu"].as_array().unwrap().len(), threads);
     }
 }
+
+/// The README's tour does what it says: its `weft record` of racy_counter fails with an
+/// assertion, and its `weft inspect --events` line lists events of that trace. A range
+/// past the end of a trace lists nothing and says why.
+#[test]
+fn the_readme_tour_records_a_failure_and_lists_its_events() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let dir = scratch();
+    let trace = dir.path().join("racy.weft");
+    let guest = common::guest("racy_counter");
+    // The command's words before its comment, with the tour's files replaced by ours.
+    let command = |prefix: &str| -> Vec<String> {
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("README has no `{prefix}` line"));
+        line.split('#')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(|w| match w {
+                "ex/racy_counter.elf" => guest.display().to_string(),
+                "racy.weft" => trace.display().to_string(),
+                w => w.to_string(),
+            })
+            .collect()
+    };
+    let (code, _, err) = text(&weft(command("weft record ex/racy_counter.elf")));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("verdict: FAIL (assertion)"), "{err}");
+    let (code, out, err) = text(&weft(command("weft inspect --events")));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().count() >= 3,
+        "the tour's listing is (nearly) empty:\n{out}{err}"
+    );
+
+    let t = trace.to_str().unwrap();
+    let (code, out, err) = text(&weft(["inspect", "--events", "--from", "100000", t]));
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(
+        err.contains("no events listed: steps 100000.. are past the end of the trace"),
+        "{err}"
+    );
+}

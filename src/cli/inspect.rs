@@ -458,6 +458,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
     let mut out = std::io::BufWriter::new(out.lock());
     // `Run` events carry no step: track where each run starts to filter them too.
     let mut run_start = 0u64;
+    let (mut listed, mut last_step) = (0u64, 0u64);
     for e in reader.into_events() {
         let e = e?;
         let step = match &e {
@@ -468,6 +469,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
             }
             other => other.step().map(|s| s.0).unwrap_or(0),
         };
+        last_step = last_step.max(step);
         if !ranges.iter().any(|&(from, to)| step >= from && step <= to) {
             continue;
         }
@@ -492,9 +494,44 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
                 event_line(&e, step, &mut code)
             )
         };
+        listed += 1;
         if writeln!(out, "{line}").is_err() {
             break; // e.g. piped into `head`
         }
     }
+    drop(out);
+    if listed == 0 {
+        eprintln!("{}", nothing_listed(&a, &ranges, last_step));
+    }
     Ok(ExitCode::from(EXIT_PASS))
+}
+
+/// Why a listing is empty: the steps asked for are past the end of the trace, or the
+/// vCPU asked for has no events there.
+fn nothing_listed(a: &InspectArgs, ranges: &[(u64, u64)], last_step: u64) -> String {
+    let asked = ranges
+        .iter()
+        .map(|&(f, t)| {
+            if t == u64::MAX {
+                format!("{f}..")
+            } else {
+                format!("{f}..={t}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let first = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+    if first > last_step {
+        format!(
+            "weft: note: no events listed: steps {asked} are past the end of the trace \
+             (its steps are 0..={last_step})"
+        )
+    } else if let Some(v) = a.vcpu {
+        format!(
+            "weft: note: no events of vcpu{v} in steps {asked} (the trace's steps are \
+             0..={last_step})"
+        )
+    } else {
+        format!("weft: note: no events in steps {asked}")
+    }
 }
