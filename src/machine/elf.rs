@@ -299,6 +299,39 @@ impl ElfImage {
     }
 }
 
+/// Whether `elf` says it is a Linux program (see [`ProgramInfo::is_linux`]); a file
+/// that does not parse is not (the board then reports what is wrong with it).
+pub fn looks_like_linux(elf: &[u8]) -> bool {
+    ElfImage::parse(elf, u64::MAX).is_ok_and(|i| i.program.is_linux() || i.program.interp)
+}
+
+/// Whether `elf`, whatever its marks say, has what only a C library's program has: a
+/// thread-local storage segment, SYSCALL instructions (the board has none to offer), or
+/// the startup code of glibc or musl. A board guest that crashes and has them is likely a
+/// Linux program run without `--linux`.
+pub fn resembles_linux(elf: &[u8]) -> bool {
+    let Ok(image) = ElfImage::parse(elf, u64::MAX) else {
+        return false;
+    };
+    let syscalls: usize = image
+        .segments
+        .iter()
+        .filter(|s| s.executable)
+        .map(|s| super::isa::count_syscalls(&s.data))
+        .sum();
+    image.program.tls || image.program.is_linux() || syscalls >= 4 || {
+        let map = crate::debuginfo::SourceMap::new(elf);
+        [
+            "__libc_start_main",
+            "__libc_start_call_main",
+            "__init_libc",
+            "_start_c",
+        ]
+        .iter()
+        .any(|s| map.address_of(s).is_some())
+    }
+}
+
 /// Whether a PT_NOTE segment's notes hold a GNU ABI tag (name "GNU", type 1).
 fn has_gnu_abi_tag(mut notes: &[u8]) -> bool {
     let word = |b: &[u8], at: usize| {

@@ -29,7 +29,9 @@ use weft_trace::{MachineOptions, VcpuId, Verdict, MAX_VCPUS};
 
 pub use controller::{ProgressFn, RunStats, SharedSink};
 pub use debug_run::{DebugEvent, DebugRegs, DebugRun};
-pub use elf::{load_bias, ElfError, ElfImage, Segment, STATIC_PIE_BASE};
+pub use elf::{
+    load_bias, looks_like_linux, resembles_linux, ElfError, ElfImage, Segment, STATIC_PIE_BASE,
+};
 pub use memory::{GuestMemory, PAGE};
 
 use controller::{Controller, Decision};
@@ -213,39 +215,6 @@ impl Shared {
         let a = isa::decode(&bytes[..got.len()], rip).is_some_and(|i| isa::is_atomic(&i));
         slot.set((rip, a));
         a
-    }
-}
-
-/// Whether `elf` says it is a Linux program (see [`elf::ProgramInfo::is_linux`]); a file
-/// that does not parse is not (the board then reports what is wrong with it).
-pub fn looks_like_linux(elf: &[u8]) -> bool {
-    ElfImage::parse(elf, u64::MAX).is_ok_and(|i| i.program.is_linux() || i.program.interp)
-}
-
-/// Whether `elf`, whatever its marks say, has what only a C library's program has: a
-/// thread-local storage segment, SYSCALL instructions (the board has none to offer), or
-/// the startup code of glibc or musl. A board guest that crashes and has them is likely a
-/// Linux program run without `--linux`.
-pub fn resembles_linux(elf: &[u8]) -> bool {
-    let Ok(image) = ElfImage::parse(elf, u64::MAX) else {
-        return false;
-    };
-    let syscalls: usize = image
-        .segments
-        .iter()
-        .filter(|s| s.executable)
-        .map(|s| isa::count_syscalls(&s.data))
-        .sum();
-    image.program.tls || image.program.is_linux() || syscalls >= 4 || {
-        let map = crate::debuginfo::SourceMap::new(elf);
-        [
-            "__libc_start_main",
-            "__libc_start_call_main",
-            "__init_libc",
-            "_start_c",
-        ]
-        .iter()
-        .any(|s| map.address_of(s).is_some())
     }
 }
 

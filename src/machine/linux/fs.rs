@@ -14,7 +14,6 @@ use super::pipes;
 use super::syscall::{Call, Ret, EBADF, EINVAL, ENOENT, ENOTTY, EROFS, ESPIPE};
 
 pub const AT_FDCWD: i32 = -100;
-const AT_EMPTY_PATH: u64 = 0x1000;
 /// Bytes one read or write moves at most (Linux: a little under 2 GiB).
 const MAX_IO: u64 = 1 << 26;
 /// How much standard error a failed assert() message is looked for in.
@@ -22,7 +21,7 @@ const STDERR_TAIL: usize = 4096;
 
 /// Resolve a path for `openat`-like calls: only absolute paths or ones relative to the
 /// working directory (`dirfd` AT_FDCWD) name files.
-fn path_arg(c: &Call, dirfd: i32, addr: u64) -> Result<String, i32> {
+pub(super) fn path_arg(c: &Call, dirfd: i32, addr: u64) -> Result<String, i32> {
     let path = c.cstr(addr)?;
     if path.is_empty() {
         return Err(ENOENT);
@@ -67,14 +66,14 @@ fn contents(c: &Call, path: &str) -> Result<Rc<[u8]>, i32> {
 
 /// What `path` is to the process: an emulated device, one of its own files, a removed
 /// one, or whatever the host (or a virtual file) has.
-enum Found {
+pub(super) enum Found {
     Device(DevicePath),
     Own(files::Written),
     Removed,
     Host(Result<Rc<[u8]>, i32>),
 }
 
-fn find(c: &Call, path: &str) -> Found {
+pub(super) fn find(c: &Call, path: &str) -> Found {
     if let Some(d) = devices::lookup(path) {
         return Found::Device(d);
     }
@@ -491,102 +490,6 @@ pub fn lseek(c: &Call, fd: i32, off: i64, whence: u64) -> Ret {
     }
 }
 
-/// Linux's `struct stat` for x86-64 (144 bytes).
-fn stat_bytes(mode: u32, size: u64, ino: u64, rdev: u64) -> [u8; 144] {
-    let mut b = [0u8; 144];
-    let put = |b: &mut [u8; 144], at: usize, v: u64, n: usize| {
-        b[at..at + n].copy_from_slice(&v.to_le_bytes()[..n]);
-    };
-    put(&mut b, 0, 0x801, 8); // st_dev
-    put(&mut b, 8, ino, 8);
-    put(&mut b, 16, 1, 8); // st_nlink
-    put(&mut b, 24, mode as u64, 4);
-    put(&mut b, 28, super::UID, 4);
-    put(&mut b, 32, super::UID, 4);
-    put(&mut b, 40, rdev, 8);
-    put(&mut b, 48, size, 8);
-    put(&mut b, 56, 4096, 8); // st_blksize
-    put(&mut b, 64, size.div_ceil(512), 8); // st_blocks
-    b
-}
-
-/// A stable inode number for a path (FNV-1a).
-fn inode(path: &str) -> u64 {
-    path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-const S_IFREG: u32 = 0o100000;
-const S_IFDIR: u32 = 0o040000;
-const S_IFCHR: u32 = 0o020000;
-const S_IFIFO: u32 = 0o010000;
-
-fn stat_of(open: &Open) -> [u8; 144] {
-    match open {
-        Open::File { path, data, .. } => stat_bytes(S_IFREG | 0o644, data.len(), inode(path), 0),
-        // The standard streams are character devices that are not terminals (see ioctl).
-        Open::Stdin => stat_bytes(S_IFCHR | 0o620, 0, 3, 0x0103),
-        Open::Stdout | Open::Stderr => stat_bytes(S_IFCHR | 0o620, 0, 3, 0x0103),
-        Open::PipeRead { id, .. } | Open::PipeWrite { id, .. } => {
-            stat_bytes(S_IFIFO | 0o600, 0, 0x1000 + *id as u64, 0)
-        }
-        Open::Device { dev, .. } => device_stat(*dev),
-    }
-}
-
-fn device_stat(dev: devices::Device) -> [u8; 144] {
-    stat_bytes(S_IFCHR | 0o666, 0, dev.rdev(), dev.rdev())
-}
-
-pub fn fstat(c: &Call, fd: i32, buf: u64) -> Ret {
-    let st = match c.process().fds.get(fd) {
-        Some(o) => stat_of(o),
-        None => return Ret::Errno(EBADF),
-    };
-    c.write(buf, &st).map(|_| 0).into()
-}
-
-/// stat, lstat, newfstatat.
-pub fn stat_path(c: &Call, dirfd: i32, path: u64, buf: u64, flags: u64) -> Ret {
-    if flags & AT_EMPTY_PATH != 0 && c.cstr(path).is_ok_and(|p| p.is_empty()) {
-        return fstat(c, dirfd, buf);
-    }
-    let path = match path_arg(c, dirfd, path) {
-        Ok(p) => p,
-        Err(e) => return Ret::Errno(e),
-    };
-    let st = match find(c, &path) {
-        Found::Device(DevicePath::Device(dev)) => device_stat(dev),
-        Found::Device(DevicePath::Fd(n)) => match c.process().fds.get(n) {
-            Some(o) => stat_of(o),
-            None => return Ret::Errno(ENOENT),
-        },
-        Found::Own(w) => stat_bytes(S_IFREG | 0o644, w.borrow().len() as u64, inode(&path), 0),
-        Found::Host(Ok(d)) => stat_bytes(S_IFREG | 0o644, d.len() as u64, inode(&path), 0),
-        Found::Host(Err(files::EISDIR)) => stat_bytes(S_IFDIR | 0o755, 4096, inode(&path), 0),
-        Found::Removed => return Ret::Errno(ENOENT),
-        Found::Host(Err(e)) => return Ret::Errno(e),
-    };
-    c.write(buf, &st).map(|_| 0).into()
-}
-
-/// access / faccessat: whether the file exists (every file may be read and written:
-/// writes stay in the process).
-pub fn access(c: &Call, dirfd: i32, path: u64, _mode: u64) -> Ret {
-    let path = match path_arg(c, dirfd, path) {
-        Ok(p) => p,
-        Err(e) => return Ret::Errno(e),
-    };
-    match find(c, &path) {
-        Found::Device(_) | Found::Own(_) | Found::Host(Ok(_)) | Found::Host(Err(files::EISDIR)) => {
-            Ret::ok(0u64)
-        }
-        Found::Removed => Ret::Errno(ENOENT),
-        Found::Host(Err(e)) => Ret::Errno(e),
-    }
-}
-
 /// The standard streams are not terminals (so glibc buffers standard output fully, the
 /// same whether weft's own output is a terminal or not).
 pub fn ioctl(c: &Call, fd: i32) -> Ret {
@@ -653,112 +556,4 @@ pub fn readlink(c: &Call, path: u64, buf: u64, size: u64) -> Ret {
     };
     let n = exe.len().min(size as usize);
     c.write(buf, &exe.as_bytes()[..n]).map(|_| n as u64).into()
-}
-
-/// poll / ppoll: standard input and files are always ready to read, standard output and
-/// error and files opened for writing to write; a pipe end when it has bytes or room (or
-/// its other end is all closed: POLLHUP, POLLERR); unknown descriptors POLLNVAL. With
-/// nothing ready the call waits for pipe activity or its timeout in virtual time (with no
-/// pipe polled and no timeout, it blocks for good). `timeout_ns`: `None` is forever.
-pub fn poll(c: &Call, fds: u64, nfds: u64, timeout_ns: Option<u64>) -> Ret {
-    if nfds > files::MAX_FDS as u64 {
-        return Ret::Errno(EINVAL);
-    }
-    let deadline = timeout_ns.map(|t| c.ctl().now_ns().saturating_add(t));
-    loop {
-        let (ready, pipes_polled) = match poll_once(c, fds, nfds) {
-            Ok(r) => r,
-            Err(e) => return Ret::Errno(e),
-        };
-        if ready > 0 || timeout_ns == Some(0) {
-            return Ret::ok(ready);
-        }
-        // Only a pipe can become ready: wait for pipe activity (or the timeout), then
-        // look again.
-        let key = if pipes_polled { pipes::PIPE_KEY } else { 0 };
-        match c.block_on(key, if pipes_polled { u32::MAX } else { 0 }, deadline) {
-            Ret::Errno(super::syscall::ETIMEDOUT) => return Ret::ok(0u64),
-            Ret::Stopped => return Ret::Stopped,
-            _ => {}
-        }
-    }
-}
-
-/// One look at every pollfd: (how many are ready, whether any is a pipe), revents
-/// written back.
-fn poll_once(c: &Call, fds: u64, nfds: u64) -> Result<(u64, bool), i32> {
-    const POLLIN: u16 = 0x1;
-    const POLLOUT: u16 = 0x4;
-    const POLLERR: u16 = 0x8;
-    const POLLHUP: u16 = 0x10;
-    const POLLNVAL: u16 = 0x20;
-    const POLLRDNORM: u16 = 0x40;
-    const POLLWRNORM: u16 = 0x100;
-    let mut ready = 0u64;
-    let mut pipes_polled = false;
-    for i in 0..nfds {
-        let at = fds + i * 8;
-        let entry = c.read(at, 8)?;
-        let fd = i32::from_le_bytes(entry[0..4].try_into().expect("4 bytes"));
-        let events = u16::from_le_bytes([entry[4], entry[5]]);
-        let open = if fd < 0 {
-            None
-        } else {
-            c.process().fds.get(fd).cloned()
-        };
-        let revents = match &open {
-            _ if fd < 0 => 0,
-            None => POLLNVAL,
-            Some(pipe) if pipe.is_pipe() => {
-                pipes_polled = true;
-                let (read, write, hung_up) = pipes::ready(c, pipe);
-                let mut r = 0;
-                if read {
-                    r |= events & (POLLIN | POLLRDNORM);
-                }
-                if write {
-                    r |= events & (POLLOUT | POLLWRNORM);
-                }
-                if hung_up {
-                    // No writer left (a read end), or no reader (a write end).
-                    r |= if matches!(pipe, Open::PipeRead { .. }) {
-                        POLLHUP
-                    } else {
-                        POLLERR
-                    };
-                }
-                r
-            }
-            Some(o) => {
-                let (read, write) = match o {
-                    Open::Stdin => (true, false),
-                    Open::File { access, .. } | Open::Device { access, .. } => {
-                        (access.read, access.write)
-                    }
-                    _ => (false, true),
-                };
-                let r = if read { POLLIN | POLLRDNORM } else { 0 };
-                let w = if write { POLLOUT | POLLWRNORM } else { 0 };
-                events & (r | w)
-            }
-        };
-        if revents != 0 {
-            ready += 1;
-        }
-        c.write(at + 6, &revents.to_le_bytes())?;
-    }
-    Ok((ready, pipes_polled))
-}
-
-/// ppoll's timeout: a `struct timespec`, or NULL for forever.
-pub fn ppoll(c: &Call, fds: u64, nfds: u64, ts: u64) -> Ret {
-    let timeout = if ts == 0 {
-        None
-    } else {
-        match c.timespec(ts) {
-            Ok(t) => Some(t),
-            Err(e) => return Ret::Errno(e),
-        }
-    };
-    poll(c, fds, nfds, timeout)
 }

@@ -89,6 +89,8 @@ mod fs;
 mod locks;
 mod mm;
 mod pipes;
+mod poll;
+mod stat;
 pub(crate) mod syscall;
 mod threads;
 

@@ -13,7 +13,7 @@ use super::super::controller::Controller;
 use super::super::memory::GuestMemory;
 use super::super::vcpu::VcpuData;
 use super::super::{ffi, Shared};
-use super::{fs, threads, Process, NULL_GUARD};
+use super::{fs, poll, stat, threads, Process, NULL_GUARD};
 
 pub const ENOENT: i32 = 2;
 pub const ESRCH: i32 = 3;
@@ -220,13 +220,13 @@ fn dispatch(c: &Call) -> Ret {
         1 => fs::write(c, a[0] as i32, &[(a[1], a[2])], None),
         2 => fs::open(c, fs::AT_FDCWD, a[0], a[1]),
         3 => fs::close(c, a[0] as i32),
-        4 | 6 => fs::stat_path(c, fs::AT_FDCWD, a[0], a[1], 0),
-        5 => fs::fstat(c, a[0] as i32, a[1]),
+        4 | 6 => stat::stat_path(c, fs::AT_FDCWD, a[0], a[1], 0),
+        5 => stat::fstat(c, a[0] as i32, a[1]),
         7 => {
             // A negative timeout (in ms) is forever.
             let ms = a[2] as i32;
             let timeout = (ms >= 0).then(|| ms as u64 * 1_000_000);
-            fs::poll(c, a[0], a[1], timeout)
+            poll::poll(c, a[0], a[1], timeout)
         }
         8 => fs::lseek(c, a[0] as i32, a[1] as i64, a[2]),
         9 => mmap(c),
@@ -249,7 +249,7 @@ fn dispatch(c: &Call) -> Ret {
         18 => fs::write(c, a[0] as i32, &[(a[1], a[2])], Some(a[3])),
         19 => fs::readv(c, a[0] as i32, a[1], a[2]),
         20 => fs::writev(c, a[0] as i32, a[1], a[2]),
-        21 => fs::access(c, fs::AT_FDCWD, a[0], a[1]),
+        21 => stat::access(c, fs::AT_FDCWD, a[0], a[1]),
         22 => super::pipes::pipe2(c, a[0], 0),
         24 => Ret::ok(0u64),
         25 => Ret::Errno(ENOMEM), // mremap: glibc then allocates, copies and frees
@@ -296,12 +296,12 @@ fn dispatch(c: &Call) -> Ret {
         231 => threads::exit_group(c, a[0]),
         234 => threads::kill(c, a[0], Some(a[1]), a[2]),
         257 => fs::open(c, a[0] as i32, a[1], a[2]),
-        262 => fs::stat_path(c, a[0] as i32, a[1], a[2], a[3]),
+        262 => stat::stat_path(c, a[0] as i32, a[1], a[2], a[3]),
         263 => fs::unlink(c, a[0] as i32, a[1], a[2]),
         264 | 316 => fs::rename(c, a[0] as i32, a[1], a[2] as i32, a[3]),
         267 => fs::readlink(c, a[1], a[2], a[3]),
-        269 | 439 => fs::access(c, a[0] as i32, a[1], a[2]),
-        271 => fs::ppoll(c, a[0], a[1], a[2]),
+        269 | 439 => stat::access(c, a[0] as i32, a[1], a[2]),
+        271 => poll::ppoll(c, a[0], a[1], a[2]),
         273 => set_robust_list(c, a[0], a[1]),
         292 => dup3(c, a[0] as i32, a[1] as i32),
         293 => super::pipes::pipe2(c, a[0], a[1]),
