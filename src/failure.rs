@@ -154,8 +154,8 @@ pub fn stacks(v: &Verdict, stacks: &[Backtrace], map: &SourceMap) -> Option<Stri
     for b in stacks {
         out.push(format!("call stack of {}:", b.vcpu));
         let lines = map.describe_stack(&b.frames);
-        if let Some((i, how)) = panic_frame(map, &b.frames) {
-            out.push(format!("  {how} in {}", lines[i]));
+        if let Some((i, line, how)) = panic_frame(map, &b.frames) {
+            out.push(format!("  {how} at {line} (in frame #{i})"));
         }
         for l in lines {
             out.push(format!("  {l}"));
@@ -164,19 +164,26 @@ pub fn stacks(v: &Verdict, stacks: &[Backtrace], map: &SourceMap) -> Option<Stri
     (!out.is_empty()).then(|| out.join("\n"))
 }
 
-/// The frame of a stack that panicked or threw (the index of the user's function that
-/// called into the Rust panic machinery or the C++ runtime's throw or terminate), if the
-/// stack passes through them at all, and which it did: "panicked" or "threw".
-pub fn panic_frame(map: &SourceMap, frames: &[u64]) -> Option<(usize, &'static str)> {
-    let name = |i: usize| {
-        let at = if i == 0 {
+/// Where a stack panicked or threw: the first frame past the Rust panic machinery or the
+/// C++ runtime's throw and terminate whose source (its own line, or a line of code inlined
+/// into it: Rust inlines the user's closure into std's thread start) is the program's,
+/// not a toolchain library's. `None` if the stack does not pass through that machinery or
+/// no frame past it has a source line of the program. Returns the frame's index, the
+/// source line, and "panicked" or "threw".
+pub fn panic_frame(
+    map: &SourceMap,
+    frames: &[u64],
+) -> Option<(usize, crate::debuginfo::SourceLine, &'static str)> {
+    let at = |i: usize| {
+        if i == 0 {
             frames[i]
         } else {
             frames[i].wrapping_sub(1)
-        };
-        map.symbol(at).map(|(n, _)| n.to_string())
+        }
     };
-    let names: Vec<Option<String>> = (0..frames.len()).map(name).collect();
+    let names: Vec<Option<String>> = (0..frames.len())
+        .map(|i| map.symbol(at(i)).map(|(n, _)| n.to_string()))
+        .collect();
     let marker = |n: &str| {
         n.contains("panic")
             || n.contains("unwrap_failed")
@@ -185,26 +192,28 @@ pub fn panic_frame(map: &SourceMap, frames: &[u64]) -> Option<(usize, &'static s
             || n.contains("__cxa_rethrow")
             || n.contains("terminate")
     };
-    // The outermost frame of the machinery; the user's frame is the first one past it
-    // that is not the language's own library.
     let last = names
         .iter()
         .rposition(|n| n.as_deref().is_some_and(marker))?;
-    let library = |n: &str| {
-        [
-            "std::", "core::", "alloc::", "__rust", "<std::", "<core::", "<alloc::",
-        ]
-        .iter()
-        .any(|p| n.starts_with(p))
-            || marker(n)
+    let library = |file: &str| {
+        file.starts_with("/rustc/")
+            || file.contains("/rustlib/")
+            || file.starts_with("/usr/include/")
+            || file.starts_with("/usr/lib/")
+            || ["library/std/", "library/core/", "library/alloc/"]
+                .iter()
+                .any(|l| file.contains(l))
     };
     let threw = names
         .iter()
         .any(|n| n.as_deref().is_some_and(|n| n.contains("__cxa_")));
     let how = if threw { "threw" } else { "panicked" };
-    (last + 1..frames.len())
-        .find(|&i| names[i].as_deref().is_some_and(|n| !library(n)))
-        .map(|i| (i, how))
+    (last + 1..frames.len()).find_map(|i| {
+        map.frames(at(i))
+            .into_iter()
+            .find(|l| !library(&l.file))
+            .map(|l| (i, l, how))
+    })
 }
 
 /// What a blocked thread waits for: `blocked on the futex at 0x4c6f80 (lock_b), a mutex

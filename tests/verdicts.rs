@@ -148,11 +148,20 @@ fn an_uncaught_cxx_exception_names_its_type_and_the_frame_that_threw() {
         );
         let threw = out
             .lines()
-            .find(|l| l.contains("threw in #"))
+            .find(|l| l.contains("threw at "))
             .unwrap_or_else(|| panic!("no frame that threw:\n{out}"));
+        let frame = threw
+            .split("(in frame #")
+            .nth(1)
+            .and_then(|f| f.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{threw}"));
+        assert!(threw.contains("cxx_throw.cpp:10"), "{threw}");
+        // The frame it names is parse_config's.
         assert!(
-            threw.contains("parse_config") && threw.contains("cxx_throw.cpp:10"),
-            "{threw}"
+            out.lines()
+                .any(|l| l.trim_start().starts_with(&format!("#{frame} "))
+                    && l.contains("parse_config")),
+            "{out}"
         );
     }
 }
@@ -424,4 +433,26 @@ fn the_readme_tour_records_a_failure_and_lists_its_events() {
         err.contains("no events listed: steps 100000.. are past the end of the trace"),
         "{err}"
     );
+}
+
+/// A Rust panic that aborts (`panic = "abort"`) ends in SIGABRT; the report names the
+/// panic and the line of the program it came from, found in the inlined frames of std's
+/// thread start (the user's closure and `check` were inlined there).
+#[test]
+fn an_aborting_rust_panic_names_the_line_it_came_from() {
+    for out in record_replay_inspect("rust_panic_abort", &["-q"]) {
+        assert!(
+            out.contains("FAIL (signal)") || out.contains("SIGABRT"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Rust panic on vcpu1 (thread '<unnamed>') at tests/guests/linux/rust_panic_abort.rs:7:")
+                && out.contains(": the tenth value is missing"),
+            "{out}"
+        );
+        assert!(
+            out.contains("panicked at tests/guests/linux/rust_panic_abort.rs:7 (in frame #"),
+            "{out}"
+        );
+    }
 }
