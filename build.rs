@@ -3,8 +3,8 @@
 //! examples/linux/*.c (static glibc pthread programs for the Linux user-mode platform, also
 //! embedded), every tests/guests/*.c and tests/guests/linux/*.{c,cpp,rs} (used by the end-to-end
 //! tests). Board guests land in OUT_DIR/guests/NAME.elf, Linux guests in
-//! OUT_DIR/guests/linux/NAME.elf (a Linux guest named *_pie is built static-pie). Nothing
-//! prebuilt is checked in.
+//! OUT_DIR/guests/linux/NAME.elf (a Linux guest named *_pie is built static-pie, a Rust one
+//! named *_abort with panic=abort). Nothing prebuilt is checked in.
 
 use std::env;
 use std::fmt::Write as _;
@@ -133,12 +133,21 @@ fn build(cc: &str, kind: &Kind, src: &Path, out: &Path) {
 }
 
 /// A Rust guest: the same compiler that builds weft, linked static against glibc and
-/// non-PIE (so its addresses are those of the file).
+/// non-PIE (so its addresses are those of the file); one named `*_abort` with
+/// `-C panic=abort`.
 fn build_rust(src: &Path, out: &Path) {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let abort = src
+        .file_stem()
+        .is_some_and(|s| s.to_string_lossy().ends_with("_abort"));
     let status = Command::new(&rustc)
         .args(["--edition", "2021", "-O", "-g", "--crate-type", "bin"])
+        .args(if abort {
+            &["-C", "panic=abort"][..]
+        } else {
+            &[]
+        })
         .args([
             "-C",
             "target-feature=+crt-static",

@@ -1,23 +1,116 @@
-//! What a failed run's report says beyond its verdict line: where each vCPU the failure
-//! concerns stood (its call stack by function and source line), what a blocked thread
-//! waits for and who holds it, and the lock cycle of a lock-order deadlock. Shared by
-//! `weft record`, `weft replay` and `weft inspect`.
+//! What a failed run's report says beyond its verdict line: the panics and unemulated
+//! calls that tell a program's own failure from a concurrency bug ([`clues`]), where each
+//! vCPU the failure concerns stood (its call stack by function and source line, with the
+//! frame that panicked), what a blocked thread waits for and who holds it, and the lock
+//! cycle of a lock-order deadlock. Shared by `weft record`, `weft replay`, `weft explore`
+//! and `weft inspect`.
+
+pub mod clues;
 
 use weft_trace::{Backtrace, VcpuId, Verdict};
 
+pub use clues::{Clues, Panic, PanicKind, Unemulated};
+
 use crate::debuginfo::SourceMap;
 
-/// The lines to print under a verdict (a crash's registers, then [`stacks`]), or `None`
-/// if there is nothing to add.
-pub fn details(v: &Verdict, stacks: &[Backtrace], map: &SourceMap) -> Option<String> {
-    let regs = match v {
-        Verdict::Crash(c) => Some(format!("registers:{}", registers(&c.regs))),
-        _ => None,
-    };
-    match (regs, self::stacks(v, stacks, map)) {
-        (Some(r), Some(s)) => Some(format!("{r}\n{s}")),
-        (r, s) => r.or(s),
+/// The lines to print under a verdict (what the clues say, a crash's registers, then
+/// [`stacks`]), or `None` if there is nothing to add.
+pub fn details(
+    v: &Verdict,
+    stacks: &[Backtrace],
+    clues: &Clues,
+    map: &SourceMap,
+) -> Option<String> {
+    if v.is_pass() {
+        return None;
     }
+    let mut out = Vec::new();
+    let panics = clues.panics();
+    for (i, p) in panics.iter().take(clues::MAX_PANICS).enumerate() {
+        out.push(panic_line(p, i > 0));
+    }
+    if panics.len() > clues::MAX_PANICS {
+        out.push(format!(
+            "  and {} more panic(s) on standard error",
+            panics.len() - clues::MAX_PANICS
+        ));
+    }
+    // A Rust program that panicked ends with 101 from `exit`: its stack there says nothing.
+    let exit_of_panic = matches!(v, Verdict::ExitStatus { status: 101, .. })
+        && panics.iter().any(|p| p.kind == PanicKind::Rust);
+    if exit_of_panic {
+        out.push(
+            "  (exit status 101 is how a Rust program ends when a thread's panic reaches main)"
+                .into(),
+        );
+    }
+    if let Some(u) = clues.unemulated_before(v) {
+        out.push(unemulated_line(u));
+    }
+    if let Verdict::Crash(c) = v {
+        out.push(format!("registers:{}", registers(&c.regs)));
+    }
+    if !exit_of_panic {
+        out.extend(self::stacks(v, stacks, map));
+    }
+    (!out.is_empty()).then(|| out.join("\n"))
+}
+
+/// The hint under a crash of a board guest that resembles a Linux program
+/// ([`crate::machine::resembles_linux`]): a static musl executable carries no Linux mark,
+/// so it runs on the board unless `--linux` says otherwise, and crashes at its first
+/// system call or in its startup code.
+pub fn board_hint(v: &Verdict, elf: &[u8]) -> Option<String> {
+    (matches!(v, Verdict::Crash(_)) && crate::machine::resembles_linux(elf)).then(|| {
+        "hint: this guest ran on the weft board, but it looks like a Linux program (a C \
+         library's startup code or thread-local storage); a static musl executable carries \
+         no Linux mark in its ELF: record it with --linux"
+            .to_string()
+    })
+}
+
+/// `  Rust panic on vcpu6 (thread '<unnamed>') at src/a.rs:57:38: a worker gives up`.
+fn panic_line(p: &Panic, later: bool) -> String {
+    let then = if later { "then " } else { "" };
+    let head = match p.kind {
+        PanicKind::Rust => format!(
+            "  {then}Rust panic on {}{}{}",
+            p.vcpu,
+            p.what
+                .as_ref()
+                .map_or_else(String::new, |t| format!(" (thread '{t}')")),
+            p.location
+                .as_ref()
+                .map_or_else(String::new, |l| format!(" at {l}")),
+        ),
+        PanicKind::CxxException => format!(
+            "  {then}uncaught C++ exception{} on {}",
+            p.what
+                .as_ref()
+                .map_or_else(String::new, |t| format!(" {t}")),
+            p.vcpu
+        ),
+    };
+    if p.message.is_empty() {
+        head
+    } else {
+        format!("{head}: {}", p.message.replace('\n', "\n      "))
+    }
+}
+
+/// `  note: vcpu0 failed 2 system calls after epoll_create1 (291) returned ENOSYS: ...`.
+fn unemulated_line(u: &Unemulated) -> String {
+    let call = u.warning.split(':').next().unwrap_or(&u.warning);
+    let after = match u.calls_after {
+        0 => "right after".to_string(),
+        1 => "1 system call after".to_string(),
+        n => format!("{n} system calls after"),
+    };
+    format!(
+        "  note: {} failed {after} {call} returned ENOSYS at step {}: weft does not emulate \
+         that call (docs/linux.md), so this is likely a limit of weft, not a bug of the program",
+        u.vcpu, u.step
+    )
 }
 
 /// Where the vCPUs a failure concerns stood: each one's call stack (for a deadlock, under
@@ -60,11 +153,67 @@ pub fn stacks(v: &Verdict, stacks: &[Backtrace], map: &SourceMap) -> Option<Stri
     }
     for b in stacks {
         out.push(format!("call stack of {}:", b.vcpu));
-        for l in map.describe_stack(&b.frames) {
+        let lines = map.describe_stack(&b.frames);
+        if let Some((i, line, how)) = panic_frame(map, &b.frames) {
+            out.push(format!("  {how} at {line} (in frame #{i})"));
+        }
+        for l in lines {
             out.push(format!("  {l}"));
         }
     }
     (!out.is_empty()).then(|| out.join("\n"))
+}
+
+/// Where a stack panicked or threw: the first frame past the Rust panic machinery or the
+/// C++ runtime's throw and terminate whose source (its own line, or a line of code inlined
+/// into it: Rust inlines the user's closure into std's thread start) is the program's,
+/// not a toolchain library's. `None` if the stack does not pass through that machinery or
+/// no frame past it has a source line of the program. Returns the frame's index, the
+/// source line, and "panicked" or "threw".
+pub fn panic_frame(
+    map: &SourceMap,
+    frames: &[u64],
+) -> Option<(usize, crate::debuginfo::SourceLine, &'static str)> {
+    let at = |i: usize| {
+        if i == 0 {
+            frames[i]
+        } else {
+            frames[i].wrapping_sub(1)
+        }
+    };
+    let names: Vec<Option<String>> = (0..frames.len())
+        .map(|i| map.symbol(at(i)).map(|(n, _)| n.to_string()))
+        .collect();
+    let marker = |n: &str| {
+        n.contains("panic")
+            || n.contains("unwrap_failed")
+            || n.contains("expect_failed")
+            || n.contains("__cxa_throw")
+            || n.contains("__cxa_rethrow")
+            || n.contains("terminate")
+    };
+    let last = names
+        .iter()
+        .rposition(|n| n.as_deref().is_some_and(marker))?;
+    let library = |file: &str| {
+        file.starts_with("/rustc/")
+            || file.contains("/rustlib/")
+            || file.starts_with("/usr/include/")
+            || file.starts_with("/usr/lib/")
+            || ["library/std/", "library/core/", "library/alloc/"]
+                .iter()
+                .any(|l| file.contains(l))
+    };
+    let threw = names
+        .iter()
+        .any(|n| n.as_deref().is_some_and(|n| n.contains("__cxa_")));
+    let how = if threw { "threw" } else { "panicked" };
+    (last + 1..frames.len()).find_map(|i| {
+        map.frames(at(i))
+            .into_iter()
+            .find(|l| !library(&l.file))
+            .map(|l| (i, l, how))
+    })
 }
 
 /// What a blocked thread waits for: `blocked on the futex at 0x4c6f80 (lock_b), a mutex

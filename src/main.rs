@@ -1,5 +1,6 @@
 //! The `weft` command line: parses flags (clap) and dispatches to one module per subcommand.
-//! Exit codes: 0 the guest passed, 1 a guest failure was found, 2 usage or input error.
+//! Exit codes: 0 the guest passed, 1 a guest failure was found (or a replay reproduced
+//! one), 2 usage or input error, 3 a replay diverged from its recording.
 
 mod cli;
 

@@ -186,6 +186,8 @@ pub struct Replayed {
     pub backtraces: Vec<weft_trace::Backtrace>,
     /// With `RunConfig::keep_files`: the files the program created or changed.
     pub files: Vec<(String, Vec<u8>)>,
+    /// What the replay's events say about its failure (panics, unemulated calls).
+    pub clues: crate::failure::Clues,
 }
 
 impl Replayed {
@@ -373,6 +375,7 @@ fn replay_deriving(
         paused: outcome.paused,
         backtraces: outcome.backtraces,
         files: outcome.files,
+        clues: outcome.clues,
     })
 }
 

@@ -297,9 +297,67 @@ fn reverse_continue_returns_to_the_previous_watchpoint_hit() {
     assert_eq!(code, 0, "{out}");
     let w = whens(&out);
     assert_eq!(w.len(), 5, "{out}");
-    assert_eq!(w[3], w[1], "back to the second hit:\n{out}");
-    assert_eq!(w[4], w[0], "back to the first hit:\n{out}");
+    // Going back, a write watchpoint stops just before the write (the third, then the
+    // second), between the hits forwards stopped at just after them.
+    let g = |i: usize| w[i].1;
+    assert!(g(1) < g(3) && g(3) < g(2), "before the third write:\n{out}");
+    assert!(
+        g(0) < g(4) && g(4) < g(1),
+        "before the second write:\n{out}"
+    );
     assert!(out.contains("$1 = 2"), "{out}");
+    assert_eq!(
+        watch_reports(&out),
+        [(0, 1), (1, 2), (2, 3), (3, 2), (2, 1)],
+        "{out}"
+    );
+}
+
+/// `watch` + `reverse-continue` from where the value has not changed since its last write
+/// (here: the end of the run) stops before that write, on the store; gdb reports a write
+/// watchpoint only when the value differs from the one it saw last, so a stop after the
+/// write, where the value is still today's, would be passed over and the last write
+/// skipped (with one write, all the way back to the start).
+#[test]
+fn watch_and_reverse_continue_stop_at_the_last_write_before_it_happens() {
+    let dir = scratch();
+    for sharing in ["all", "pages"] {
+        let t = racy_trace_sharing(dir.path(), "round-robin", sharing);
+        let (_, out) = gdb(&t, &["print &counter"]);
+        let changes = value_changes(&t, address_in(&out, "counter"));
+        let n = changes.len();
+        assert!(n >= 2, "{changes:?}");
+        let (last, before) = (changes[n - 1], changes[n - 2]);
+        let (code, out) = gdb(
+            &t,
+            &[
+                "continue",
+                "watch counter",
+                "reverse-continue",
+                "echo ==\\n",
+                "x/i $pc",
+                "print counter",
+                "reverse-continue",
+                "echo ==\\n",
+                "x/i $pc",
+                "continue",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(
+            watch_reports(&out),
+            [(last.1, last.0), (before.1, before.0), (before.0, before.1)],
+            "{sharing}: back over the last two writes, then forward over one:\n{out}"
+        );
+        for stop in out.split("==\n").skip(1) {
+            let pc = stop.lines().find(|l| l.starts_with("=> ")).expect("x/i");
+            assert!(
+                pc.contains("mov") && pc.contains(",0x") && pc.contains("<counter>"),
+                "{sharing}: not at the store to counter: {pc}\n{out}"
+            );
+        }
+        assert!(out.contains(&format!("$1 = {}", last.0)), "{out}");
+    }
 }
 
 #[test]

@@ -264,7 +264,7 @@ fn an_edited_schedule_is_reported_as_a_divergence_at_its_step() {
         out.as_os_str(),
         "--quiet".as_ref(),
     ]));
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 3, "a divergence has its own exit code: {err}");
     assert!(err.contains("diverged"), "{err}");
     assert!(
         err.contains(&format!("at step {edited_at}")),

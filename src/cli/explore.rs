@@ -362,9 +362,15 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
             let replay = f.replay(focus.clone());
             session::record_with(&name, &elf, &fopts, replay, &trace, Default::default())
         })?;
-        // The details (call stacks, waits) of the trace the user will look at: the
-        // minimized one when there is one.
-        let mut shown = recorded.outcome;
+        // Each verdict is printed with its own details (call stacks, waits): the
+        // minimized run's vCPUs may differ from the original's.
+        let original = recorded.outcome;
+        let details = |o: &weft::machine::RunOutcome| {
+            o.verdict.as_ref().and_then(|v| {
+                let linux = opts.linux.is_some();
+                verdict_details(v, &o.backtraces, &o.clues, &elf, linux)
+            })
+        };
         let mut entry = JsonFailure::new(f);
         entry.trace = Some(trace.display().to_string());
         if !a.json {
@@ -386,13 +392,16 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                 eprintln!("  {} schedules failed this way", f.count);
             }
             eprintln!("  trace: {}", trace.display());
+            if let Some(d) = details(&original) {
+                eprintln!("{d}");
+            }
         }
         let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
         if !a.no_minimize && f.not_a_bug.is_none() && !past_deadline {
             let m = explore::minimize(&name, &elf, &fopts, f, focus.clone(), deadline)?;
             let min = a.out.join(format!("{stem}-fail{suffix}-min.weft"));
             let label = format!("minimized from {}", f.label());
-            shown = save(&min, || {
+            let minimized = save(&min, || {
                 session::record_with(
                     &name,
                     &elf,
@@ -411,15 +420,21 @@ pub fn explore(a: ExploreArgs) -> Result<ExitCode> {
                     m.attempts,
                     min.display()
                 );
+                let (v, d) = (&minimized.verdict, details(&minimized));
+                if v.as_ref() == original.verdict.as_ref() && d == details(&original) {
+                    eprintln!("  the minimized run ends the same way, with the same stacks");
+                } else {
+                    if let Some(v) = v {
+                        eprintln!("  minimized run's {}", verdict_line(v));
+                    }
+                    if let Some(d) = d {
+                        eprintln!("{d}");
+                    }
+                }
             }
             entry.minimized_trace = Some(min.display().to_string());
             entry.preemptions = Some(m.preemptions);
             entry.original_preemptions = Some(m.original_preemptions);
-        }
-        if let (Some(v), false) = (&shown.verdict, a.json) {
-            if let Some(d) = verdict_details(v, &shown.backtraces, &elf) {
-                eprintln!("{d}");
-            }
         }
         json.push(entry);
     }

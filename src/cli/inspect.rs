@@ -49,7 +49,13 @@ pub struct Summary {
     pub guest_sha256: String,
     pub guest_bytes: u64,
     pub weft_version: String,
+    /// The board's vCPUs; for a Linux program the most threads it could make.
     pub vcpus: u32,
+    /// A Linux program (its vCPUs are its threads).
+    pub linux: bool,
+    /// vCPUs the run had: the board's, or the Linux program's main thread and each one it
+    /// created (`points_per_vcpu` has one entry each).
+    pub threads: u32,
     pub ram_bytes: u64,
     pub stack_bytes: u64,
     pub max_steps: u64,
@@ -79,6 +85,10 @@ pub struct Summary {
     /// The lines `weft record` prints under the verdict (stacks, waits, lock cycle).
     #[serde(skip)]
     pub details: Option<String>,
+    /// Rust panics and uncaught C++ exceptions the program reported, in order.
+    pub panics: Vec<weft::failure::Panic>,
+    /// The call weft does not emulate that the failing thread made just before it failed.
+    pub unemulated: Option<weft::failure::Unemulated>,
     pub complete: bool,
     pub reader_warning: Option<String>,
 }
@@ -121,10 +131,13 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
         ..Summary::default()
     };
     let mut runs = 0u64;
+    let mut spawned = 0u32;
     let mut stacks = Vec::new();
+    let mut clues = weft::failure::Clues::default();
     for e in reader.into_events() {
         let e = e?;
         s.events += 1;
+        clues.observe(&e);
         match &e {
             Event::Run { vcpu, points } => {
                 runs += 1;
@@ -152,17 +165,34 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary> {
             Event::TxAbort { .. } => s.tx_aborted += 1,
             Event::Backtrace { stack, .. } => stacks.push(stack.clone()),
             Event::Share { .. } => s.pages_shared += 1,
+            Event::Spawn { .. } => spawned += 1,
             Event::Fence { .. }
             | Event::VcpuEnd { .. }
             | Event::TxBegin { .. }
-            | Event::FileData { .. }
-            | Event::Spawn { .. } => {}
+            | Event::FileData { .. } => {}
         }
     }
+    s.linux = h.options.linux.is_some();
+    s.threads = if s.linux {
+        (1 + spawned).min(h.options.vcpus)
+    } else {
+        h.options.vcpus
+    };
+    s.points_per_vcpu.truncate(s.threads as usize);
     s.context_switches = runs.saturating_sub(1);
     if let Some(v) = s.verdict.as_ref().filter(|v| !v.is_pass()) {
         let map = weft::debuginfo::SourceMap::new(&h.guest.elf);
-        s.details = weft::failure::details(v, &stacks, &map);
+        s.details = weft::failure::details(v, &stacks, &clues, &map);
+        if h.options.linux.is_none() {
+            if let Some(hint) = weft::failure::board_hint(v, &h.guest.elf) {
+                s.details = Some(match s.details.take() {
+                    Some(d) => format!("{d}\n{hint}"),
+                    None => hint,
+                });
+            }
+        }
+        s.panics = clues.panics();
+        s.unemulated = clues.unemulated_before(v).cloned();
         s.backtraces = stacks
             .into_iter()
             .map(|b| StackSummary {
@@ -191,17 +221,27 @@ fn print_summary(s: &Summary) {
         "recorded:  weft {}, strategy {}",
         s.weft_version, s.strategy
     );
-    println!(
-        "machine:   {} vCPUs, {} RAM, {} stack each{}",
-        s.vcpus,
-        human_bytes(s.ram_bytes),
-        human_bytes(s.stack_bytes),
-        if s.max_steps > 0 {
-            format!(", max {} steps", s.max_steps)
-        } else {
-            String::new()
-        }
-    );
+    let max_steps = if s.max_steps > 0 {
+        format!(", max {} steps", s.max_steps)
+    } else {
+        String::new()
+    };
+    if s.linux {
+        println!(
+            "machine:   Linux program, {} thread{} (at most {}), {} RAM{max_steps}",
+            s.threads,
+            if s.threads == 1 { "" } else { "s" },
+            s.vcpus,
+            human_bytes(s.ram_bytes),
+        );
+    } else {
+        println!(
+            "machine:   {} vCPUs, {} RAM, {} stack each{max_steps}",
+            s.vcpus,
+            human_bytes(s.ram_bytes),
+            human_bytes(s.stack_bytes),
+        );
+    }
     println!(
         "steps:     {} ({} context switches)",
         s.steps, s.context_switches
@@ -212,7 +252,8 @@ fn print_summary(s: &Summary) {
         .enumerate()
         .map(|(i, p)| format!("vcpu{i}={p}"))
         .collect();
-    println!("per vCPU:  {}", per.join(" "));
+    let label = if s.linux { "threads:  " } else { "per vCPU: " };
+    println!("{label} {}", per.join(" "));
     let acc: Vec<String> = s.accesses.iter().map(|(k, n)| format!("{k}={n}")).collect();
     let total: u64 = s.accesses.values().sum();
     println!(
@@ -426,6 +467,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
     let mut out = std::io::BufWriter::new(out.lock());
     // `Run` events carry no step: track where each run starts to filter them too.
     let mut run_start = 0u64;
+    let (mut listed, mut last_step) = (0u64, 0u64);
     for e in reader.into_events() {
         let e = e?;
         let step = match &e {
@@ -436,6 +478,7 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
             }
             other => other.step().map(|s| s.0).unwrap_or(0),
         };
+        last_step = last_step.max(step);
         if !ranges.iter().any(|&(from, to)| step >= from && step <= to) {
             continue;
         }
@@ -460,9 +503,44 @@ pub fn inspect(a: InspectArgs) -> Result<ExitCode> {
                 event_line(&e, step, &mut code)
             )
         };
+        listed += 1;
         if writeln!(out, "{line}").is_err() {
             break; // e.g. piped into `head`
         }
     }
+    drop(out);
+    if listed == 0 {
+        eprintln!("{}", nothing_listed(&a, &ranges, last_step));
+    }
     Ok(ExitCode::from(EXIT_PASS))
+}
+
+/// Why a listing is empty: the steps asked for are past the end of the trace, or the
+/// vCPU asked for has no events there.
+fn nothing_listed(a: &InspectArgs, ranges: &[(u64, u64)], last_step: u64) -> String {
+    let asked = ranges
+        .iter()
+        .map(|&(f, t)| {
+            if t == u64::MAX {
+                format!("{f}..")
+            } else {
+                format!("{f}..={t}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let first = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+    if first > last_step {
+        format!(
+            "weft: note: no events listed: steps {asked} are past the end of the trace \
+             (its steps are 0..={last_step})"
+        )
+    } else if let Some(v) = a.vcpu {
+        format!(
+            "weft: note: no events of vcpu{v} in steps {asked} (the trace's steps are \
+             0..={last_step})"
+        )
+    } else {
+        format!("weft: note: no events in steps {asked}")
+    }
 }

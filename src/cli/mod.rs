@@ -22,10 +22,13 @@ use weft_trace::{Backtrace, MachineOptions, TmOptions, Verdict};
 
 /// The guest passed.
 pub const EXIT_PASS: u8 = 0;
-/// weft found a guest failure (assertion, exit status, crash, deadlock, budget, divergence).
+/// weft found a guest failure (assertion, exit status, crash, deadlock, budget).
 pub const EXIT_FAILURE: u8 = 1;
 /// Usage error or bad input (file, trace, options).
 pub const EXIT_INPUT: u8 = 2;
+/// `weft replay`: the replay diverged from the recording (it did not reproduce it, whether
+/// the recording passed or failed).
+pub const EXIT_DIVERGED: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,7 +40,7 @@ thread over shared RAM, under a schedule controller that decides every interleav
 the schedule and every shared memory access into a trace that replays bit for bit.\n\n\
 Static Linux programs run unchanged, each thread a vCPU, every system call emulated: C and C++ \
 (gcc/g++ -static -pthread) and Rust (-C target-feature=+crt-static); see docs/linux.md.\n\n\
-Start with `weft demo`. Exit codes: 0 guest passed, 1 guest failure found, 2 usage or input error, 130 recording interrupted by Ctrl-C (the trace is kept)."
+Start with `weft demo`. Exit codes: 0 guest passed, 1 guest failure found (or reproduced), 2 usage or input error, 3 a replay diverged from its recording, 130 recording interrupted by Ctrl-C (the trace is kept)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -51,6 +54,12 @@ enum Command {
     /// Run a guest without recording (fastest)
     Run(record::RunArgs),
     /// Re-execute a trace under its recorded schedule and check every event
+    #[command(
+        after_help = "Exit codes: 0 the recorded run passed and the replay reproduced it; 1 the \
+recorded run failed and the replay reproduced the failure; 2 bad input (no such file, not a \
+trace, a trace cut short before its end); 3 the replay diverged from the recording (the step \
+and both events are printed). --goto exits 0 when it reaches its step."
+    )]
     Replay(replay::ReplayArgs),
     /// Search schedules (random, PCT, bounded DFS, race-directed) until the guest fails; save
     /// the failure and a minimized trace with the fewest preemptions found
@@ -350,12 +359,28 @@ fn verdict_line(v: &Verdict) -> String {
     }
 }
 
-/// Extra lines for a verdict (weft::failure::details).
-fn verdict_details(v: &Verdict, stacks: &[Backtrace], elf: &[u8]) -> Option<String> {
+/// Extra lines for a verdict (weft::failure::details), and for a board guest's crash the
+/// hint that it may be a Linux program (`linux`: the run was on the Linux platform).
+fn verdict_details(
+    v: &Verdict,
+    stacks: &[Backtrace],
+    clues: &weft::failure::Clues,
+    elf: &[u8],
+    linux: bool,
+) -> Option<String> {
     if v.is_pass() {
         return None;
     }
-    weft::failure::details(v, stacks, &weft::debuginfo::SourceMap::new(elf))
+    let d = weft::failure::details(v, stacks, clues, &weft::debuginfo::SourceMap::new(elf));
+    let hint = if linux {
+        None
+    } else {
+        weft::failure::board_hint(v, elf)
+    };
+    match (d, hint) {
+        (Some(d), Some(h)) => Some(format!("{d}\n{h}")),
+        (d, h) => d.or(h),
+    }
 }
 
 /// General registers and RFLAGS, four per line (each line starts with a newline).

@@ -143,7 +143,7 @@ pub fn end_progress() {
 fn report(outcome: &RunOutcome, elf: &[u8], linux: bool) {
     if let Some(v) = &outcome.verdict {
         eprintln!("{}", verdict_line(v));
-        if let Some(d) = verdict_details(v, &outcome.backtraces, elf) {
+        if let Some(d) = verdict_details(v, &outcome.backtraces, &outcome.clues, elf, linux) {
             eprintln!("{d}");
         }
     }

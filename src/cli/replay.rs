@@ -12,7 +12,7 @@ use weft::session;
 use weft_trace::{Event, TraceHeader, TraceReader};
 
 use super::record::{end_progress, progress_config};
-use super::{verdict_details, verdict_line, EXIT_FAILURE, EXIT_INPUT};
+use super::{verdict_details, verdict_line, EXIT_DIVERGED, EXIT_INPUT};
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
@@ -76,12 +76,24 @@ pub fn replay(a: ReplayArgs) -> Result<ExitCode> {
     if let Some(d) = &r.divergence {
         eprintln!("{d}");
         eprintln!("replay: DIVERGED after {} matching events", r.matched);
-        return Ok(ExitCode::from(EXIT_FAILURE));
+        return Ok(ExitCode::from(EXIT_DIVERGED));
     }
     match (&r.verdict, &r.recorded_verdict) {
+        (Some(v), Some(recorded)) if v != recorded => {
+            // The checker compares the End events, so this is not expected; say it anyway.
+            eprintln!("{}", verdict_line(v));
+            eprintln!("replay: DIVERGED: the recording ends with {recorded}");
+            Ok(ExitCode::from(EXIT_DIVERGED))
+        }
         (Some(v), Some(_)) => {
             eprintln!("{}", verdict_line(v));
-            if let Some(d) = verdict_details(v, &r.backtraces, &r.header.guest.elf) {
+            if let Some(d) = verdict_details(
+                v,
+                &r.backtraces,
+                &r.clues,
+                &r.header.guest.elf,
+                r.header.options.linux.is_some(),
+            ) {
                 eprintln!("{d}");
             }
             eprintln!(

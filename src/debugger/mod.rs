@@ -304,22 +304,35 @@ impl TimeTravel {
     }
 
     /// Back to the previous breakpoint or watchpoint hit: search each stretch between
-    /// checkpoints, latest first, for its last hit.
+    /// checkpoints, latest first, for the hit a reverse motion meets first (the latest
+    /// [`Hit::at`](crate::machine::debug::Hit::at): a write watchpoint stops before its
+    /// write). A write reported in one stretch may have happened in the one before, so
+    /// the search goes on until no earlier stretch can hold a later stop.
     fn reverse_continue(&mut self, stops: &Stops) -> Result<Stop, String> {
         let mut hi = self.status.g;
         let mut below = hi;
+        let mut best: Option<crate::machine::debug::Hit> = None;
         while let Some(i) = self.latest(|c| c.status.g < hi) {
             self.activate(i)?;
             let (_, hit) = self.run(Goal::Position(hi), stops, Some(below))?;
             if let Some(h) = hit {
-                self.goto(h.g)?;
-                return Ok(Stop {
-                    vcpu: h.vcpu,
-                    kind: stop_kind(h.reason),
-                });
+                if best.is_none_or(|b| h.at > b.at) {
+                    best = Some(h);
+                }
             }
             hi = self.checkpoints[i].status.g;
             below = hi + 1;
+            // Every hit of an earlier stretch stops at or before its start.
+            if best.is_some_and(|b| b.at >= hi) {
+                break;
+            }
+        }
+        if let Some(h) = best {
+            self.goto(h.at)?;
+            return Ok(Stop {
+                vcpu: h.vcpu,
+                kind: stop_kind(h.reason),
+            });
         }
         self.goto(0)?;
         Ok(self.stop(StopKind::StartOfHistory))

@@ -129,6 +129,8 @@ pub(crate) struct Controller {
     pub interrupted: bool,
     /// Hand back the files a Linux program wrote (`RunConfig::keep_files`).
     pub keep_files: bool,
+    /// What the events say about a failure beyond its verdict (panics, unemulated calls).
+    pub clues: crate::failure::Clues,
 }
 
 /// Counters a finished run reports.
@@ -197,6 +199,7 @@ impl Controller {
             interrupt: None,
             interrupted: false,
             keep_files: false,
+            clues: Default::default(),
         }
     }
 
@@ -249,7 +252,7 @@ impl Controller {
         if !self.blocked.is_empty()
             && (self.runnable.0 & !self.blocked.0 == 0
                 || self.next_deadline.is_some_and(|d| d <= self.now_ns()))
-            && !self.wake_sleepers()
+            && !self.wake_sleepers(false)
         {
             let vcpus = self
                 .runnable
@@ -267,6 +270,11 @@ impl Controller {
                 st.spin = st.spin.saturating_add(1);
             }
             spinning = spin_hint || st.spin >= self.opts.spin_threshold;
+            if spinning && self.next_deadline.is_some() && self.all_spinning() {
+                // Everyone who can run only spins: what they wait for can only come from a
+                // sleeper, so let virtual time pass to the first deadline.
+                self.wake_sleepers(true);
+            }
             if spinning && (self.no_progress_anywhere() || self.all_stuck()) {
                 let vcpus = self
                     .runnable
@@ -328,12 +336,19 @@ impl Controller {
     }
 
     /// Whether every live vCPU that is not blocked spins and nothing changed for
-    /// `deadlock_window` steps.
+    /// `deadlock_window` steps, with no sleeper left to wake (a deadline ends in
+    /// `wake_sleepers` first, so spinners waiting for a sleeper are never deadlocked).
     fn no_progress_anywhere(&self) -> bool {
         self.next_step - self.last_progress >= self.opts.deadlock_window
-            && VcpuSet(self.runnable.0 & !self.blocked.0)
-                .iter()
-                .all(|v| self.vcpus[v.0 as usize].spin >= self.opts.spin_threshold)
+            && self.next_deadline.is_none()
+            && self.all_spinning()
+    }
+
+    /// Whether every live vCPU that is not blocked has spun `spin_threshold` times in a row.
+    fn all_spinning(&self) -> bool {
+        VcpuSet(self.runnable.0 & !self.blocked.0)
+            .iter()
+            .all(|v| self.vcpus[v.0 as usize].spin >= self.opts.spin_threshold)
     }
 
     /// Whether every live vCPU is proven to loop forever without touching shared memory
@@ -466,9 +481,10 @@ impl Controller {
             .unwrap_or(WakeReason::Woken)
     }
 
-    /// End the waits whose deadline has passed. If nothing could run, first skip virtual
-    /// time forward to the earliest deadline. Returns whether some vCPU can run.
-    fn wake_sleepers(&mut self) -> bool {
+    /// End the waits whose deadline has passed. If nothing could run, or `skip` says that
+    /// whoever can run only spins, first skip virtual time forward to the earliest
+    /// deadline. Returns whether some vCPU can run.
+    fn wake_sleepers(&mut self, skip: bool) -> bool {
         let choice = |c: &Controller| VcpuSet(c.runnable.0 & !c.blocked.0);
         let deadlines = |c: &Controller| {
             c.blocked
@@ -486,7 +502,7 @@ impl Controller {
         if due.is_empty() {
             return !choice(self).is_empty();
         }
-        if choice(self).is_empty() {
+        if skip || choice(self).is_empty() {
             let first = due.iter().map(|d| d.0).min().expect("not empty");
             self.time_skip += first.saturating_sub(self.now_ns());
         }
@@ -650,6 +666,7 @@ impl Controller {
         if self.sink_error.is_some() {
             return;
         }
+        self.clues.observe(event);
         if let Err(e) = self.sink.borrow_mut().event(event) {
             self.sink_error = Some(e.to_string());
             self.stopping = true;

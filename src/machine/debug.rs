@@ -47,7 +47,15 @@ pub enum PauseReason {
 /// A hit noticed while scanning a stretch of history (`DebugCtl::scan`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
+    /// Where a forward run reports it: the boundary after the access (of a watch hit) or
+    /// before the instruction (of a breakpoint).
     pub g: u64,
+    /// Where going backwards stops for it. A write watchpoint's (gdb's `watch`): the last
+    /// position before the write happened, with the old value in memory, as rr and gdb's
+    /// own reverse execution stop; gdb reports a `watch` stop only when the value differs
+    /// from the one it saw last, so a stop after the write, where the value is what it is
+    /// now, would be passed over. Others: `g`.
+    pub at: u64,
     pub vcpu: u32,
     pub reason: PauseReason,
 }
@@ -73,10 +81,14 @@ pub struct DebugCtl {
     pub goal: Goal,
     pub breakpoints: HashSet<u64>,
     pub watches: Vec<Watch>,
-    /// Per vCPU: a watch hit by its latest instruction, reported at its next boundary.
-    pending: Vec<Option<(u64, WatchKind)>>,
-    /// When set, breakpoint and watchpoint hits at positions below `below` are noted in
-    /// `last` instead of stopping the run (a reverse-continue's search).
+    /// Per vCPU: a watch hit by its latest instruction (watched address, kind, and the
+    /// position when the access happened), reported at its next boundary.
+    pending: Vec<Option<(u64, WatchKind, u64)>>,
+    /// When set, breakpoint and watchpoint hits before `below` are noted in `last` instead
+    /// of stopping the run (a reverse-continue's search): the one a reverse motion meets
+    /// first, that is with the latest [`Hit::at`]. A hit is before `below` when it is
+    /// reported there or earlier for a write watchpoint (the write is then done: from
+    /// right after a write, going back undoes it), strictly earlier for the others.
     pub scan: Option<Scan>,
     /// Pause (`Limit`) here whatever the goal: the last position of the recorded history.
     pub limit: Option<u64>,
@@ -128,7 +140,7 @@ impl DebugCtl {
                 let slot = &mut self.pending[vcpu as usize];
                 // A write wins over a read of the same instruction.
                 if slot.is_none() || write {
-                    *slot = Some((w.addr, w.kind));
+                    *slot = Some((w.addr, w.kind, self.g));
                 }
             }
         }
@@ -154,20 +166,41 @@ impl DebugCtl {
             Goal::Vcpu { vcpu: t, icount } => t == vcpu && self.icount[v] >= icount,
             Goal::Step(s) => next_step >= s,
         };
-        let hit = if let Some((addr, kind)) = watch {
-            Some(PauseReason::Watch { addr, kind })
+        let (hit, at) = if let Some((addr, kind, at)) = watch {
+            (Some(PauseReason::Watch { addr, kind }), at)
         } else if self.breakpoints.contains(&addr) {
-            Some(PauseReason::Breakpoint)
+            (Some(PauseReason::Breakpoint), self.g)
         } else {
-            None
+            (None, self.g)
         };
         if let Some(scan) = &mut self.scan {
-            if let (Some(reason), true) = (hit, self.g < scan.below) {
-                scan.last = Some(Hit {
-                    g: self.g,
-                    vcpu,
+            if let Some(reason) = hit {
+                let before = match reason {
+                    PauseReason::Watch {
+                        kind: WatchKind::Write,
+                        ..
+                    } => self.g <= scan.below,
+                    _ => self.g < scan.below,
+                };
+                let at = if matches!(
                     reason,
-                });
+                    PauseReason::Watch {
+                        kind: WatchKind::Write,
+                        ..
+                    }
+                ) {
+                    at
+                } else {
+                    self.g
+                };
+                if before && scan.last.is_none_or(|l| at >= l.at) {
+                    scan.last = Some(Hit {
+                        g: self.g,
+                        at,
+                        vcpu,
+                        reason,
+                    });
+                }
             }
             return goal.then_some(PauseReason::Goal);
         }
@@ -266,6 +299,49 @@ mod tests {
         assert_eq!(d.on_insn(0, 0x41, 0), None);
         assert_eq!(d.on_insn(0, 0x40, 0), Some(PauseReason::Goal));
         assert_eq!(d.scan.unwrap().last.unwrap().g, 2);
+    }
+
+    #[test]
+    fn going_back_a_write_watch_hit_stops_before_the_write_and_counts_from_after_it() {
+        let mut d = DebugCtl::new(2);
+        d.watches.push(Watch {
+            addr: 0x1000,
+            len: 8,
+            kind: WatchKind::Write,
+        });
+        d.goal = Goal::Position(5);
+        d.scan = Some(Scan {
+            below: 5,
+            last: None,
+        });
+        assert_eq!(d.on_insn(0, 0x10, 0), None); // 1: vcpu0 begins its store
+        assert_eq!(d.on_insn(1, 0x20, 0), None); // 2: vcpu1 runs while vcpu0 waits
+        d.on_access(0, 0x1000, 8, true); // vcpu0 stores, after position 2
+        assert_eq!(d.on_insn(1, 0x21, 0), None); // 3
+        assert_eq!(d.on_insn(1, 0x22, 0), None); // 4
+                                                 // 5: vcpu0's next instruction reports the store, at the position searched from:
+                                                 // going back from right after a write undoes it.
+        assert_eq!(d.on_insn(0, 0x11, 0), Some(PauseReason::Goal));
+        let last = d.scan.unwrap().last.unwrap();
+        assert_eq!((last.g, last.at, last.vcpu), (5, 2, 0));
+
+        // A read watchpoint's hit at the position searched from is where the search
+        // starts, not a hit.
+        let mut d = DebugCtl::new(1);
+        d.watches.push(Watch {
+            addr: 0x1000,
+            len: 8,
+            kind: WatchKind::Read,
+        });
+        d.goal = Goal::Position(2);
+        d.scan = Some(Scan {
+            below: 2,
+            last: None,
+        });
+        assert_eq!(d.on_insn(0, 0x10, 0), None);
+        d.on_access(0, 0x1000, 8, false);
+        assert_eq!(d.on_insn(0, 0x11, 0), Some(PauseReason::Goal));
+        assert_eq!(d.scan.unwrap().last, None);
     }
 
     #[test]

@@ -99,6 +99,9 @@ pub struct ProgramInfo {
     pub abi_tag: bool,
     /// A PT_INTERP segment: a dynamically linked executable.
     pub interp: bool,
+    /// A PT_TLS segment: thread-local storage, which only a C library sets up (a hint that
+    /// an unmarked executable, like a static musl one, is a Linux program).
+    pub tls: bool,
 }
 
 impl ProgramInfo {
@@ -128,6 +131,7 @@ const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
 const PT_NOTE: u32 = 4;
 const PT_PHDR: u32 = 6;
+const PT_TLS: u32 = 7;
 const PF_X: u32 = 1;
 
 impl ElfImage {
@@ -201,6 +205,10 @@ impl ElfImage {
                 }
                 PT_PHDR => {
                     phdr_segment = Some(u64_at(bytes, at + 16)?.wrapping_add(bias));
+                    continue;
+                }
+                PT_TLS => {
+                    program.tls = true;
                     continue;
                 }
                 PT_NOTE => {
@@ -288,6 +296,39 @@ impl ElfImage {
             let zeros = vec![0u8; (s.mem_size - s.data.len() as u64) as usize];
             mem.write(s.addr + s.data.len() as u64, &zeros);
         }
+    }
+}
+
+/// Whether `elf` says it is a Linux program (see [`ProgramInfo::is_linux`]); a file
+/// that does not parse is not (the board then reports what is wrong with it).
+pub fn looks_like_linux(elf: &[u8]) -> bool {
+    ElfImage::parse(elf, u64::MAX).is_ok_and(|i| i.program.is_linux() || i.program.interp)
+}
+
+/// Whether `elf`, whatever its marks say, has what only a C library's program has: a
+/// thread-local storage segment, SYSCALL instructions (the board has none to offer), or
+/// the startup code of glibc or musl. A board guest that crashes and has them is likely a
+/// Linux program run without `--linux`.
+pub fn resembles_linux(elf: &[u8]) -> bool {
+    let Ok(image) = ElfImage::parse(elf, u64::MAX) else {
+        return false;
+    };
+    let syscalls: usize = image
+        .segments
+        .iter()
+        .filter(|s| s.executable)
+        .map(|s| super::isa::count_syscalls(&s.data))
+        .sum();
+    image.program.tls || image.program.is_linux() || syscalls >= 4 || {
+        let map = crate::debuginfo::SourceMap::new(elf);
+        [
+            "__libc_start_main",
+            "__libc_start_call_main",
+            "__init_libc",
+            "_start_c",
+        ]
+        .iter()
+        .any(|s| map.address_of(s).is_some())
     }
 }
 

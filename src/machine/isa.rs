@@ -83,6 +83,19 @@ fn site_kind(insn: &Instruction) -> Option<SiteKind> {
     }
 }
 
+/// How many SYSCALL instructions a linear sweep of `code` decodes: a board guest has
+/// none (the board has hypercalls), a program of a C library hundreds.
+pub fn count_syscalls(code: &[u8]) -> usize {
+    let mut d = Decoder::with_ip(64, code, 0, DecoderOptions::NONE);
+    let mut n = 0;
+    while d.can_decode() {
+        if d.decode().mnemonic() == Mnemonic::Syscall {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Every address in `code` (loaded at `base`) where an instruction of a [`SiteKind`] starts,
 /// whatever instruction boundary the program uses: each byte offset whose bytes decode to
 /// such an instruction is a site, so a hook there fires exactly when it executes.
@@ -125,6 +138,14 @@ pub fn find_sites(code: &[u8], base: u64) -> Vec<(u64, SiteKind)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syscalls_are_counted_along_instruction_boundaries() {
+        // syscall; mov eax, 0x050f (the syscall bytes inside an immediate); syscall
+        let code = [0x0F, 0x05, 0xB8, 0x0F, 0x05, 0x00, 0x00, 0x0F, 0x05];
+        assert_eq!(count_syscalls(&code), 2);
+        assert_eq!(count_syscalls(&[0x90, 0xC3]), 0);
+    }
 
     #[test]
     fn formats_and_classifies() {

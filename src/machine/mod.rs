@@ -29,7 +29,9 @@ use weft_trace::{MachineOptions, VcpuId, Verdict, MAX_VCPUS};
 
 pub use controller::{ProgressFn, RunStats, SharedSink};
 pub use debug_run::{DebugEvent, DebugRegs, DebugRun};
-pub use elf::{load_bias, ElfError, ElfImage, Segment, STATIC_PIE_BASE};
+pub use elf::{
+    load_bias, looks_like_linux, resembles_linux, ElfError, ElfImage, Segment, STATIC_PIE_BASE,
+};
 pub use memory::{GuestMemory, PAGE};
 
 use controller::{Controller, Decision};
@@ -219,12 +221,6 @@ impl Shared {
     }
 }
 
-/// Whether `elf` says it is a Linux program (see [`elf::ProgramInfo::is_linux`]); a file
-/// that does not parse is not (the board then reports what is wrong with it).
-pub fn looks_like_linux(elf: &[u8]) -> bool {
-    ElfImage::parse(elf, u64::MAX).is_ok_and(|i| i.program.is_linux() || i.program.interp)
-}
-
 /// Check options against the board's limits.
 pub fn validate_options(opts: &MachineOptions) -> Result<(), MachineError> {
     let bad = |m: String| Err(MachineError::Options(m));
@@ -287,6 +283,8 @@ pub struct RunOutcome {
     /// Linux: the system calls the run answered with ENOSYS because weft does not
     /// emulate them (a failure after one may be weft's, not the program's).
     pub unsupported: Vec<String>,
+    /// What the run's events say about its failure (panics, unemulated calls).
+    pub clues: crate::failure::Clues,
 }
 
 /// How a run reports while it goes.
@@ -650,6 +648,7 @@ fn outcome(shared: &Rc<Shared>) -> RunOutcome {
         unsupported: shared.linux.as_ref().map_or_else(Vec::new, |p| {
             p.borrow().unsupported.iter().cloned().collect()
         }),
+        clues: ctl.clues.clone(),
     }
 }
 

@@ -29,10 +29,18 @@ pub enum CodecError {
     Bincode(String),
 }
 
+/// Events: none is larger than a chunk may be.
 fn bincode_opts() -> impl Options {
     bincode::DefaultOptions::new()
         .with_varint_encoding()
-        .with_limit(1 << 24)
+        .with_limit(crate::format::MAX_CHUNK_RAW as u64)
+}
+
+/// The header, which embeds the guest ELF (an unstripped one can be tens of MiB).
+fn header_opts() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_limit(crate::format::MAX_HEADER as u64)
 }
 
 #[derive(Clone, Copy, Default)]
@@ -233,11 +241,19 @@ pub fn encode_header(h: &crate::TraceHeader, version: u32) -> Result<Vec<u8>, Co
                 "format {version} can only say Sharing::All (every access shared)"
             ))
         })?;
-        bincode_opts().serialize(&old)
+        header_opts().serialize(&old)
     } else {
-        bincode_opts().serialize(h)
+        header_opts().serialize(h)
     }
-    .map_err(|e| CodecError::Bincode(e.to_string()))?;
+    .map_err(|e| match *e {
+        bincode::ErrorKind::SizeLimit => CodecError::Bincode(format!(
+            "the guest ELF ({} MiB) is too large to embed in a trace (at most {} MiB of \
+             header); strip its debug information (strip --strip-debug) and record again",
+            h.guest.elf.len() >> 20,
+            crate::format::MAX_HEADER >> 20
+        )),
+        e => CodecError::Bincode(e.to_string()),
+    })?;
     zstd::bulk::compress(&raw, 3).map_err(|e| CodecError::Bincode(format!("zstd: {e}")))
 }
 

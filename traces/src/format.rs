@@ -23,8 +23,9 @@ pub const FOOTER_LEN: u64 = 16;
 /// offset, first step, last step, events.
 pub const INDEX_ENTRY_LEN: u64 = 8 + 8 + 8 + 4;
 
-/// Largest uncompressed chunk a reader accepts (writers stay far below).
-pub const MAX_CHUNK_RAW: u32 = 64 << 20;
+/// Largest uncompressed chunk a reader accepts. Writers close a chunk at about 1 MiB; one
+/// is larger only when a single event is, at most a `FileData` of a 64 MiB file.
+pub const MAX_CHUNK_RAW: u32 = 128 << 20;
 /// Largest header a reader accepts (it embeds the guest ELF).
 pub const MAX_HEADER: u32 = 1 << 30;
 

@@ -220,6 +220,33 @@ fn every_variant_and_the_header_round_trip() {
 }
 
 #[test]
+fn an_unstripped_guest_of_tens_of_mib_and_events_of_tens_of_mib_round_trip() {
+    // A 29 MB unstripped guest once failed with bincode's "the size limit has been
+    // reached" (16 MiB), and so did a 20 MB file a program read.
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("big-guest.weft");
+    let mut elf = b"\x7fELF".to_vec();
+    elf.resize(30 << 20, 0x5a);
+    let h = TraceHeader {
+        guest: GuestImage::new("big.elf", elf),
+        ..header()
+    };
+    let file = Event::FileData {
+        step: Step(3),
+        vcpu: VcpuId(0),
+        path: "/data/big".into(),
+        data: Ok(vec![7u8; 20 << 20]),
+    };
+    let mut w = TraceWriter::create(&p, &h).unwrap();
+    w.event(&file).unwrap();
+    w.finish().unwrap();
+    let r = TraceReader::open(&p).unwrap();
+    assert_eq!(r.header().guest.elf.len(), 30 << 20);
+    let events: Vec<Event> = r.into_events().map(|e| e.unwrap()).collect();
+    assert_eq!(events, vec![file]);
+}
+
+#[test]
 fn many_chunks_stream_back_in_order() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("big.weft");

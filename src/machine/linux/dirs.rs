@@ -163,7 +163,7 @@ pub fn seek(pos: &mut u64, off: i64, whence: u64) -> Ret {
 }
 
 fn files_inode(path: &str) -> u64 {
-    super::fs::inode(path)
+    super::stat::inode(path)
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ pub const EISDIR: i32 = 21;
 pub const EFBIG: i32 = 27;
 pub const EACCES: i32 = 13;
 pub const EEXIST: i32 = 17;
+/// A host device, FIFO or socket: weft does not read it (see `devices`).
+pub const ENXIO: i32 = 6;
 
 /// The bytes of a file the guest created or opened for writing, shared by every
 /// descriptor open on it; they live as long as the run.
@@ -150,17 +152,32 @@ impl FileSource {
     }
 }
 
+/// A host file's bytes. Only regular files are read (a device, FIFO or socket could be
+/// endless or block: ENXIO), and never more than [`MAX_FILE`] of them, even when the
+/// file grows while it is read.
 fn read_host(path: &str) -> Result<Rc<[u8]>, i32> {
+    use std::io::Read;
     let meta = std::fs::metadata(path).map_err(|e| e.raw_os_error().unwrap_or(ENOENT))?;
     if meta.is_dir() {
         return Err(EISDIR);
     }
+    if !meta.is_file() {
+        return Err(ENXIO);
+    }
     if meta.len() > MAX_FILE {
         return Err(EFBIG);
     }
-    std::fs::read(path)
-        .map(Rc::from)
-        .map_err(|e| e.raw_os_error().unwrap_or(EACCES))
+    let os = |e: std::io::Error| e.raw_os_error().unwrap_or(EACCES);
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)
+        .map_err(os)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(os)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(EFBIG);
+    }
+    Ok(Rc::from(bytes))
 }
 
 /// Files under /proc and /sys describe the machine; the guest sees the virtual one.
@@ -184,11 +201,18 @@ pub enum Open {
     Stdin,
     Stdout,
     Stderr,
-    /// A file and the offset of the next read or write.
+    /// A file and the offset of the next read or write. `desc` names the open file
+    /// description (one `open`, shared by its dups) for OFD locks (`locks`).
     File {
         path: String,
         data: Data,
         pos: u64,
+        access: Access,
+        desc: u64,
+    },
+    /// An emulated device (see `devices`).
+    Device {
+        dev: super::devices::Device,
         access: Access,
     },
     /// The read end of the process's pipe `id` (see `pipes`).
@@ -304,6 +328,14 @@ mod tests {
     }
 
     #[test]
+    fn host_devices_are_never_read() {
+        // Endless on the host: reading either to its end would never end.
+        let s = FileSource::default();
+        assert_eq!(s.open("/dev/zero").unwrap(), Err(ENXIO));
+        assert_eq!(s.open("/dev/urandom").unwrap(), Err(ENXIO));
+    }
+
+    #[test]
     fn descriptors_are_the_lowest_free() {
         let mut t = FdTable::default();
         let f = || Open::File {
@@ -311,6 +343,7 @@ mod tests {
             data: Data::Host(Rc::from(&b""[..])),
             pos: 0,
             access: Access::from_flags(0),
+            desc: 0,
         };
         assert_eq!(t.insert(f()), Some(3));
         assert_eq!(t.insert(f()), Some(4));

@@ -7,12 +7,13 @@ use std::rc::Rc;
 
 use weft_trace::Event;
 
+use super::devices::{self, DevicePath};
 use super::files::{self, Open};
+use super::locks;
 use super::pipes;
 use super::syscall::{Call, Ret, EBADF, EINVAL, ENOENT, ENOTTY, EROFS, ESPIPE};
 
 pub const AT_FDCWD: i32 = -100;
-const AT_EMPTY_PATH: u64 = 0x1000;
 /// Bytes one read or write moves at most (Linux: a little under 2 GiB).
 const MAX_IO: u64 = 1 << 26;
 /// How much standard error a failed assert() message is looked for in.
@@ -20,7 +21,7 @@ const STDERR_TAIL: usize = 4096;
 
 /// Resolve a path for `openat`-like calls: only absolute paths or ones relative to the
 /// working directory (`dirfd` AT_FDCWD) name files.
-fn path_arg(c: &Call, dirfd: i32, addr: u64) -> Result<String, i32> {
+pub(super) fn path_arg(c: &Call, dirfd: i32, addr: u64) -> Result<String, i32> {
     let path = c.cstr(addr)?;
     if path.is_empty() {
         return Err(ENOENT);
@@ -48,6 +49,12 @@ fn contents(c: &Call, path: &str) -> Result<Rc<[u8]>, i32> {
         ));
         return Err(ENOENT);
     };
+    if got == Err(files::ENXIO) {
+        c.warn(format!(
+            "{path}: a device, FIFO or socket on the host; weft reads only regular files \
+             and emulates /dev/null, /dev/zero, /dev/full and /dev/urandom (ENXIO)"
+        ));
+    }
     c.ctl().emit_at_step(|step| Event::FileData {
         step,
         vcpu: c.d.id,
@@ -57,15 +64,19 @@ fn contents(c: &Call, path: &str) -> Result<Rc<[u8]>, i32> {
     got
 }
 
-/// What `path` is to the process: one of its own files, a removed one, or whatever the
-/// host (or a virtual file) has.
-enum Found {
+/// What `path` is to the process: an emulated device, one of its own files, a removed
+/// one, or whatever the host (or a virtual file) has.
+pub(super) enum Found {
+    Device(DevicePath),
     Own(files::Written),
     Removed,
     Host(Result<Rc<[u8]>, i32>),
 }
 
-fn find(c: &Call, path: &str) -> Found {
+pub(super) fn find(c: &Call, path: &str) -> Found {
+    if let Some(d) = devices::lookup(path) {
+        return Found::Device(d);
+    }
     {
         let p = c.process();
         if let Some(w) = p.written.get(path) {
@@ -104,12 +115,29 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
         flags & O_TRUNC != 0,
     );
     let writing = access.write || create || trunc;
+    match devices::lookup(&path) {
+        Some(_) if excl => return Ret::Errno(files::EEXIST),
+        Some(DevicePath::Device(dev)) => {
+            let fd = c.process().fds.insert(Open::Device { dev, access });
+            return fd.map(|f| f as u64).ok_or(24).into();
+        }
+        // The standard streams by name: the descriptor again (ENOENT if it is closed).
+        Some(DevicePath::Fd(n)) => {
+            let mut p = c.process();
+            if p.fds.get(n).is_none() {
+                return Ret::Errno(ENOENT);
+            }
+            return p.fds.dup(n, 0).map(|f| f as u64).ok_or(24).into();
+        }
+        None => {}
+    }
     let data = if !writing {
         match find(c, &path) {
             Found::Own(_) | Found::Host(Ok(_)) if flags & O_DIRECTORY != 0 => {
                 return Ret::Errno(ENOTDIR)
             }
             Found::Own(w) => files::Data::Written(w),
+            Found::Device(_) => unreachable!("devices are opened above"),
             Found::Removed => return Ret::Errno(ENOENT),
             Found::Host(Ok(d)) => files::Data::Host(d),
             Found::Host(Err(files::EISDIR)) => return super::dirs::open_dir(c, path),
@@ -135,6 +163,7 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
         };
         let w = match found {
             Found::Own(_) | Found::Host(Ok(_)) if excl => return Ret::Errno(files::EEXIST),
+            Found::Device(_) => unreachable!("devices are opened above"),
             Found::Own(w) => w,
             Found::Host(Ok(d)) => own(c, &path, if trunc { Vec::new() } else { d.to_vec() }),
             Found::Removed | Found::Host(Err(ENOENT)) if create || trunc => {
@@ -148,11 +177,15 @@ pub fn open(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
         }
         files::Data::Written(w)
     };
-    let fd = c.process().fds.insert(Open::File {
+    let mut p = c.process();
+    p.descs += 1;
+    let desc = p.descs;
+    let fd = p.fds.insert(Open::File {
         path,
         data,
         pos: 0,
         access,
+        desc,
     });
     fd.map(|f| f as u64).ok_or(24).into()
 }
@@ -161,20 +194,32 @@ pub fn close(c: &Call, fd: i32) -> Ret {
     let closed = c.process().fds.take(fd);
     match closed {
         Some(o) => {
-            if o.is_pipe() {
-                pipes::changed(c);
-            }
+            was_closed(c, &o);
             Ret::ok(0u64)
         }
         None => Ret::Errno(EBADF),
     }
 }
 
+/// What closing a descriptor (close, or dup2 onto it) does besides: pipe ends wake their
+/// waiters, files drop the record locks that go with it.
+pub fn was_closed(c: &Call, o: &Open) {
+    if o.is_pipe() {
+        pipes::changed(c);
+    }
+    locks::closed(c, o);
+}
+
 /// The bytes of the file open as `fd` (for mmap of a file, which copies them).
 pub fn file_data(c: &Call, fd: i32) -> Result<Rc<[u8]>, i32> {
     match c.process().fds.get(fd) {
         Some(Open::File { data, .. }) => Ok(data.snapshot()),
-        Some(_) => Err(19), // ENODEV: the standard streams cannot be mapped
+        // Mapping /dev/zero is a way to ask for zeroed memory.
+        Some(Open::Device {
+            dev: devices::Device::Zero,
+            ..
+        }) => Ok(Rc::from(&[][..])),
+        Some(_) => Err(19), // ENODEV: the standard streams and other devices cannot be mapped
         None => Err(EBADF),
     }
 }
@@ -187,6 +232,8 @@ pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
         Some(Open::PipeRead { .. }) if at.is_some() => return Ret::Errno(ESPIPE),
         Some(Open::PipeRead { id, nonblock }) => return pipes::read(c, id, nonblock, buf, len),
         Some(Open::PipeWrite { .. }) => return Ret::Errno(EBADF),
+        Some(Open::Device { access, .. }) if !access.read => return Ret::Errno(EBADF),
+        Some(Open::Device { dev, .. }) => return dev.read(c, buf, len).into(),
         _ => {}
     }
     let bytes = {
@@ -211,10 +258,12 @@ pub fn read(c: &Call, fd: i32, buf: u64, len: u64, at: Option<u64>) -> Ret {
                 drop(p);
                 return c.write(buf, &bytes).map(|_| n as u64).into();
             }
-            // Pipes were handled above.
-            Open::Stdout | Open::Stderr | Open::PipeRead { .. } | Open::PipeWrite { .. } => {
-                return Ret::Errno(EBADF)
-            }
+            // Pipes and devices were handled above.
+            Open::Stdout
+            | Open::Stderr
+            | Open::PipeRead { .. }
+            | Open::PipeWrite { .. }
+            | Open::Device { .. } => return Ret::Errno(EBADF),
         };
         let bytes = data.read(at.unwrap_or(*pos), len);
         if at.is_none() {
@@ -267,6 +316,12 @@ pub fn write(c: &Call, fd: i32, bufs: &[(u64, u64)], at: Option<u64>) -> Ret {
         Some(Open::File { access, .. }) if !access.write => return Ret::Errno(EBADF),
         Some(Open::File { .. }) => 0,
         Some(Open::PipeWrite { .. }) => 3,
+        Some(Open::Device { access, .. }) if !access.write => return Ret::Errno(EBADF),
+        // Nothing to keep: the bytes are not even read (bounded whatever the length).
+        Some(Open::Device { dev, .. }) => {
+            let len = bufs.iter().fold(0u64, |n, b| n.saturating_add(b.1));
+            return dev.write(len.min(MAX_IO)).into();
+        }
         Some(Open::Stdin | Open::PipeRead { .. } | Open::Dir { .. }) | None => {
             return Ret::Errno(EBADF)
         }
@@ -372,6 +427,7 @@ pub fn unlink(c: &Call, dirfd: i32, path: u64, flags: u64) -> Ret {
             Ret::ok(0u64)
         }
         Found::Removed => Ret::Errno(ENOENT),
+        Found::Device(_) => Ret::Errno(files::EACCES),
         Found::Host(Err(files::EISDIR)) => Ret::Errno(files::EISDIR),
         Found::Host(Err(e)) => Ret::Errno(e),
     }
@@ -386,6 +442,7 @@ pub fn rename(c: &Call, olddir: i32, old: u64, newdir: i32, new: u64) -> Ret {
     let bytes = match find(c, &old) {
         Found::Own(w) => w.borrow().clone(),
         Found::Host(Ok(d)) => d.to_vec(),
+        Found::Device(_) => return Ret::Errno(files::EACCES),
         Found::Removed => return Ret::Errno(ENOENT),
         Found::Host(Err(e)) => return Ret::Errno(e),
     };
@@ -436,101 +493,10 @@ pub fn lseek(c: &Call, fd: i32, off: i64, whence: u64) -> Ret {
             }
         }
         Some(Open::Dir { pos, .. }) => super::dirs::seek(pos, off, whence),
+        // Linux's memory devices ignore seeks.
+        Some(Open::Device { .. }) => Ret::ok(0u64),
         Some(_) => Ret::Errno(ESPIPE),
         None => Ret::Errno(EBADF),
-    }
-}
-
-/// Linux's `struct stat` for x86-64 (144 bytes).
-fn stat_bytes(mode: u32, size: u64, ino: u64, rdev: u64) -> [u8; 144] {
-    let mut b = [0u8; 144];
-    let put = |b: &mut [u8; 144], at: usize, v: u64, n: usize| {
-        b[at..at + n].copy_from_slice(&v.to_le_bytes()[..n]);
-    };
-    put(&mut b, 0, 0x801, 8); // st_dev
-    put(&mut b, 8, ino, 8);
-    put(&mut b, 16, 1, 8); // st_nlink
-    put(&mut b, 24, mode as u64, 4);
-    put(&mut b, 28, super::UID, 4);
-    put(&mut b, 32, super::UID, 4);
-    put(&mut b, 40, rdev, 8);
-    put(&mut b, 48, size, 8);
-    put(&mut b, 56, 4096, 8); // st_blksize
-    put(&mut b, 64, size.div_ceil(512), 8); // st_blocks
-    b
-}
-
-/// A stable inode number for a path (FNV-1a).
-pub(super) fn inode(path: &str) -> u64 {
-    path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-const S_IFREG: u32 = 0o100000;
-const S_IFDIR: u32 = 0o040000;
-const S_IFCHR: u32 = 0o020000;
-const S_IFIFO: u32 = 0o010000;
-
-fn stat_of(open: &Open) -> [u8; 144] {
-    match open {
-        Open::File { path, data, .. } => stat_bytes(S_IFREG | 0o644, data.len(), inode(path), 0),
-        // The standard streams are character devices that are not terminals (see ioctl).
-        Open::Stdin => stat_bytes(S_IFCHR | 0o620, 0, 3, 0x0103),
-        Open::Stdout | Open::Stderr => stat_bytes(S_IFCHR | 0o620, 0, 3, 0x0103),
-        Open::PipeRead { id, .. } | Open::PipeWrite { id, .. } => {
-            stat_bytes(S_IFIFO | 0o600, 0, 0x1000 + *id as u64, 0)
-        }
-        Open::Dir { path, .. } => stat_bytes(S_IFDIR | 0o755, 4096, inode(path), 0),
-    }
-}
-
-pub fn fstat(c: &Call, fd: i32, buf: u64) -> Ret {
-    let st = match c.process().fds.get(fd) {
-        Some(o) => stat_of(o),
-        None => return Ret::Errno(EBADF),
-    };
-    c.write(buf, &st).map(|_| 0).into()
-}
-
-/// Whether `fd` is open (fchmod: modes are not modelled).
-pub fn fstat_exists(c: &Call, fd: i32) -> Ret {
-    match c.process().fds.get(fd) {
-        Some(_) => Ret::ok(0u64),
-        None => Ret::Errno(EBADF),
-    }
-}
-
-/// stat, lstat, newfstatat.
-pub fn stat_path(c: &Call, dirfd: i32, path: u64, buf: u64, flags: u64) -> Ret {
-    if flags & AT_EMPTY_PATH != 0 && c.cstr(path).is_ok_and(|p| p.is_empty()) {
-        return fstat(c, dirfd, buf);
-    }
-    let path = match path_arg(c, dirfd, path) {
-        Ok(p) => p,
-        Err(e) => return Ret::Errno(e),
-    };
-    let st = match find(c, &path) {
-        Found::Own(w) => stat_bytes(S_IFREG | 0o644, w.borrow().len() as u64, inode(&path), 0),
-        Found::Host(Ok(d)) => stat_bytes(S_IFREG | 0o644, d.len() as u64, inode(&path), 0),
-        Found::Host(Err(files::EISDIR)) => stat_bytes(S_IFDIR | 0o755, 4096, inode(&path), 0),
-        Found::Removed => return Ret::Errno(ENOENT),
-        Found::Host(Err(e)) => return Ret::Errno(e),
-    };
-    c.write(buf, &st).map(|_| 0).into()
-}
-
-/// access / faccessat: whether the file exists (every file may be read and written:
-/// writes stay in the process).
-pub fn access(c: &Call, dirfd: i32, path: u64, _mode: u64) -> Ret {
-    let path = match path_arg(c, dirfd, path) {
-        Ok(p) => p,
-        Err(e) => return Ret::Errno(e),
-    };
-    match find(c, &path) {
-        Found::Own(_) | Found::Host(Ok(_)) | Found::Host(Err(files::EISDIR)) => Ret::ok(0u64),
-        Found::Removed => Ret::Errno(ENOENT),
-        Found::Host(Err(e)) => Ret::Errno(e),
     }
 }
 
@@ -551,6 +517,9 @@ pub fn fcntl(c: &Call, fd: i32, cmd: u64, arg: u64) -> Ret {
     const F_GETFL: u64 = 3;
     const F_SETFL: u64 = 4;
     const F_DUPFD_CLOEXEC: u64 = 1030;
+    if locks::is_lock_cmd(cmd) {
+        return locks::fcntl_lock(c, fd, cmd, arg);
+    }
     let mut p = c.process();
     let Some(open) = p.fds.get(fd) else {
         return Ret::Errno(EBADF);
@@ -558,7 +527,7 @@ pub fn fcntl(c: &Call, fd: i32, cmd: u64, arg: u64) -> Ret {
     let flags = match open {
         Open::Stdout | Open::Stderr => 1,
         Open::Stdin => 0,
-        Open::File { access, .. } => access.flags(),
+        Open::File { access, .. } | Open::Device { access, .. } => access.flags(),
         Open::Dir { .. } => 0o200000, // O_RDONLY | O_DIRECTORY
         pipe => pipes::flags(pipe).unwrap_or(0),
     };
@@ -598,110 +567,4 @@ pub fn readlink(c: &Call, path: u64, buf: u64, size: u64) -> Ret {
     };
     let n = exe.len().min(size as usize);
     c.write(buf, &exe.as_bytes()[..n]).map(|_| n as u64).into()
-}
-
-/// poll / ppoll: standard input and files are always ready to read, standard output and
-/// error and files opened for writing to write; a pipe end when it has bytes or room (or
-/// its other end is all closed: POLLHUP, POLLERR); unknown descriptors POLLNVAL. With
-/// nothing ready the call waits for pipe activity or its timeout in virtual time (with no
-/// pipe polled and no timeout, it blocks for good). `timeout_ns`: `None` is forever.
-pub fn poll(c: &Call, fds: u64, nfds: u64, timeout_ns: Option<u64>) -> Ret {
-    if nfds > files::MAX_FDS as u64 {
-        return Ret::Errno(EINVAL);
-    }
-    let deadline = timeout_ns.map(|t| c.ctl().now_ns().saturating_add(t));
-    loop {
-        let (ready, pipes_polled) = match poll_once(c, fds, nfds) {
-            Ok(r) => r,
-            Err(e) => return Ret::Errno(e),
-        };
-        if ready > 0 || timeout_ns == Some(0) {
-            return Ret::ok(ready);
-        }
-        // Only a pipe can become ready: wait for pipe activity (or the timeout), then
-        // look again.
-        let key = if pipes_polled { pipes::PIPE_KEY } else { 0 };
-        match c.block_on(key, if pipes_polled { u32::MAX } else { 0 }, deadline) {
-            Ret::Errno(super::syscall::ETIMEDOUT) => return Ret::ok(0u64),
-            Ret::Stopped => return Ret::Stopped,
-            _ => {}
-        }
-    }
-}
-
-/// One look at every pollfd: (how many are ready, whether any is a pipe), revents
-/// written back.
-fn poll_once(c: &Call, fds: u64, nfds: u64) -> Result<(u64, bool), i32> {
-    const POLLIN: u16 = 0x1;
-    const POLLOUT: u16 = 0x4;
-    const POLLERR: u16 = 0x8;
-    const POLLHUP: u16 = 0x10;
-    const POLLNVAL: u16 = 0x20;
-    const POLLRDNORM: u16 = 0x40;
-    const POLLWRNORM: u16 = 0x100;
-    let mut ready = 0u64;
-    let mut pipes_polled = false;
-    for i in 0..nfds {
-        let at = fds + i * 8;
-        let entry = c.read(at, 8)?;
-        let fd = i32::from_le_bytes(entry[0..4].try_into().expect("4 bytes"));
-        let events = u16::from_le_bytes([entry[4], entry[5]]);
-        let open = if fd < 0 {
-            None
-        } else {
-            c.process().fds.get(fd).cloned()
-        };
-        let revents = match &open {
-            _ if fd < 0 => 0,
-            None => POLLNVAL,
-            Some(pipe) if pipe.is_pipe() => {
-                pipes_polled = true;
-                let (read, write, hung_up) = pipes::ready(c, pipe);
-                let mut r = 0;
-                if read {
-                    r |= events & (POLLIN | POLLRDNORM);
-                }
-                if write {
-                    r |= events & (POLLOUT | POLLWRNORM);
-                }
-                if hung_up {
-                    // No writer left (a read end), or no reader (a write end).
-                    r |= if matches!(pipe, Open::PipeRead { .. }) {
-                        POLLHUP
-                    } else {
-                        POLLERR
-                    };
-                }
-                r
-            }
-            Some(o) => {
-                let (read, write) = match o {
-                    Open::Stdin => (true, false),
-                    Open::File { access, .. } => (access.read, access.write),
-                    _ => (false, true),
-                };
-                let r = if read { POLLIN | POLLRDNORM } else { 0 };
-                let w = if write { POLLOUT | POLLWRNORM } else { 0 };
-                events & (r | w)
-            }
-        };
-        if revents != 0 {
-            ready += 1;
-        }
-        c.write(at + 6, &revents.to_le_bytes())?;
-    }
-    Ok((ready, pipes_polled))
-}
-
-/// ppoll's timeout: a `struct timespec`, or NULL for forever.
-pub fn ppoll(c: &Call, fds: u64, nfds: u64, ts: u64) -> Ret {
-    let timeout = if ts == 0 {
-        None
-    } else {
-        match c.timespec(ts) {
-            Ok(t) => Some(t),
-            Err(e) => return Ret::Errno(e),
-        }
-    };
-    poll(c, fds, nfds, timeout)
 }

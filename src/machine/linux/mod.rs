@@ -85,12 +85,16 @@ pub fn errno_name(e: i32) -> String {
     name.to_string()
 }
 
+mod devices;
 mod dirs;
 mod files;
 mod fs;
+mod locks;
 mod mm;
 mod pipes;
+mod poll;
 mod sched;
+mod stat;
 pub(crate) mod syscall;
 mod threads;
 
@@ -191,6 +195,10 @@ pub(crate) struct Process {
     pub reused: u32,
     /// System calls the run answered with ENOSYS because weft does not emulate them.
     pub unsupported: BTreeSet<String>,
+    /// fcntl record locks held (`locks`).
+    pub locks: locks::Locks,
+    /// Open file descriptions made so far (the next one's id).
+    pub descs: u64,
 }
 
 impl Process {
@@ -221,6 +229,8 @@ impl Process {
             pipes: Vec::new(),
             reused: 0,
             unsupported: BTreeSet::new(),
+            locks: Default::default(),
+            descs: 0,
         }
     }
 

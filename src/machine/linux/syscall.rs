@@ -13,7 +13,7 @@ use super::super::controller::Controller;
 use super::super::memory::GuestMemory;
 use super::super::vcpu::VcpuData;
 use super::super::{ffi, Shared};
-use super::{dirs, fs, sched, threads, Process, NULL_GUARD};
+use super::{dirs, fs, poll, sched, stat, threads, Process, NULL_GUARD};
 
 pub const ENOENT: i32 = 2;
 pub const ESRCH: i32 = 3;
@@ -238,13 +238,13 @@ fn dispatch(c: &Call) -> Ret {
         1 => fs::write(c, a[0] as i32, &[(a[1], a[2])], None),
         2 => fs::open(c, fs::AT_FDCWD, a[0], a[1]),
         3 => fs::close(c, a[0] as i32),
-        4 | 6 => fs::stat_path(c, fs::AT_FDCWD, a[0], a[1], 0),
-        5 => fs::fstat(c, a[0] as i32, a[1]),
+        4 | 6 => stat::stat_path(c, fs::AT_FDCWD, a[0], a[1], 0),
+        5 => stat::fstat(c, a[0] as i32, a[1]),
         7 => {
             // A negative timeout (in ms) is forever.
             let ms = a[2] as i32;
             let timeout = (ms >= 0).then(|| ms as u64 * 1_000_000);
-            fs::poll(c, a[0], a[1], timeout)
+            poll::poll(c, a[0], a[1], timeout)
         }
         8 => fs::lseek(c, a[0] as i32, a[1] as i64, a[2]),
         9 => mmap(c),
@@ -267,7 +267,7 @@ fn dispatch(c: &Call) -> Ret {
         18 => fs::write(c, a[0] as i32, &[(a[1], a[2])], Some(a[3])),
         19 => fs::readv(c, a[0] as i32, a[1], a[2]),
         20 => fs::writev(c, a[0] as i32, a[1], a[2]),
-        21 => fs::access(c, fs::AT_FDCWD, a[0], a[1]),
+        21 => stat::access(c, fs::AT_FDCWD, a[0], a[1]),
         22 => super::pipes::pipe2(c, a[0], 0),
         24 => Ret::ok(0u64),
         25 => Ret::Errno(ENOMEM), // mremap: glibc then allocates, copies and frees
@@ -293,8 +293,8 @@ fn dispatch(c: &Call) -> Ret {
         87 => fs::unlink(c, fs::AT_FDCWD, a[0], 0),
         89 => fs::readlink(c, a[0], a[1], a[2]),
         // Modes are not modelled (every file may be read and written): only existence.
-        90 => fs::access(c, fs::AT_FDCWD, a[0], 0),
-        91 => fs::fstat_exists(c, a[0] as i32),
+        90 => stat::access(c, fs::AT_FDCWD, a[0], 0),
+        91 => stat::fstat_exists(c, a[0] as i32),
         96 => threads::gettimeofday(c, a[0]),
         97 => getrlimit(c, a[0], 0, a[1]),
         98 => c.write(a[1], &[0u8; 144]).map(|_| 0).into(),
@@ -328,13 +328,13 @@ fn dispatch(c: &Call) -> Ret {
         231 => threads::exit_group(c, a[0]),
         234 => threads::kill(c, a[0], Some(a[1]), a[2]),
         257 => fs::open(c, a[0] as i32, a[1], a[2]),
-        262 => fs::stat_path(c, a[0] as i32, a[1], a[2], a[3]),
+        262 => stat::stat_path(c, a[0] as i32, a[1], a[2], a[3]),
         263 => fs::unlink(c, a[0] as i32, a[1], a[2]),
         264 | 316 => fs::rename(c, a[0] as i32, a[1], a[2] as i32, a[3]),
         267 => fs::readlink(c, a[1], a[2], a[3]),
-        268 => fs::access(c, a[0] as i32, a[1], 0),
-        269 | 439 => fs::access(c, a[0] as i32, a[1], a[2]),
-        271 => fs::ppoll(c, a[0], a[1], a[2]),
+        268 => stat::access(c, a[0] as i32, a[1], 0),
+        269 | 439 => stat::access(c, a[0] as i32, a[1], a[2]),
+        271 => poll::ppoll(c, a[0], a[1], a[2]),
         273 => set_robust_list(c, a[0], a[1]),
         292 => dup3(c, a[0] as i32, a[1] as i32),
         293 => super::pipes::pipe2(c, a[0], a[1]),
@@ -454,8 +454,8 @@ fn dup(c: &Call, fd: i32, to: Option<i32>) -> Ret {
             let replaced = p.fds.take(new);
             let r = p.fds.dup(fd, new).map(|f| f as u64).ok_or(EBADF);
             drop(p);
-            if replaced.is_some_and(|o| o.is_pipe()) {
-                super::pipes::changed(c);
+            if let Some(o) = replaced {
+                fs::was_closed(c, &o);
             }
             r.into()
         }
